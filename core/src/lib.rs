@@ -1,0 +1,19 @@
+//! # ringside-core
+//!
+//! The sans-IO engine of Ringside: a Dynamo/Cassandra-style replicated key-value store written as
+//! plain state machines. Nothing here performs I/O, reads a clock or draws OS randomness: time is an
+//! argument, randomness comes from seeded generators, and iteration order is deterministic. The
+//! same engine runs in the simulator (here), in the browser (wasm) and in native nodes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod consistency;
+pub mod history;
+pub mod id;
+pub mod time;
+pub mod version;
+
+pub use consistency::ConsistencyLevel;
+pub use id::{NodeId, RequestId};
+pub use time::Instant;
+pub use version::{CausalContext, ConflictMode, Dot, Siblings, VClock, Version, VersionTag};

@@ -7,10 +7,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod consistency;
+pub mod coordinator;
+pub mod detector;
 pub mod history;
 pub mod id;
+pub mod message;
+pub mod node;
+pub mod ring;
+pub mod sim;
+pub mod storage;
 pub mod time;
+pub mod token;
+pub mod topology;
+pub mod trace;
 pub mod version;
 
 pub use consistency::ConsistencyLevel;

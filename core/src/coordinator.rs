@@ -1,0 +1,319 @@
+//! The coordinator's per-request state machines. They hold no I/O and no clock: [`crate::node::Node`]
+//! feeds them replies and deadlines and turns their decisions into messages and events.
+
+use crate::consistency::ConsistencyLevel;
+use crate::id::NodeId;
+use crate::node::{Reply, RequestError};
+use crate::time::Instant;
+use crate::token::Token;
+use crate::version::{ConflictMode, Siblings, Version};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a write decided after an input.
+#[derive(Debug, PartialEq)]
+pub enum WriteProgress {
+    /// Nothing to report yet.
+    Waiting,
+    /// Answer the client; keep collecting acknowledgements (stragglers get hints at the deadline).
+    Reply(Result<Reply, RequestError>),
+    /// The write is over; answer the client if not done yet.
+    Done(Option<Result<Reply, RequestError>>),
+}
+
+/// A write being coordinated.
+#[derive(Clone, Debug)]
+pub struct WriteOp {
+    /// Key token.
+    pub token: Token,
+    /// Key.
+    pub key: Vec<u8>,
+    /// Level requested.
+    pub cl: ConsistencyLevel,
+    /// Acknowledgements required: `block_for(RF) + pending` (1 for ANY, where a hint counts).
+    pub required: usize,
+    /// Natural ∪ pending replicas.
+    pub targets: Vec<NodeId>,
+    /// The pending (gaining) replicas among the targets.
+    pub pending: Vec<NodeId>,
+    /// Replicas that acknowledged.
+    pub acks: BTreeSet<NodeId>,
+    /// Replicas sent a mutation and not yet acknowledged.
+    pub outstanding: BTreeSet<NodeId>,
+    /// Targets a hint was stored for.
+    pub hinted: BTreeSet<NodeId>,
+    /// The version, once known (minted locally, by the leader, or an LWW timestamp).
+    pub version: Option<Version>,
+    /// The replica asked to mint the version, while waiting for it.
+    pub awaiting_mint: Option<NodeId>,
+    /// When the coordinator gives up.
+    pub deadline: Instant,
+    replied: bool,
+    expired: bool,
+}
+
+impl WriteOp {
+    /// A new write.
+    pub fn new(
+        token: Token,
+        key: Vec<u8>,
+        cl: ConsistencyLevel,
+        required: usize,
+        targets: Vec<NodeId>,
+        pending: Vec<NodeId>,
+        deadline: Instant,
+    ) -> Self {
+        WriteOp {
+            token,
+            key,
+            cl,
+            required,
+            targets,
+            pending,
+            acks: BTreeSet::new(),
+            outstanding: BTreeSet::new(),
+            hinted: BTreeSet::new(),
+            version: None,
+            awaiting_mint: None,
+            deadline,
+            replied: false,
+            expired: false,
+        }
+    }
+
+    /// Marks the deadline as passed.
+    pub fn expire(&mut self) {
+        self.expired = true;
+    }
+
+    fn satisfied(&self) -> bool {
+        // Hints never count toward the level, except for ANY (Cassandra).
+        let hints = if self.cl == ConsistencyLevel::Any { self.hinted.len() } else { 0 };
+        self.version.is_some() && self.acks.len() + hints >= self.required
+    }
+
+    /// Decides what to do after an input.
+    pub fn progress(&mut self, _now: Instant) -> WriteProgress {
+        let mut reply = None;
+        if !self.replied {
+            if self.satisfied() {
+                let version = self.version.as_ref().expect("satisfied implies a version");
+                reply = Some(Ok(Reply::Written {
+                    tag: version.tag(),
+                    acks: self.acks.iter().copied().collect(),
+                    hinted: self.hinted.iter().copied().collect(),
+                }));
+                self.replied = true;
+            } else if self.expired {
+                reply = Some(Err(RequestError::Timeout {
+                    cl: self.cl,
+                    required: self.required,
+                    received: self.acks.len(),
+                }));
+                self.replied = true;
+            }
+        }
+        let done = self.expired || (self.awaiting_mint.is_none() && self.outstanding.is_empty());
+        match (done && self.replied, reply) {
+            (true, reply) => WriteProgress::Done(reply),
+            (false, Some(r)) => WriteProgress::Reply(r),
+            (false, None) => WriteProgress::Waiting,
+        }
+    }
+}
+
+/// A read being coordinated.
+#[derive(Clone, Debug)]
+pub struct ReadOp {
+    /// Key token.
+    pub token: Token,
+    /// Key.
+    pub key: Vec<u8>,
+    /// Level requested.
+    pub cl: ConsistencyLevel,
+    /// Replies required.
+    pub required: usize,
+    /// Natural replicas contacted (the live ones).
+    pub targets: Vec<NodeId>,
+    /// Replies received.
+    pub replies: BTreeMap<NodeId, Siblings>,
+    /// When the coordinator gives up.
+    pub deadline: Instant,
+    replied: bool,
+    expired: bool,
+}
+
+impl ReadOp {
+    /// A new read.
+    pub fn new(
+        token: Token,
+        key: Vec<u8>,
+        cl: ConsistencyLevel,
+        required: usize,
+        targets: Vec<NodeId>,
+        deadline: Instant,
+    ) -> Self {
+        ReadOp {
+            token,
+            key,
+            cl,
+            required,
+            targets,
+            replies: BTreeMap::new(),
+            deadline,
+            replied: false,
+            expired: false,
+        }
+    }
+
+    /// Records a replica's reply (ignored from non-targets and duplicates).
+    pub fn reply(&mut self, from: NodeId, value: Siblings) {
+        if self.targets.contains(&from) {
+            self.replies.entry(from).or_insert(value);
+        }
+    }
+
+    /// Marks the deadline as passed.
+    pub fn expire(&mut self) {
+        self.expired = true;
+    }
+
+    /// Every reply merged.
+    pub fn merged(&self, mode: ConflictMode) -> Siblings {
+        let mut merged = Siblings::new();
+        for v in self.replies.values() {
+            merged.merge(v, mode);
+        }
+        merged
+    }
+
+    /// The client's answer, once (success as soon as `required` replies are in).
+    pub fn take_reply(&mut self, mode: ConflictMode) -> Option<Result<Reply, RequestError>> {
+        if self.replied {
+            return None;
+        }
+        if self.replies.len() >= self.required {
+            self.replied = true;
+            let value = self.merged(mode);
+            let context = value.context(mode);
+            return Some(Ok(Reply::Read {
+                value,
+                context,
+                replied: self.replies.keys().copied().collect(),
+            }));
+        }
+        if self.expired {
+            self.replied = true;
+            return Some(Err(RequestError::Timeout {
+                cl: self.cl,
+                required: self.required,
+                received: self.replies.len(),
+            }));
+        }
+        None
+    }
+
+    /// Whether every target answered or the deadline passed.
+    pub fn finished(&self) -> bool {
+        self.expired || self.replies.len() == self.targets.len()
+    }
+
+    /// Replicas whose reply lacked something the merged state has, with what to send them.
+    pub fn stale_replicas(&self, mode: ConflictMode) -> Vec<(NodeId, Siblings)> {
+        let merged = self.merged(mode);
+        self.replies
+            .iter()
+            .filter(|(_, v)| {
+                let mut theirs = (*v).clone();
+                theirs.merge(&merged, mode)
+            })
+            .map(|(n, _)| (*n, merged.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::{Dot, VClock};
+
+    fn version(counter: u64, v: &str) -> Version {
+        Version {
+            dot: Dot { node: NodeId(1), counter },
+            context: VClock::new(),
+            timestamp: counter,
+            value: Some(v.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn write_replies_at_required_acks_and_finishes_when_all_answered() {
+        let targets = vec![NodeId(1), NodeId(2), NodeId(3)];
+        let mut w = WriteOp::new(0, b"k".to_vec(), ConsistencyLevel::Quorum, 2, targets, vec![], Instant(100));
+        w.version = Some(version(1, "a"));
+        w.acks.insert(NodeId(1));
+        w.outstanding.extend([NodeId(2), NodeId(3)]);
+        assert_eq!(w.progress(Instant(1)), WriteProgress::Waiting);
+        w.outstanding.remove(&NodeId(2));
+        w.acks.insert(NodeId(2));
+        match w.progress(Instant(2)) {
+            WriteProgress::Reply(Ok(Reply::Written { acks, .. })) => {
+                assert_eq!(acks, vec![NodeId(1), NodeId(2)])
+            }
+            other => panic!("{other:?}"),
+        }
+        w.outstanding.remove(&NodeId(3));
+        w.acks.insert(NodeId(3));
+        assert_eq!(w.progress(Instant(3)), WriteProgress::Done(None));
+    }
+
+    #[test]
+    fn write_times_out_with_received_count() {
+        let mut w = WriteOp::new(0, b"k".to_vec(), ConsistencyLevel::All, 3, vec![NodeId(1)], vec![], Instant(100));
+        w.version = Some(version(1, "a"));
+        w.acks.insert(NodeId(1));
+        w.outstanding.insert(NodeId(2));
+        w.expire();
+        assert_eq!(
+            w.progress(Instant(100)),
+            WriteProgress::Done(Some(Err(RequestError::Timeout {
+                cl: ConsistencyLevel::All,
+                required: 3,
+                received: 1
+            })))
+        );
+    }
+
+    #[test]
+    fn any_is_satisfied_by_a_hint() {
+        let mut w = WriteOp::new(0, b"k".to_vec(), ConsistencyLevel::Any, 1, vec![NodeId(2)], vec![], Instant(100));
+        w.version = Some(version(1, "a"));
+        w.hinted.insert(NodeId(2));
+        assert!(matches!(w.progress(Instant(1)), WriteProgress::Done(Some(Ok(_)))));
+    }
+
+    #[test]
+    fn read_merges_and_finds_stale_replicas() {
+        let mut r = ReadOp::new(0, b"k".to_vec(), ConsistencyLevel::Quorum, 2, vec![NodeId(1), NodeId(2), NodeId(3)], Instant(100));
+        let old = Siblings::one(version(1, "old"));
+        let mut new = old.clone();
+        new.apply(
+            Version { context: { let mut c = VClock::new(); c.add_dot(Dot { node: NodeId(1), counter: 1 }, 0); c }, ..version(2, "new") },
+            ConflictMode::VectorClock,
+        );
+        r.reply(NodeId(1), new.clone());
+        assert_eq!(r.take_reply(ConflictMode::VectorClock), None);
+        r.reply(NodeId(2), old.clone());
+        match r.take_reply(ConflictMode::VectorClock) {
+            Some(Ok(Reply::Read { value, replied, .. })) => {
+                assert_eq!(value.values(), vec![b"new".to_vec()]);
+                assert_eq!(replied, vec![NodeId(1), NodeId(2)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!r.finished());
+        r.reply(NodeId(3), new.clone());
+        assert!(r.finished());
+        let stale: Vec<NodeId> = r.stale_replicas(ConflictMode::VectorClock).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(stale, vec![NodeId(2)]);
+    }
+}

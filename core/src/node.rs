@@ -1,0 +1,1040 @@
+//! The `Node` facade: one replica and coordinator of the cluster, as a sans-IO state machine.
+
+use crate::consistency::ConsistencyLevel;
+use crate::coordinator::{ReadOp, WriteOp, WriteProgress};
+use crate::detector::{DEFAULT_PHI_THRESHOLD, Liveness, PhiDetector};
+use crate::id::{NodeId, RequestId};
+use crate::message::{Message, Transmit};
+use crate::storage::{Hint, Storage, StorageError};
+use crate::time::Instant;
+use crate::token::{Token, TokenRange, token_for};
+use crate::topology::Topology;
+use crate::version::{CausalContext, ConflictMode, Dot, Siblings, VClock, Version, VersionTag};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// Tunables of a node. Defaults follow Cassandra 4.x where Cassandra has the setting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// How concurrent writes are resolved.
+    pub conflict_mode: ConflictMode,
+    /// Coordinator wait for write acks (Cassandra `write_request_timeout`: 2 s).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Coordinator wait for read replies (Cassandra `read_request_timeout`: 5 s).
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Heartbeat period; `None` disables failure detection (every peer presumed up).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Option<Duration>,
+    /// Phi conviction threshold (Cassandra `phi_convict_threshold`: 8).
+    pub phi_threshold: f64,
+    /// No hints are stored for a target down longer than this (Cassandra
+    /// `max_hint_window`: 3 h), measured from when it was convicted.
+    #[serde(with = "humantime_serde")]
+    pub max_hint_window: Duration,
+    /// Period of hint replay (Cassandra: 10 s).
+    #[serde(with = "humantime_serde")]
+    pub hint_replay_interval: Duration,
+    /// Hints sent per target per replay round.
+    pub hint_batch: usize,
+    /// Tombstone grace period; hints older than this expire (Cassandra `gc_grace_seconds`: 10 days).
+    #[serde(with = "humantime_serde")]
+    pub gc_grace: Duration,
+    /// Largest key accepted, in bytes (Cassandra: 64 KiB).
+    pub max_key_bytes: usize,
+    /// Largest value accepted, in bytes.
+    pub max_value_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            conflict_mode: ConflictMode::VectorClock,
+            write_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(5),
+            heartbeat_interval: Some(Duration::from_secs(1)),
+            phi_threshold: DEFAULT_PHI_THRESHOLD,
+            max_hint_window: Duration::from_secs(3 * 3600),
+            hint_replay_interval: Duration::from_secs(10),
+            hint_batch: 128,
+            gc_grace: Duration::from_secs(10 * 24 * 3600),
+            max_key_bytes: 64 * 1024,
+            max_value_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A request the node refused before starting it: the input itself is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    /// The key is empty.
+    #[error("empty key: keys must be 1 to {max} bytes")]
+    EmptyKey {
+        /// Largest key accepted.
+        max: usize,
+    },
+    /// The key is too long.
+    #[error("key of {len} bytes exceeds the limit of {max} bytes")]
+    KeyTooLarge {
+        /// Key length.
+        len: usize,
+        /// Largest key accepted.
+        max: usize,
+    },
+    /// The value is too long.
+    #[error("value of {len} bytes exceeds the limit of {max} bytes")]
+    ValueTooLarge {
+        /// Value length.
+        len: usize,
+        /// Largest value accepted.
+        max: usize,
+    },
+    /// `ANY` is only meaningful for writes (Cassandra rejects it for reads too).
+    #[error("consistency level ANY is only supported for writes; read at ONE or higher")]
+    AnyForRead,
+    /// The context is of the other conflict mode.
+    #[error("causal context does not match the cluster's conflict mode ({0:?})")]
+    ContextMismatch(ConflictMode),
+    /// The node stopped after a storage failure.
+    #[error("node stopped after a storage failure")]
+    Stopped,
+}
+
+/// Why a request failed after it was accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "kebab-case")]
+pub enum RequestError {
+    /// Refused up front: too few live replicas. Nothing was written.
+    #[error(
+        "unavailable: {cl} needs {required} live replicas, {alive} alive; bring replicas back or use a lower consistency level"
+    )]
+    Unavailable {
+        /// Level requested.
+        cl: ConsistencyLevel,
+        /// Replies required.
+        required: usize,
+        /// Live targets.
+        alive: usize,
+    },
+    /// Too few replies before the timeout. A write may have been applied by some replicas.
+    #[error("timeout: {cl} needs {required} replies, {received} received in time")]
+    Timeout {
+        /// Level requested.
+        cl: ConsistencyLevel,
+        /// Replies required.
+        required: usize,
+        /// Replies received.
+        received: usize,
+    },
+}
+
+/// A successful reply to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// A write or delete was acknowledged by enough replicas.
+    Written {
+        /// The version created.
+        tag: VersionTag,
+        /// Replicas that had acknowledged when the client was answered.
+        acks: Vec<NodeId>,
+        /// Targets this coordinator stored a hint for by then.
+        hinted: Vec<NodeId>,
+    },
+    /// A read got enough replies.
+    Read {
+        /// Merged versions (tombstones included; `values()` gives live values).
+        value: Siblings,
+        /// Context to send with a following write.
+        context: CausalContext,
+        /// Replicas whose replies were merged.
+        replied: Vec<NodeId>,
+    },
+}
+
+/// Something that happened inside a node, for traces, views and tests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum NodeTrace {
+    /// A hint was stored for `target`.
+    HintStored {
+        /// Replica the write is for.
+        target: NodeId,
+        /// Hint id.
+        id: u64,
+        /// Key.
+        key: String,
+    },
+    /// No hint was stored: the target has been down longer than the hint window.
+    HintWindowExceeded {
+        /// Replica the write was for.
+        target: NodeId,
+        /// Key.
+        key: String,
+    },
+    /// A hint was acknowledged by its target and removed.
+    HintDelivered {
+        /// Target.
+        target: NodeId,
+        /// Hint id.
+        id: u64,
+    },
+    /// A hint outlived the grace period and was dropped.
+    HintExpired {
+        /// Target.
+        target: NodeId,
+        /// Hint id.
+        id: u64,
+    },
+    /// A stale replica was sent the merged versions after a read.
+    ReadRepair {
+        /// Stale replica.
+        replica: NodeId,
+        /// Key.
+        key: String,
+    },
+    /// The failure detector convicted a peer.
+    PeerDown {
+        /// Peer.
+        peer: NodeId,
+    },
+    /// A convicted peer was heard from again.
+    PeerUp {
+        /// Peer.
+        peer: NodeId,
+    },
+}
+
+/// An output of the node other than a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Event {
+    /// The outcome of a client request.
+    Reply {
+        /// The request.
+        request: RequestId,
+        /// Its outcome.
+        result: Result<Reply, RequestError>,
+    },
+    /// A traceable internal event.
+    Trace(NodeTrace),
+    /// Storage failed: the node stopped and must be restarted by its operator.
+    Fatal(StorageError),
+}
+
+/// Counters a node keeps about itself (volatile).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Writes coordinated.
+    pub writes: u64,
+    /// Reads coordinated.
+    pub reads: u64,
+    /// Read repairs sent.
+    pub read_repairs: u64,
+    /// Hints stored.
+    pub hints_stored: u64,
+    /// Hints delivered.
+    pub hints_delivered: u64,
+    /// Hints expired.
+    pub hints_expired: u64,
+    /// Writes refused with `Unavailable`.
+    pub unavailable: u64,
+    /// Requests timed out.
+    pub timeouts: u64,
+}
+
+/// Timers of a node: an enum plus a table, as in quinn-proto.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Heartbeat,
+    HintReplay,
+    Request(RequestId),
+}
+
+/// Monotonic counters that survive restarts without a write per use: blocks are reserved in
+/// storage ahead of use, so after a crash numbering resumes past anything handed out.
+#[derive(Clone, Debug)]
+struct DurableCounter {
+    name: &'static str,
+    next: u64,
+    reserved: u64,
+}
+
+const COUNTER_BLOCK: u64 = 1024;
+
+impl DurableCounter {
+    fn load(name: &'static str, storage: &dyn Storage) -> Result<Self, StorageError> {
+        let reserved = storage
+            .get_meta(name)?
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            .unwrap_or(0);
+        Ok(DurableCounter { name, next: reserved.max(1), reserved })
+    }
+
+    fn next(&mut self, storage: &mut dyn Storage) -> Result<u64, StorageError> {
+        if self.next >= self.reserved {
+            self.reserved = self.next + COUNTER_BLOCK;
+            storage.put_meta(self.name, &self.reserved.to_le_bytes())?;
+        }
+        let n = self.next;
+        self.next += 1;
+        Ok(n)
+    }
+}
+
+/// One node of the cluster: a replica of the ranges the ring gives it and a coordinator of the
+/// client requests sent to it.
+///
+/// # Calling contract
+/// `Node` performs no I/O and never reads a clock; its driver (the simulator, the browser, or the
+/// native node's driver task) owns it and is the only caller.
+///
+/// * **Inputs** — [`Node::handle_message`] for a message from a peer, [`Node::handle_timeout`] when
+///   the instant last returned by [`Node::poll_timeout`] has passed (spurious or late calls are
+///   harmless), and the client commands [`Node::put`], [`Node::delete`] and [`Node::get`], which
+///   return a [`RequestId`] whose outcome arrives later as [`Event::Reply`]. Every input takes
+///   `now`, which must never go backwards.
+/// * **Outputs** — after *every* input, drain [`Node::poll_transmit`] and [`Node::poll_event`]
+///   until they return `None`, then ask [`Node::poll_timeout`] for the next wake-up
+///   (single-mutation invariant: never feed an input while outputs are pending).
+/// * **Durability** — before releasing the transmits and events of a batch of inputs, the driver
+///   calls `Storage::sync` (see [`crate::storage`]); that is what makes an acknowledgement mean
+///   "durable".
+///
+/// A crash is modelled by dropping the `Node` and keeping its storage; [`Node::new`] on that
+/// storage restarts it with a higher generation, with all volatile state (in-flight requests,
+/// failure-detector windows) lost.
+#[derive(Clone, Debug)]
+pub struct Node<S: Storage> {
+    id: NodeId,
+    config: NodeConfig,
+    topology: Topology,
+    storage: S,
+    generation: u64,
+    detector: PhiDetector,
+    timers: BTreeSet<(Instant, Timer)>,
+    next_request: u64,
+    writes: BTreeMap<RequestId, WriteOp>,
+    reads: BTreeMap<RequestId, ReadOp>,
+    hint_ids: DurableCounter,
+    lww_counter: DurableCounter,
+    hints_in_flight: BTreeMap<u64, Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: NodeStats,
+    stopped: bool,
+}
+
+const GENERATION_KEY: &str = "generation";
+
+impl<S: Storage> Node<S> {
+    /// Starts (or restarts) a node on `storage`. The generation stored there is incremented.
+    pub fn new(
+        id: NodeId,
+        config: NodeConfig,
+        topology: Topology,
+        mut storage: S,
+        now: Instant,
+    ) -> Result<Self, StorageError> {
+        let generation = storage
+            .get_meta(GENERATION_KEY)?
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            .unwrap_or(0)
+            + 1;
+        storage.put_meta(GENERATION_KEY, &generation.to_le_bytes())?;
+        let hint_ids = DurableCounter::load("hint-id", &storage)?;
+        let lww_counter = DurableCounter::load("lww-counter", &storage)?;
+        storage.sync()?;
+        let mut timers = BTreeSet::new();
+        if let Some(hb) = config.heartbeat_interval {
+            // Heartbeat immediately so peers learn of a restart at once.
+            timers.insert((now, Timer::Heartbeat));
+            let _ = hb;
+        }
+        timers.insert((now + config.hint_replay_interval, Timer::HintReplay));
+        Ok(Node {
+            id,
+            detector: PhiDetector::new(config.phi_threshold),
+            config,
+            topology,
+            storage,
+            generation,
+            timers,
+            next_request: 0,
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            hint_ids,
+            lww_counter,
+            hints_in_flight: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            stopped: false,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Generation of this incarnation (increases at every restart).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The node's storage (read-only, for views and checks).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The node's storage, for the driver's `sync` calls.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// Gives the storage back (a crash in the simulator).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// Current topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Replaces the topology (pending ranges, new ring).
+    pub fn set_topology(&mut self, topology: Topology) {
+        self.topology = topology;
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// Whether this node currently believes `peer` is alive.
+    pub fn is_alive(&self, peer: NodeId) -> bool {
+        peer == self.id || self.detector.is_alive(peer)
+    }
+
+    /// Phi of `peer` at `now`.
+    pub fn phi(&self, now: Instant, peer: NodeId) -> f64 {
+        self.detector.phi(now, peer)
+    }
+
+    /// Requests in flight (writes, reads).
+    pub fn in_flight(&self) -> (usize, usize) {
+        (self.writes.len(), self.reads.len())
+    }
+
+    /// Hints stored on this node, per target.
+    pub fn hints_by_target(&self) -> BTreeMap<NodeId, usize> {
+        let mut out = BTreeMap::new();
+        for h in self.storage.hints().unwrap_or_default() {
+            *out.entry(h.target).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Next outgoing message.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.transmits.push_back(Transmit { to, message });
+    }
+
+    fn trace(&mut self, t: NodeTrace) {
+        self.events.push_back(Event::Trace(t));
+    }
+
+    fn fatal(&mut self, e: StorageError) {
+        if !self.stopped {
+            self.stopped = true;
+            self.timers.clear();
+            self.events.push_back(Event::Fatal(e));
+        }
+    }
+
+    fn new_request(&mut self) -> RequestId {
+        self.next_request += 1;
+        // The generation in the high bits keeps ids of a restarted node distinct from replies
+        // still in flight to its previous incarnation.
+        RequestId((self.generation << 40) | self.next_request)
+    }
+
+    fn validate_key(&self, key: &[u8]) -> Result<(), InvalidRequest> {
+        let max = self.config.max_key_bytes;
+        if key.is_empty() {
+            return Err(InvalidRequest::EmptyKey { max });
+        }
+        if key.len() > max {
+            return Err(InvalidRequest::KeyTooLarge { len: key.len(), max });
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Client commands
+    // ---------------------------------------------------------------------------------------------
+
+    /// Writes `value` under `key` at `cl`, superseding what `context` covers.
+    pub fn put(
+        &mut self,
+        now: Instant,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        cl: ConsistencyLevel,
+        context: CausalContext,
+    ) -> Result<RequestId, InvalidRequest> {
+        if value.len() > self.config.max_value_bytes {
+            return Err(InvalidRequest::ValueTooLarge {
+                len: value.len(),
+                max: self.config.max_value_bytes,
+            });
+        }
+        self.start_write(now, key, Some(value), cl, context)
+    }
+
+    /// Deletes `key` at `cl` (a tombstone superseding what `context` covers).
+    pub fn delete(
+        &mut self,
+        now: Instant,
+        key: Vec<u8>,
+        cl: ConsistencyLevel,
+        context: CausalContext,
+    ) -> Result<RequestId, InvalidRequest> {
+        self.start_write(now, key, None, cl, context)
+    }
+
+    /// Reads `key` at `cl`.
+    pub fn get(
+        &mut self,
+        now: Instant,
+        key: Vec<u8>,
+        cl: ConsistencyLevel,
+    ) -> Result<RequestId, InvalidRequest> {
+        if self.stopped {
+            return Err(InvalidRequest::Stopped);
+        }
+        self.validate_key(&key)?;
+        if cl == ConsistencyLevel::Any {
+            return Err(InvalidRequest::AnyForRead);
+        }
+        let request = self.new_request();
+        self.stats.reads += 1;
+        let token = token_for(&key);
+        let natural: Vec<NodeId> = self.topology.ring().replicas(token).to_vec();
+        let required = cl.block_for(self.topology.rf()).min(natural.len().max(1));
+        let alive: Vec<NodeId> = natural.iter().copied().filter(|n| self.is_alive(*n)).collect();
+        if alive.len() < required {
+            self.stats.unavailable += 1;
+            self.events.push_back(Event::Reply {
+                request,
+                result: Err(RequestError::Unavailable { cl, required, alive: alive.len() }),
+            });
+            return Ok(request);
+        }
+        let deadline = now + self.config.read_timeout;
+        let mut op = ReadOp::new(token, key.clone(), cl, required, alive.clone(), deadline);
+        for target in alive {
+            if target == self.id {
+                match self.local_read(now, token, &key) {
+                    Ok(v) => op.reply(self.id, v),
+                    Err(e) => {
+                        self.fatal(e);
+                        return Ok(request);
+                    }
+                }
+            } else {
+                self.send(target, Message::Read { op: request.0, token, key: key.clone() });
+            }
+        }
+        self.timers.insert((deadline, Timer::Request(request)));
+        self.reads.insert(request, op);
+        self.progress_read(request);
+        Ok(request)
+    }
+
+    fn start_write(
+        &mut self,
+        now: Instant,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        cl: ConsistencyLevel,
+        context: CausalContext,
+    ) -> Result<RequestId, InvalidRequest> {
+        if self.stopped {
+            return Err(InvalidRequest::Stopped);
+        }
+        self.validate_key(&key)?;
+        let mode = self.config.conflict_mode;
+        let context = match (mode, context) {
+            (ConflictMode::VectorClock, CausalContext::Vector(c)) => c,
+            (ConflictMode::Lww, CausalContext::Lww(_)) => VClock::new(),
+            // An empty vector context is what a client without a read sends: accept it in LWW.
+            (ConflictMode::Lww, CausalContext::Vector(c)) if c.is_empty() => VClock::new(),
+            _ => return Err(InvalidRequest::ContextMismatch(mode)),
+        };
+        let request = self.new_request();
+        self.stats.writes += 1;
+        let token = token_for(&key);
+        let natural: Vec<NodeId> = self.topology.ring().replicas(token).to_vec();
+        let pending: Vec<NodeId> = self
+            .topology
+            .pending_replicas(token)
+            .into_iter()
+            .filter(|n| !natural.contains(n))
+            .collect();
+        let required = if cl == ConsistencyLevel::Any {
+            1
+        } else {
+            cl.write_acks_required(self.topology.rf(), pending.len())
+                .min(natural.len() + pending.len())
+        };
+        let targets: Vec<NodeId> = natural.iter().chain(pending.iter()).copied().collect();
+        let alive: Vec<NodeId> = targets.iter().copied().filter(|n| self.is_alive(*n)).collect();
+        let leader = match mode {
+            ConflictMode::VectorClock => {
+                if natural.contains(&self.id) {
+                    Some(self.id)
+                } else {
+                    natural.iter().copied().find(|n| self.is_alive(*n))
+                }
+            }
+            ConflictMode::Lww => None,
+        };
+        let unavailable = if cl == ConsistencyLevel::Any {
+            // A hint satisfies ANY, but in vector-clock mode a live natural replica must mint
+            // the version.
+            mode == ConflictMode::VectorClock && leader.is_none()
+        } else {
+            alive.len() < required
+        };
+        if unavailable {
+            self.stats.unavailable += 1;
+            let required = if cl == ConsistencyLevel::Any { 1 } else { required };
+            let alive_count = if cl == ConsistencyLevel::Any { 0 } else { alive.len() };
+            self.events.push_back(Event::Reply {
+                request,
+                result: Err(RequestError::Unavailable { cl, required, alive: alive_count }),
+            });
+            return Ok(request);
+        }
+        let deadline = now + self.config.write_timeout;
+        let mut op = WriteOp::new(token, key, cl, required, targets, pending, deadline);
+        match leader {
+            Some(leader) if leader != self.id => {
+                op.awaiting_mint = Some(leader);
+                op.outstanding.insert(leader);
+                self.send(
+                    leader,
+                    Message::Mint {
+                        op: request.0,
+                        token,
+                        key: op.key.clone(),
+                        value,
+                        context,
+                        timestamp: now.as_micros(),
+                    },
+                );
+            }
+            Some(_) => match self.mint(now, token, &op.key, value, context, now.as_micros()) {
+                Ok(version) => {
+                    op.acks.insert(self.id);
+                    op.version = Some(version);
+                }
+                Err(e) => {
+                    self.fatal(e);
+                    return Ok(request);
+                }
+            },
+            None => {
+                let counter = match self.lww_counter.next(&mut self.storage) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.fatal(e);
+                        return Ok(request);
+                    }
+                };
+                op.version = Some(Version {
+                    dot: Dot { node: self.id, counter },
+                    context: VClock::new(),
+                    timestamp: now.as_micros(),
+                    value,
+                });
+            }
+        }
+        self.timers.insert((deadline, Timer::Request(request)));
+        self.writes.insert(request, op);
+        if self.writes[&request].version.is_some() {
+            self.fan_out(now, request);
+        }
+        self.progress_write(now, request);
+        Ok(request)
+    }
+
+    /// Sends the known version to every target not yet contacted; stores hints for dead ones.
+    fn fan_out(&mut self, now: Instant, request: RequestId) {
+        let Some(op) = self.writes.get(&request) else { return };
+        let version = op.version.clone().expect("fan_out after the version is known");
+        let contacted: BTreeSet<NodeId> =
+            op.acks.iter().chain(op.outstanding.iter()).copied().collect();
+        let todo: Vec<NodeId> =
+            op.targets.iter().copied().filter(|t| !contacted.contains(t)).collect();
+        let (token, key) = (op.token, op.key.clone());
+        let value = Siblings::one(version);
+        for target in todo {
+            if target == self.id {
+                match self.local_apply(now, token, &key, &value) {
+                    Ok(()) => {
+                        self.writes.get_mut(&request).expect("op").acks.insert(self.id);
+                    }
+                    Err(e) => return self.fatal(e),
+                }
+            } else if self.is_alive(target) {
+                self.writes.get_mut(&request).expect("op").outstanding.insert(target);
+                self.send(
+                    target,
+                    Message::Mutation { op: request.0, token, key: key.clone(), value: value.clone() },
+                );
+            } else {
+                self.store_hint(now, request, target);
+            }
+        }
+    }
+
+    fn store_hint(&mut self, now: Instant, request: RequestId, target: NodeId) {
+        let Some(op) = self.writes.get(&request) else { return };
+        if op.hinted.contains(&target) || op.acks.contains(&target) {
+            return;
+        }
+        let Some(version) = op.version.clone() else { return };
+        let key_text = String::from_utf8_lossy(&op.key).into_owned();
+        let window_exceeded = self
+            .detector
+            .down_since(target)
+            .is_some_and(|since| now.saturating_duration_since(since) > self.config.max_hint_window);
+        if window_exceeded {
+            self.trace(NodeTrace::HintWindowExceeded { target, key: key_text });
+            return;
+        }
+        let id = match self.hint_ids.next(&mut self.storage) {
+            Ok(id) => id,
+            Err(e) => return self.fatal(e),
+        };
+        let hint = Hint {
+            id,
+            target,
+            token: op.token,
+            key: op.key.clone(),
+            value: Siblings::one(version),
+            created: now,
+        };
+        if let Err(e) = self.storage.put_hint(&hint) {
+            return self.fatal(e);
+        }
+        self.stats.hints_stored += 1;
+        self.writes.get_mut(&request).expect("op").hinted.insert(target);
+        self.trace(NodeTrace::HintStored { target, id, key: key_text });
+    }
+
+    fn progress_write(&mut self, now: Instant, request: RequestId) {
+        let Some(op) = self.writes.get_mut(&request) else { return };
+        match op.progress(now) {
+            WriteProgress::Waiting => {}
+            WriteProgress::Reply(result) => {
+                if result.is_err() {
+                    self.stats.timeouts += 1;
+                }
+                self.events.push_back(Event::Reply { request, result });
+            }
+            WriteProgress::Done(reply) => {
+                if let Some(result) = reply {
+                    if result.is_err() {
+                        self.stats.timeouts += 1;
+                    }
+                    self.events.push_back(Event::Reply { request, result });
+                }
+                self.writes.remove(&request);
+                self.timers.retain(|(_, t)| *t != Timer::Request(request));
+            }
+        }
+    }
+
+    fn progress_read(&mut self, request: RequestId) {
+        let mode = self.config.conflict_mode;
+        let Some(op) = self.reads.get_mut(&request) else { return };
+        if let Some(result) = op.take_reply(mode) {
+            if result.is_err() {
+                self.stats.timeouts += 1;
+            }
+            self.events.push_back(Event::Reply { request, result });
+        }
+        if op.finished() {
+            let op = self.reads.remove(&request).expect("op");
+            self.timers.retain(|(_, t)| *t != Timer::Request(request));
+            for (replica, value) in op.stale_replicas(mode) {
+                self.stats.read_repairs += 1;
+                self.trace(NodeTrace::ReadRepair {
+                    replica,
+                    key: String::from_utf8_lossy(&op.key).into_owned(),
+                });
+                if replica == self.id {
+                    // Cannot happen in practice (the local reply is read from the merged state),
+                    // but repair locally rather than messaging ourselves.
+                    if let Err(e) = self.merge_local(op.token, &op.key, &value) {
+                        return self.fatal(e);
+                    }
+                } else {
+                    self.send(replica, Message::Repair { token: op.token, key: op.key.clone(), value });
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Replica side
+    // ---------------------------------------------------------------------------------------------
+
+    fn local_read(&mut self, now: Instant, token: Token, key: &[u8]) -> Result<Siblings, StorageError> {
+        let mut value = self.storage.get(token, key)?.unwrap_or_default();
+        let horizon = now.as_micros().saturating_sub(self.config.gc_grace.as_micros() as u64);
+        if value.purge_tombstones(horizon) {
+            self.storage.put(token, key, &value)?;
+        }
+        Ok(value)
+    }
+
+    fn merge_local(&mut self, token: Token, key: &[u8], incoming: &Siblings) -> Result<(), StorageError> {
+        let mut current = self.storage.get(token, key)?.unwrap_or_default();
+        if current.merge(incoming, self.config.conflict_mode) {
+            self.storage.put(token, key, &current)?;
+        }
+        Ok(())
+    }
+
+    fn local_apply(&mut self, _now: Instant, token: Token, key: &[u8], value: &Siblings) -> Result<(), StorageError> {
+        self.merge_local(token, key, value)
+    }
+
+    /// Mints a new version as a natural replica: the dot counter continues this node's chain of
+    /// dots for the key (see [`crate::version`]).
+    fn mint(
+        &mut self,
+        now: Instant,
+        token: Token,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+        mut context: VClock,
+        timestamp: u64,
+    ) -> Result<Version, StorageError> {
+        let current = self.storage.get(token, key)?.unwrap_or_default();
+        let counter = current.max_counter(self.id).max(context.get(self.id)) + 1;
+        context.prune(crate::version::MAX_CLOCK_ENTRIES);
+        let version = Version { dot: Dot { node: self.id, counter }, context, timestamp, value };
+        let mut next = current;
+        next.apply(version.clone(), self.config.conflict_mode);
+        self.storage.put(token, key, &next)?;
+        let _ = now;
+        Ok(version)
+    }
+
+    /// Feeds a message from `from`.
+    pub fn handle_message(&mut self, now: Instant, from: NodeId, message: Message) {
+        if self.stopped {
+            return;
+        }
+        // Any message proves the sender alive.
+        if let Some(Liveness::Up(peer)) = self.detector.report(now, from) {
+            self.trace(NodeTrace::PeerUp { peer });
+        }
+        let result = match message {
+            Message::Heartbeat { .. } => Ok(()),
+            Message::Mint { op, token, key, value, context, timestamp } => {
+                self.mint(now, token, &key, value, context, timestamp).map(|version| {
+                    self.send(from, Message::MintAck { op, version });
+                })
+            }
+            Message::MintAck { op, version } => {
+                let request = RequestId(op);
+                if let Some(w) = self.writes.get_mut(&request) {
+                    if w.awaiting_mint == Some(from) {
+                        w.awaiting_mint = None;
+                        w.outstanding.remove(&from);
+                        w.acks.insert(from);
+                        w.version = Some(version);
+                        self.fan_out(now, request);
+                        self.progress_write(now, request);
+                    }
+                }
+                Ok(())
+            }
+            Message::Mutation { op, token, key, value } => {
+                self.merge_local(token, &key, &value).map(|()| {
+                    self.send(from, Message::MutationAck { op });
+                })
+            }
+            Message::MutationAck { op } => {
+                let request = RequestId(op);
+                if let Some(w) = self.writes.get_mut(&request) {
+                    if w.outstanding.remove(&from) {
+                        w.acks.insert(from);
+                        self.progress_write(now, request);
+                    }
+                }
+                Ok(())
+            }
+            Message::Read { op, token, key } => self.local_read(now, token, &key).map(|value| {
+                self.send(from, Message::ReadReply { op, value });
+            }),
+            Message::ReadReply { op, value } => {
+                let request = RequestId(op);
+                if let Some(r) = self.reads.get_mut(&request) {
+                    r.reply(from, value);
+                    self.progress_read(request);
+                }
+                Ok(())
+            }
+            Message::Repair { token, key, value } => self.merge_local(token, &key, &value),
+            Message::Hint { id, token, key, value } => self.merge_local(token, &key, &value).map(|()| {
+                self.send(from, Message::HintAck { id });
+            }),
+            Message::HintAck { id } => {
+                if self.hints_in_flight.remove(&id).is_some() {
+                    match self.storage.remove_hint(id) {
+                        Ok(()) => {
+                            self.stats.hints_delivered += 1;
+                            self.trace(NodeTrace::HintDelivered { target: from, id });
+                        }
+                        Err(e) => self.fatal(e),
+                    }
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.fatal(e);
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > now || self.stopped {
+                break;
+            }
+            self.timers.pop_first();
+            match timer {
+                Timer::Heartbeat => self.on_heartbeat(now),
+                Timer::HintReplay => self.on_hint_replay(now),
+                Timer::Request(request) => {
+                    if self.writes.contains_key(&request) {
+                        self.on_write_deadline(now, request);
+                    } else if let Some(r) = self.reads.get_mut(&request) {
+                        r.expire();
+                        self.progress_read(request);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_heartbeat(&mut self, now: Instant) {
+        let Some(interval) = self.config.heartbeat_interval else { return };
+        let peers: Vec<NodeId> =
+            self.topology.members().iter().copied().filter(|p| *p != self.id).collect();
+        for peer in peers {
+            self.send(peer, Message::Heartbeat { generation: self.generation });
+        }
+        for change in self.detector.interpret(now) {
+            match change {
+                Liveness::Down(peer) => self.trace(NodeTrace::PeerDown { peer }),
+                Liveness::Up(peer) => self.trace(NodeTrace::PeerUp { peer }),
+            }
+        }
+        self.timers.insert((now + interval, Timer::Heartbeat));
+    }
+
+    fn on_write_deadline(&mut self, now: Instant, request: RequestId) {
+        // Targets that never acknowledged get a hint (Cassandra hints timed-out replicas), then
+        // the write completes: with a timeout if the client is still waiting.
+        let missing: Vec<NodeId> = {
+            let op = &self.writes[&request];
+            op.outstanding.iter().copied().collect()
+        };
+        for target in missing {
+            self.store_hint(now, request, target);
+        }
+        if let Some(op) = self.writes.get_mut(&request) {
+            op.expire();
+        }
+        self.progress_write(now, request);
+    }
+
+    fn on_hint_replay(&mut self, now: Instant) {
+        self.timers.insert((now + self.config.hint_replay_interval, Timer::HintReplay));
+        let hints = match self.storage.hints() {
+            Ok(h) => h,
+            Err(e) => return self.fatal(e),
+        };
+        // Forget sends that were never acknowledged within a replay period: resend them.
+        let retry_before = now - self.config.hint_replay_interval;
+        self.hints_in_flight.retain(|_, sent| *sent > retry_before);
+        let grace = self.config.gc_grace;
+        let mut sent_per_target: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for hint in hints {
+            if now.saturating_duration_since(hint.created) > grace {
+                // Replaying a hint older than the grace period could resurrect data whose
+                // tombstone has been purged: drop it.
+                if let Err(e) = self.storage.remove_hint(hint.id) {
+                    return self.fatal(e);
+                }
+                self.stats.hints_expired += 1;
+                self.trace(NodeTrace::HintExpired { target: hint.target, id: hint.id });
+                continue;
+            }
+            if !self.is_alive(hint.target) || self.hints_in_flight.contains_key(&hint.id) {
+                continue;
+            }
+            let sent = sent_per_target.entry(hint.target).or_insert(0);
+            if *sent >= self.config.hint_batch {
+                continue;
+            }
+            *sent += 1;
+            self.hints_in_flight.insert(hint.id, now);
+            self.send(
+                hint.target,
+                Message::Hint { id: hint.id, token: hint.token, key: hint.key, value: hint.value },
+            );
+        }
+    }
+
+    /// Keys this node stores whose token lies in `range` (for views and tests).
+    pub fn count_keys_in(&self, range: TokenRange) -> usize {
+        self.storage.scan(range, None, usize::MAX).map(|v| v.len()).unwrap_or(0)
+    }
+}

@@ -1,0 +1,885 @@
+//! The deterministic simulator: a seeded, single-threaded pump that drives [`Node`]s over a
+//! virtual network on a virtual clock.
+//!
+//! Everything that happens is an item in one priority queue ordered by `(time, sequence)`: message
+//! deliveries (each keeps its `sent_at` and `deliver_at`, so a view can interpolate positions),
+//! node wake-ups and client actions. Faults — latency, loss, partitions, crashes with durable state
+//! kept and volatile state lost — are applied by the simulator, never by the nodes. The same
+//! configuration and seed always produce the same trace hash.
+
+pub mod network;
+pub mod timeline;
+pub mod workload;
+
+use crate::consistency::ConsistencyLevel;
+use crate::history::{History, Op, OpError, OpFunction, OpType};
+use crate::id::{NodeId, RequestId};
+use crate::message::{Message, Transmit};
+use crate::node::{Event, InvalidRequest, Node, NodeConfig, Reply, RequestError};
+use crate::ring::Ring;
+use crate::storage::{MemStorage, Storage};
+use crate::time::Instant;
+use crate::token::token_for;
+use crate::topology::Topology;
+use crate::trace::{DropReason, Trace, TraceEvent};
+use crate::version::{CausalContext, ConflictMode, Siblings};
+use network::{Network, NetworkConfig, draw, probability_threshold};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::time::Duration;
+use workload::WorkloadConfig;
+
+/// Process numbers of scripted client operations start here (workload clients are `0..clients`).
+pub const SCRIPTED_PROCESS_BASE: u32 = 10_000;
+/// Process number of the final convergence reads.
+pub const FINAL_PROCESS: u32 = 20_000;
+
+/// Everything a simulation needs.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Node names, indexed by `NodeId`.
+    pub names: Vec<String>,
+    /// The initial ring.
+    pub ring: Ring,
+    /// Node tunables (shared by all nodes).
+    pub node: NodeConfig,
+    /// Network behaviour.
+    pub network: NetworkConfig,
+    /// Client workload.
+    pub workload: WorkloadConfig,
+    /// Keep every trace record (the hash is always computed).
+    pub keep_trace: bool,
+}
+
+/// A message between two nodes, in flight.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InFlight {
+    /// Message id, unique in the run.
+    pub id: u64,
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// Payload.
+    pub message: Message,
+    /// When it was sent.
+    pub sent_at: Instant,
+    /// When it arrives (unless dropped then).
+    pub deliver_at: Instant,
+    /// Lost by the network (decided at send, applied at delivery time).
+    pub lost: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Item {
+    Deliver(u64),
+    Wake(NodeId),
+    Client(u32),
+}
+
+#[derive(Clone, Debug)]
+struct SimNode {
+    node: Option<Node<MemStorage>>,
+    parked: Option<MemStorage>,
+    wake: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+struct PendingOp {
+    process: u32,
+    invoke: u64,
+    f: OpFunction,
+    key: String,
+    value: Option<String>,
+    cl: ConsistencyLevel,
+    write_context: Option<CausalContext>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ClientState {
+    seq: u64,
+    contexts: BTreeMap<String, CausalContext>,
+}
+
+/// The result of a client operation, kept for scripted operations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// Index of the completion op in the history.
+    pub op_index: u64,
+    /// What the coordinator answered (`None` when the coordinator crashed first).
+    pub result: Option<Result<Reply, RequestError>>,
+}
+
+/// Counters of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SimStats {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages dropped (loss, partition, receiver down).
+    pub dropped: u64,
+    /// Node wake-ups processed.
+    pub wakeups: u64,
+}
+
+/// A running simulation. Cloning it is a checkpoint.
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    config: SimConfig,
+    now: Instant,
+    rng: ChaCha8Rng,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Instant, u64, Item)>>,
+    in_flight: BTreeMap<u64, InFlight>,
+    next_message: u64,
+    link_clock: Vec<u64>,
+    nodes: Vec<SimNode>,
+    network: Network,
+    topology: Topology,
+    clients: Vec<ClientState>,
+    pending: BTreeMap<(NodeId, RequestId), PendingOp>,
+    completions: BTreeMap<u64, Completion>,
+    next_scripted: u32,
+    history: History,
+    trace: Trace,
+    stats: SimStats,
+    read_threshold: u64,
+    delete_threshold: u64,
+}
+
+/// A request the simulation could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// No node has this name.
+    #[error("unknown node {0:?}")]
+    UnknownNode(String),
+    /// The node is crashed.
+    #[error("node {0} is down: restart it first")]
+    NodeDown(String),
+    /// The node is already running.
+    #[error("node {0} is already running")]
+    NodeRunning(String),
+    /// The node refused the request.
+    #[error("{0}")]
+    Invalid(#[from] InvalidRequest),
+}
+
+impl Simulation {
+    /// Builds a cluster with every node up at time zero.
+    pub fn new(config: SimConfig) -> Self {
+        let n = config.names.len();
+        let topology = Topology::new(config.ring.clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let clients = (0..config.workload.clients).map(|_| ClientState::default()).collect();
+        let read_threshold = probability_threshold(config.workload.read_fraction);
+        let delete_threshold = probability_threshold(
+            config.workload.delete_fraction / (1.0 - config.workload.read_fraction).max(1e-9),
+        );
+        let mut sim = Simulation {
+            now: Instant::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            in_flight: BTreeMap::new(),
+            next_message: 0,
+            link_clock: vec![0; n * n],
+            nodes: Vec::with_capacity(n),
+            network: Network::new(config.network.clone()),
+            topology,
+            clients,
+            pending: BTreeMap::new(),
+            completions: BTreeMap::new(),
+            next_scripted: 0,
+            history: History::default(),
+            trace: Trace::new(config.keep_trace),
+            stats: SimStats::default(),
+            read_threshold,
+            delete_threshold,
+            rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+            config,
+        };
+        for i in 0..n {
+            let node = Node::new(
+                NodeId(i as u32),
+                sim.config.node.clone(),
+                sim.topology.clone(),
+                MemStorage::new(),
+                Instant::ZERO,
+            )
+            .expect("in-memory storage cannot fail");
+            sim.nodes.push(SimNode { node: Some(node), parked: None, wake: None });
+        }
+        for i in 0..n {
+            sim.drain(NodeId(i as u32));
+        }
+        let start = Instant::ZERO + sim.config.workload.start;
+        for c in 0..sim.config.workload.clients {
+            // Stagger client starts by a few ms so they do not move in lock step.
+            let offset = Duration::from_micros(sim.rng.random_range(0..5_000));
+            sim.schedule(start + offset, Item::Client(c as u32));
+        }
+        sim
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Accessors
+    // ---------------------------------------------------------------------------------------------
+
+    /// Current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Node names, indexed by id.
+    pub fn names(&self) -> &[String] {
+        &self.config.names
+    }
+
+    /// The id of a named node.
+    pub fn node_id(&self, name: &str) -> Result<NodeId, SimError> {
+        self.config
+            .names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| NodeId(i as u32))
+            .ok_or_else(|| SimError::UnknownNode(name.to_string()))
+    }
+
+    /// The name of a node.
+    pub fn name(&self, id: NodeId) -> &str {
+        self.config.names.get(id.0 as usize).map_or("?", String::as_str)
+    }
+
+    /// The running node, if up.
+    pub fn node(&self, id: NodeId) -> Option<&Node<MemStorage>> {
+        self.nodes.get(id.0 as usize).and_then(|n| n.node.as_ref())
+    }
+
+    /// Whether a node is running.
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.node(id).is_some()
+    }
+
+    /// A node's storage, whether it is running or crashed.
+    pub fn storage(&self, id: NodeId) -> Option<&MemStorage> {
+        let n = self.nodes.get(id.0 as usize)?;
+        n.node.as_ref().map(|node| node.storage()).or(n.parked.as_ref())
+    }
+
+    /// The cluster topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// Messages in flight, by id.
+    pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
+        self.in_flight.values()
+    }
+
+    /// The history so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The trace so far.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// The outcome of a scripted or intervention operation, by its invoke index.
+    pub fn completion(&self, invoke: u64) -> Option<&Completion> {
+        self.completions.get(&invoke)
+    }
+
+    /// When the next queued item happens.
+    pub fn next_event_time(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Pump
+    // ---------------------------------------------------------------------------------------------
+
+    fn schedule(&mut self, at: Instant, item: Item) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, item)));
+    }
+
+    /// Processes the next queued item. Returns `false` when nothing is queued.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse((at, _, item))) = self.queue.pop() else { return false };
+        debug_assert!(at >= self.now, "time went backwards");
+        self.now = at;
+        match item {
+            Item::Deliver(id) => self.deliver(id),
+            Item::Wake(node) => {
+                let slot = &mut self.nodes[node.0 as usize];
+                if slot.wake == Some(at) {
+                    slot.wake = None;
+                    if let Some(n) = slot.node.as_mut() {
+                        self.stats.wakeups += 1;
+                        n.handle_timeout(at);
+                        self.drain(node);
+                    }
+                }
+            }
+            Item::Client(c) => self.client_tick(c),
+        }
+        true
+    }
+
+    /// Processes every item up to and including `until`, then sets the clock to `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        while let Some(t) = self.next_event_time() {
+            if t > until {
+                break;
+            }
+            self.step();
+        }
+        if until > self.now {
+            self.now = until;
+        }
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    fn deliver(&mut self, id: u64) {
+        let Some(m) = self.in_flight.remove(&id) else { return };
+        let reason = if m.lost {
+            Some(DropReason::Loss)
+        } else if !self.network.connected(m.from, m.to) {
+            Some(DropReason::Partition)
+        } else if !self.is_up(m.to) {
+            Some(DropReason::NodeDown)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.stats.dropped += 1;
+            self.trace.record(self.now, TraceEvent::Drop { id, reason });
+            return;
+        }
+        self.stats.delivered += 1;
+        self.trace.record(self.now, TraceEvent::Deliver { id });
+        let now = self.now;
+        if let Some(node) = self.nodes[m.to.0 as usize].node.as_mut() {
+            node.handle_message(now, m.from, m.message);
+        }
+        self.drain(m.to);
+    }
+
+    fn send(&mut self, from: NodeId, t: Transmit) {
+        let n = self.config.names.len();
+        let id = self.next_message;
+        self.next_message += 1;
+        let latency = self.network.sample_latency(&mut self.rng);
+        let lost = self.network.lose(&mut self.rng);
+        // Links are FIFO, like the long-lived TCP connections native nodes use.
+        let link = from.0 as usize * n + t.to.0 as usize;
+        let deliver_at = Instant((self.now.0 + latency).max(self.link_clock[link]));
+        self.link_clock[link] = deliver_at.0;
+        self.stats.sent += 1;
+        self.trace.record_send(self.now, id, from, t.to, &t.message, deliver_at);
+        self.in_flight.insert(
+            id,
+            InFlight {
+                id,
+                from,
+                to: t.to,
+                message: t.message,
+                sent_at: self.now,
+                deliver_at,
+                lost,
+            },
+        );
+        self.schedule(deliver_at, Item::Deliver(id));
+    }
+
+    /// Drains a node's outputs after an input (the single-mutation invariant).
+    fn drain(&mut self, id: NodeId) {
+        let idx = id.0 as usize;
+        loop {
+            let Some(node) = self.nodes[idx].node.as_mut() else { return };
+            if let Some(t) = node.poll_transmit() {
+                self.send(id, t);
+                continue;
+            }
+            if let Some(e) = node.poll_event() {
+                self.on_event(id, e);
+                continue;
+            }
+            break;
+        }
+        let Some(node) = self.nodes[idx].node.as_ref() else { return };
+        let wake = node.poll_timeout();
+        if wake != self.nodes[idx].wake {
+            self.nodes[idx].wake = wake;
+            if let Some(t) = wake {
+                self.schedule(t.max(self.now), Item::Wake(id));
+                if t < self.now {
+                    self.nodes[idx].wake = Some(self.now);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, node: NodeId, e: Event) {
+        match e {
+            Event::Reply { request, result } => {
+                if let Some(p) = self.pending.remove(&(node, request)) {
+                    self.complete(node, p, Some(result));
+                }
+            }
+            Event::Trace(event) => self.trace.record(self.now, TraceEvent::Node { node, event }),
+            Event::Fatal(err) => {
+                self.trace
+                    .record(self.now, TraceEvent::Fatal { node, error: err.to_string() });
+                self.crash_node(node);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Clients
+    // ---------------------------------------------------------------------------------------------
+
+    fn complete(
+        &mut self,
+        node: NodeId,
+        p: PendingOp,
+        result: Option<Result<Reply, RequestError>>,
+    ) {
+        let mut op = Op {
+            index: 0,
+            process: p.process,
+            op_type: OpType::Ok,
+            f: p.f,
+            key: p.key.clone(),
+            value: p.value.clone(),
+            values: Vec::new(),
+            cl: p.cl,
+            time: self.now,
+            node,
+            version: None,
+            context: None,
+            write_context: p.write_context.clone(),
+            error: None,
+            final_read: false,
+        };
+        match &result {
+            Some(Ok(Reply::Written { tag, .. })) => op.version = Some(*tag),
+            Some(Ok(Reply::Read { value, context, .. })) => {
+                op.values =
+                    value.values().into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect();
+                op.context = Some(context.clone());
+                if let Some(c) = self.clients.get_mut(p.process as usize) {
+                    c.contexts.insert(p.key.clone(), context.clone());
+                }
+            }
+            Some(Err(RequestError::Unavailable { .. })) => {
+                op.op_type = OpType::Fail;
+                op.error = Some(OpError::Unavailable);
+            }
+            Some(Err(RequestError::Timeout { .. })) => {
+                // A timed-out read changed nothing; a timed-out write may have been applied.
+                op.op_type = if p.f == OpFunction::Read { OpType::Fail } else { OpType::Info };
+                op.error = Some(OpError::Timeout);
+            }
+            None => {
+                op.op_type = if p.f == OpFunction::Read { OpType::Fail } else { OpType::Info };
+                op.error = Some(OpError::NodeDown);
+            }
+        }
+        let index = self.history.push(op);
+        self.trace.record(self.now, TraceEvent::Client { op: index });
+        if p.process >= SCRIPTED_PROCESS_BASE {
+            self.completions.insert(p.invoke, Completion { op_index: index, result });
+        } else {
+            let next = self.now + self.config.workload.think_time;
+            self.schedule(next, Item::Client(p.process));
+        }
+    }
+
+    fn client_tick(&mut self, c: u32) {
+        let w = &self.config.workload;
+        if self.now >= Instant::ZERO + w.stop {
+            return;
+        }
+        let up: Vec<NodeId> =
+            (0..self.nodes.len()).map(|i| NodeId(i as u32)).filter(|n| self.is_up(*n)).collect();
+        if up.is_empty() {
+            let next = self.now + w.think_time.max(Duration::from_millis(100));
+            self.schedule(next, Item::Client(c));
+            return;
+        }
+        let coordinator = up[self.rng.random_range(0..up.len())];
+        let key = format!("k{}", self.rng.random_range(0..w.keys.max(1)));
+        let (read_cl, write_cl, use_context) = (w.read_cl, w.write_cl, w.use_context);
+        let f = if draw(&mut self.rng, self.read_threshold) {
+            OpFunction::Read
+        } else if draw(&mut self.rng, self.delete_threshold) {
+            OpFunction::Delete
+        } else {
+            OpFunction::Write
+        };
+        let state = &mut self.clients[c as usize];
+        state.seq += 1;
+        let value = format!("c{c}-{}", state.seq);
+        let context = if use_context {
+            state.contexts.get(&key).cloned().unwrap_or_default()
+        } else {
+            CausalContext::default()
+        };
+        let result = match f {
+            OpFunction::Read => self.invoke(c, coordinator, f, key, None, read_cl, None),
+            OpFunction::Write => {
+                self.invoke(c, coordinator, f, key, Some(value), write_cl, Some(context))
+            }
+            OpFunction::Delete => self.invoke(c, coordinator, f, key, None, write_cl, Some(context)),
+        };
+        if result.is_err() {
+            let next = self.now + self.config.workload.think_time;
+            self.schedule(next, Item::Client(c));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn invoke(
+        &mut self,
+        process: u32,
+        node: NodeId,
+        f: OpFunction,
+        key: String,
+        value: Option<String>,
+        cl: ConsistencyLevel,
+        write_context: Option<CausalContext>,
+    ) -> Result<u64, SimError> {
+        let mode = self.config.node.conflict_mode;
+        let write_context = write_context.map(|c| match (mode, c) {
+            (ConflictMode::Lww, _) => CausalContext::Lww(None),
+            (_, c) => c,
+        });
+        let now = self.now;
+        let Some(n) = self.nodes[node.0 as usize].node.as_mut() else {
+            return Err(SimError::NodeDown(self.name(node).to_string()));
+        };
+        let request = match f {
+            OpFunction::Read => n.get(now, key.clone().into_bytes(), cl)?,
+            OpFunction::Write => n.put(
+                now,
+                key.clone().into_bytes(),
+                value.clone().unwrap_or_default().into_bytes(),
+                cl,
+                write_context.clone().unwrap_or_default(),
+            )?,
+            OpFunction::Delete => {
+                n.delete(now, key.clone().into_bytes(), cl, write_context.clone().unwrap_or_default())?
+            }
+        };
+        let invoke = self.history.push(Op {
+            index: 0,
+            process,
+            op_type: OpType::Invoke,
+            f,
+            key: key.clone(),
+            value: value.clone(),
+            values: Vec::new(),
+            cl,
+            time: now,
+            node,
+            version: None,
+            context: None,
+            write_context: write_context.clone(),
+            error: None,
+            final_read: false,
+        });
+        self.trace.record(now, TraceEvent::Client { op: invoke });
+        self.pending
+            .insert((node, request), PendingOp { process, invoke, f, key, value, cl, write_context });
+        self.drain(node);
+        Ok(invoke)
+    }
+
+    /// Issues a client operation outside the workload (a scenario step or a user intervention).
+    /// Returns the invoke's history index; its outcome is [`Simulation::completion`].
+    pub fn client_op(
+        &mut self,
+        coordinator: NodeId,
+        f: OpFunction,
+        key: &str,
+        value: Option<&str>,
+        cl: ConsistencyLevel,
+        context: Option<CausalContext>,
+    ) -> Result<u64, SimError> {
+        let process = SCRIPTED_PROCESS_BASE + self.next_scripted;
+        self.next_scripted += 1;
+        let context = match f {
+            OpFunction::Read => None,
+            _ => Some(context.unwrap_or_default()),
+        };
+        self.invoke(process, coordinator, f, key.to_string(), value.map(str::to_string), cl, context)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Faults
+    // ---------------------------------------------------------------------------------------------
+
+    fn crash_node(&mut self, id: NodeId) {
+        let slot = &mut self.nodes[id.0 as usize];
+        let Some(node) = slot.node.take() else { return };
+        slot.parked = Some(node.into_storage());
+        slot.wake = None;
+        self.trace.record(self.now, TraceEvent::Crash { node: id });
+        // Clients waiting on this coordinator learn nothing more: indeterminate.
+        let lost: Vec<(NodeId, RequestId)> =
+            self.pending.keys().filter(|(n, _)| *n == id).copied().collect();
+        for k in lost {
+            let p = self.pending.remove(&k).expect("pending op");
+            self.complete(id, p, None);
+        }
+    }
+
+    /// Kills a node: volatile state is lost, storage is kept.
+    pub fn crash(&mut self, id: NodeId) -> Result<(), SimError> {
+        if !self.is_up(id) {
+            return Err(SimError::NodeDown(self.name(id).to_string()));
+        }
+        self.crash_node(id);
+        Ok(())
+    }
+
+    /// Restarts a crashed node on its storage.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), SimError> {
+        let idx = id.0 as usize;
+        if idx >= self.nodes.len() {
+            return Err(SimError::UnknownNode(id.to_string()));
+        }
+        let Some(storage) = self.nodes[idx].parked.take() else {
+            return Err(SimError::NodeRunning(self.name(id).to_string()));
+        };
+        let node =
+            Node::new(id, self.config.node.clone(), self.topology.clone(), storage, self.now)
+                .expect("in-memory storage cannot fail");
+        let generation = node.generation();
+        self.nodes[idx].node = Some(node);
+        self.trace.record(self.now, TraceEvent::Restart { node: id, generation });
+        self.drain(id);
+        Ok(())
+    }
+
+    /// Partitions the network into groups (unlisted nodes form one more group).
+    pub fn partition(&mut self, groups: Vec<Vec<NodeId>>) {
+        self.network.partition(&groups);
+        self.trace.record(self.now, TraceEvent::Partition { groups });
+    }
+
+    /// Heals every partition.
+    pub fn heal(&mut self) {
+        self.network.heal();
+        self.trace.record(self.now, TraceEvent::Heal);
+    }
+
+    /// Changes the message loss probability.
+    pub fn set_loss(&mut self, loss: f64) {
+        self.network.set_loss(loss);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // End of run
+    // ---------------------------------------------------------------------------------------------
+
+    /// Every key any client wrote or read, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.history.ops.iter().map(|o| o.key.as_str()).collect();
+        set.into_iter().map(str::to_string).collect()
+    }
+
+    /// The merge of what every natural replica of `key` holds on disk, running or crashed: what
+    /// the cluster still knows about the key.
+    pub fn durable_state(&self, key: &str) -> Siblings {
+        let token = token_for(key.as_bytes());
+        let mut merged = Siblings::new();
+        for r in self.topology.ring().replicas(token) {
+            if let Some(s) = self.storage(*r) {
+                if let Ok(Some(v)) = s.get(token, key.as_bytes()) {
+                    merged.merge(&v, self.config.node.conflict_mode);
+                }
+            }
+        }
+        merged
+    }
+
+    /// Appends one final read per key to the history, from the durable state of its replicas.
+    /// These describe the end state for the checker's lost-write detection.
+    pub fn record_final_reads(&mut self) {
+        let mode = self.config.node.conflict_mode;
+        for key in self.keys() {
+            let state = self.durable_state(&key);
+            let node = self.topology.ring().replicas(token_for(key.as_bytes()))[0];
+            let base = Op {
+                index: 0,
+                process: FINAL_PROCESS,
+                op_type: OpType::Invoke,
+                f: OpFunction::Read,
+                key: key.clone(),
+                value: None,
+                values: Vec::new(),
+                cl: ConsistencyLevel::All,
+                time: self.now,
+                node,
+                version: None,
+                context: None,
+                write_context: None,
+                error: None,
+                final_read: true,
+            };
+            self.history.push(base.clone());
+            self.history.push(Op {
+                op_type: OpType::Ok,
+                values: state
+                    .values()
+                    .into_iter()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .collect(),
+                context: Some(state.context(mode)),
+                ..base
+            });
+        }
+    }
+
+    /// Keys whose running natural replicas hold different versions.
+    pub fn divergent_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for key in self.keys() {
+            let token = token_for(key.as_bytes());
+            let mut states = self
+                .topology
+                .ring()
+                .replicas(token)
+                .iter()
+                .filter_map(|r| self.node(*r))
+                .map(|n| n.storage().get(token, key.as_bytes()).ok().flatten().unwrap_or_default());
+            if let Some(first) = states.next() {
+                if states.any(|s| s != first) {
+                    out.push(key);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads every key at ALL from a running node so read repair brings replicas together.
+    /// Returns the invoke indices.
+    pub fn repair_reads(&mut self) -> Vec<u64> {
+        let Some(coordinator) =
+            (0..self.nodes.len()).map(|i| NodeId(i as u32)).find(|n| self.is_up(*n))
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for key in self.keys() {
+            if let Ok(i) = self.client_op(
+                coordinator,
+                OpFunction::Read,
+                &key,
+                None,
+                ConsistencyLevel::All,
+                None,
+            ) {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Runs until nothing but periodic timers remain, at most `limit` of virtual time: every
+    /// client request answered and every message delivered.
+    pub fn quiesce(&mut self, limit: Duration) {
+        let until = self.now + limit;
+        while self.now < until {
+            let busy = !self.pending.is_empty() || !self.in_flight.is_empty();
+            let stop_at = Instant::ZERO + self.config.workload.stop;
+            if !busy && self.now >= stop_at {
+                break;
+            }
+            match self.next_event_time() {
+                Some(t) if t <= until => {
+                    self.step();
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Runs a small fixed scenario with `seed` and returns its trace hash. Used to check that the
+/// same seed gives the same trace natively and in wasm.
+pub fn reference_trace_hash(seed: u64) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let names: Vec<String> = ["A", "B", "C", "D", "E"].iter().map(|s| s.to_string()).collect();
+    let ids: Vec<NodeId> = (0..names.len() as u32).map(NodeId).collect();
+    let ring = crate::alloc::build_ring(&ids, 8, 3, crate::alloc::Allocation::Random, &mut rng)
+        .expect("valid ring");
+    let config = SimConfig {
+        seed,
+        names,
+        ring,
+        node: NodeConfig::default(),
+        network: NetworkConfig { loss: 0.01, ..NetworkConfig::default() },
+        workload: WorkloadConfig {
+            clients: 3,
+            keys: 8,
+            start: Duration::from_secs(2),
+            stop: Duration::from_secs(20),
+            ..WorkloadConfig::default()
+        },
+        keep_trace: false,
+    };
+    let mut sim = Simulation::new(config);
+    sim.run_until(Instant::from_secs(6));
+    let _ = sim.crash(NodeId(1));
+    sim.run_until(Instant::from_secs(12));
+    sim.partition(vec![vec![NodeId(0), NodeId(2)]]);
+    sim.run_until(Instant::from_secs(15));
+    sim.heal();
+    let _ = sim.restart(NodeId(1));
+    sim.run_until(Instant::from_secs(30));
+    sim.trace().hash()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_trace_hash() {
+        let a = reference_trace_hash(7);
+        let b = reference_trace_hash(7);
+        let c = reference_trace_hash(8);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

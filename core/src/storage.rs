@@ -1,0 +1,262 @@
+//! The storage interface the engine writes through, and its in-memory implementation.
+//!
+//! Keys are ordered by `(token, key)` so that a token range is one contiguous scan (streaming,
+//! repair and cleanup work range by range).
+//!
+//! # Failure policy
+//! Every method returns `Result`. The engine treats any storage error as fatal for the node, the
+//! way Cassandra's `disk_failure_policy: stop` does: the node emits [`crate::node::Event::Fatal`]
+//! and refuses further requests; the driver is expected to stop it. No partial state is
+//! acknowledged: acknowledgements are only released after [`Storage::sync`] returned `Ok`.
+//!
+//! # Durability contract
+//! Writes may be buffered. The driver calls [`Storage::sync`] after every batch of inputs and
+//! *before* it releases the transmits and events those inputs produced, so an acknowledgement never
+//! leaves a node before the write it acknowledges is durable. Batching many inputs per `sync` is
+//! group commit. The in-memory implementation's `sync` does nothing.
+
+use crate::id::NodeId;
+use crate::time::Instant;
+use crate::token::{Token, TokenRange};
+use crate::version::Siblings;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage failure: {0}")]
+pub struct StorageError(pub String);
+
+/// One stored key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The key's token.
+    pub token: Token,
+    /// The key.
+    pub key: Vec<u8>,
+    /// Its versions.
+    pub value: Siblings,
+}
+
+/// A write a coordinator could not deliver, kept for its target (hinted handoff).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hint {
+    /// Unique on the node that stores it.
+    pub id: u64,
+    /// The replica the write is for.
+    pub target: NodeId,
+    /// Token of the key.
+    pub token: Token,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The versions to deliver.
+    pub value: Siblings,
+    /// When the hint was stored.
+    pub created: Instant,
+}
+
+/// Synchronous storage used by one node.
+pub trait Storage {
+    /// Reads a key.
+    fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError>;
+    /// Replaces a key's versions (an empty set removes the key).
+    fn put(&mut self, token: Token, key: &[u8], value: &Siblings) -> Result<(), StorageError>;
+    /// Up to `limit` entries of `range` in `(token, key)` order, starting strictly after `after`
+    /// when given (for paging).
+    fn scan(
+        &self,
+        range: TokenRange,
+        after: Option<(Token, &[u8])>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError>;
+    /// Number of keys stored.
+    fn key_count(&self) -> u64;
+    /// Approximate bytes stored (the LOAD column of `status`).
+    fn load_bytes(&self) -> u64;
+
+    /// Stores a hint.
+    fn put_hint(&mut self, hint: &Hint) -> Result<(), StorageError>;
+    /// Removes a hint (no error when absent).
+    fn remove_hint(&mut self, id: u64) -> Result<(), StorageError>;
+    /// Every stored hint, in id order.
+    fn hints(&self) -> Result<Vec<Hint>, StorageError>;
+
+    /// Reads a small metadata value.
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Writes a small metadata value.
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError>;
+
+    /// Makes every earlier write durable (see the module's durability contract).
+    fn sync(&mut self) -> Result<(), StorageError>;
+}
+
+/// In-memory storage for tests, the simulator and the browser. Cloning it is how the simulator
+/// keeps a crashed node's durable state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemStorage {
+    data: BTreeMap<(Token, Vec<u8>), Siblings>,
+    hints: BTreeMap<u64, Hint>,
+    meta: BTreeMap<String, Vec<u8>>,
+    bytes: u64,
+}
+
+impl MemStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every entry, in `(token, key)` order (for views and convergence checks).
+    pub fn iter(&self) -> impl Iterator<Item = (Token, &[u8], &Siblings)> {
+        self.data.iter().map(|((t, k), v)| (*t, k.as_slice(), v))
+    }
+
+    fn entry_bytes(key: &[u8], value: &Siblings) -> u64 {
+        (key.len() + value.approx_bytes()) as u64
+    }
+}
+
+impl Storage for MemStorage {
+    fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError> {
+        Ok(self.data.get(&(token, key.to_vec())).cloned())
+    }
+
+    fn put(&mut self, token: Token, key: &[u8], value: &Siblings) -> Result<(), StorageError> {
+        let k = (token, key.to_vec());
+        if let Some(old) = self.data.remove(&k) {
+            self.bytes -= Self::entry_bytes(key, &old);
+        }
+        if !value.is_empty() {
+            self.bytes += Self::entry_bytes(key, value);
+            self.data.insert(k, value.clone());
+        }
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        range: TokenRange,
+        after: Option<(Token, &[u8])>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let mut out = Vec::new();
+        // A wrapping range is two contiguous pieces: (start, MAX] then [0, end].
+        let pieces: Vec<(Bound<Token>, Bound<Token>)> = if range.start < range.end {
+            vec![(Bound::Excluded(range.start), Bound::Included(range.end))]
+        } else {
+            vec![
+                (Bound::Excluded(range.start), Bound::Included(Token::MAX)),
+                (Bound::Included(0), Bound::Included(range.end)),
+            ]
+        };
+        let mut skipping = after.is_some();
+        for (lo, hi) in pieces {
+            let lo_key = match lo {
+                Bound::Excluded(t) if t == Token::MAX => continue,
+                Bound::Excluded(t) => (t + 1, Vec::new()),
+                Bound::Included(t) => (t, Vec::new()),
+                Bound::Unbounded => (0, Vec::new()),
+            };
+            let Bound::Included(hi_t) = hi else { unreachable!() };
+            for ((t, k), v) in self.data.range(lo_key..) {
+                if *t > hi_t {
+                    break;
+                }
+                if skipping {
+                    let (at, ak) = after.expect("skipping implies after");
+                    if (*t, k.as_slice()) == (at, ak) {
+                        skipping = false;
+                    }
+                    continue;
+                }
+                out.push(Entry { token: *t, key: k.clone(), value: v.clone() });
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn key_count(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn load_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn put_hint(&mut self, hint: &Hint) -> Result<(), StorageError> {
+        self.hints.insert(hint.id, hint.clone());
+        Ok(())
+    }
+
+    fn remove_hint(&mut self, id: u64) -> Result<(), StorageError> {
+        self.hints.remove(&id);
+        Ok(())
+    }
+
+    fn hints(&self) -> Result<Vec<Hint>, StorageError> {
+        Ok(self.hints.values().cloned().collect())
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.meta.get(name).cloned())
+    }
+
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.meta.insert(name.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::{Dot, VClock, Version};
+
+    fn val(s: &str) -> Siblings {
+        Siblings::one(Version {
+            dot: Dot { node: NodeId(0), counter: 1 },
+            context: VClock::new(),
+            timestamp: 1,
+            value: Some(s.as_bytes().to_vec()),
+        })
+    }
+
+    #[test]
+    fn scan_respects_wrapping_ranges_and_paging() {
+        let mut s = MemStorage::new();
+        for (t, k) in [(5u64, "a"), (10, "b"), (10, "c"), (u64::MAX, "z"), (0, "zero")] {
+            s.put(t, k.as_bytes(), &val(k)).unwrap();
+        }
+        let keys = |r: TokenRange, after: Option<(Token, &[u8])>, limit| {
+            s.scan(r, after, limit)
+                .unwrap()
+                .into_iter()
+                .map(|e| String::from_utf8(e.key).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(TokenRange { start: 5, end: 10 }, None, 10), ["b", "c"]);
+        assert_eq!(keys(TokenRange { start: 10, end: 5 }, None, 10), ["z", "zero", "a"]);
+        assert_eq!(keys(TokenRange { start: 0, end: 10 }, Some((10, b"b")), 10), ["c"]);
+        assert_eq!(keys(TokenRange { start: 10, end: 5 }, None, 2), ["z", "zero"]);
+        assert_eq!(keys(TokenRange { start: 10, end: 5 }, Some((0, b"zero")), 5), ["a"]);
+    }
+
+    #[test]
+    fn empty_value_removes_key_and_load_tracks_bytes() {
+        let mut s = MemStorage::new();
+        s.put(1, b"k", &val("v")).unwrap();
+        assert_eq!(s.key_count(), 1);
+        assert!(s.load_bytes() > 0);
+        s.put(1, b"k", &Siblings::new()).unwrap();
+        assert_eq!(s.key_count(), 0);
+        assert_eq!(s.load_bytes(), 0);
+    }
+}

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod checker;
 pub mod consistency;
 pub mod coordinator;
 pub mod detector;
@@ -16,6 +17,7 @@ pub mod id;
 pub mod message;
 pub mod node;
 pub mod ring;
+pub mod scenario;
 pub mod sim;
 pub mod storage;
 pub mod time;

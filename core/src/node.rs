@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub heartbeat_interval: Option<Duration>,
     /// Phi conviction threshold (Cassandra `phi_convict_threshold`: 8).
     pub phi_threshold: f64,
+    /// Whether coordinators store hints at all (Cassandra `hinted_handoff_enabled`).
+    pub hinted_handoff: bool,
     /// No hints are stored for a target down longer than this (Cassandra
     /// `max_hint_window`: 3 h), measured from when it was convicted.
     #[serde(with = "humantime_serde")]
@@ -57,6 +59,7 @@ impl Default for NodeConfig {
             read_timeout: Duration::from_secs(5),
             heartbeat_interval: Some(Duration::from_secs(1)),
             phi_threshold: DEFAULT_PHI_THRESHOLD,
+            hinted_handoff: true,
             max_hint_window: Duration::from_secs(3 * 3600),
             hint_replay_interval: Duration::from_secs(10),
             hint_batch: 128,
@@ -733,6 +736,9 @@ impl<S: Storage> Node<S> {
             return;
         }
         let Some(version) = op.version.clone() else { return };
+        if !self.config.hinted_handoff {
+            return;
+        }
         let key_text = String::from_utf8_lossy(&op.key).into_owned();
         let window_exceeded = self
             .detector

@@ -15,7 +15,7 @@ use crate::consistency::ConsistencyLevel;
 use crate::history::{History, Op, OpError, OpFunction, OpType};
 use crate::id::{NodeId, RequestId};
 use crate::message::{Message, Transmit};
-use crate::node::{Event, InvalidRequest, Node, NodeConfig, Reply, RequestError};
+use crate::node::{Event, InvalidRequest, Node, NodeConfig, NodeTrace, Reply, RequestError};
 use crate::ring::Ring;
 use crate::storage::{MemStorage, Storage};
 use crate::time::Instant;
@@ -125,6 +125,14 @@ pub struct SimStats {
     pub dropped: u64,
     /// Node wake-ups processed.
     pub wakeups: u64,
+    /// Hints stored, per coordinator.
+    pub hints_stored: BTreeMap<NodeId, u64>,
+    /// Hints delivered (acknowledged by their target).
+    pub hints_delivered: u64,
+    /// Hints expired.
+    pub hints_expired: u64,
+    /// Read repairs sent.
+    pub read_repairs: u64,
 }
 
 /// A running simulation. Cloning it is a checkpoint.
@@ -453,7 +461,18 @@ impl Simulation {
                     self.complete(node, p, Some(result));
                 }
             }
-            Event::Trace(event) => self.trace.record(self.now, TraceEvent::Node { node, event }),
+            Event::Trace(event) => {
+                match &event {
+                    NodeTrace::HintStored { .. } => {
+                        *self.stats.hints_stored.entry(node).or_insert(0) += 1
+                    }
+                    NodeTrace::HintDelivered { .. } => self.stats.hints_delivered += 1,
+                    NodeTrace::HintExpired { .. } => self.stats.hints_expired += 1,
+                    NodeTrace::ReadRepair { .. } => self.stats.read_repairs += 1,
+                    _ => {}
+                }
+                self.trace.record(self.now, TraceEvent::Node { node, event })
+            }
             Event::Fatal(err) => {
                 self.trace
                     .record(self.now, TraceEvent::Fatal { node, error: err.to_string() });

@@ -1,0 +1,1087 @@
+//! Scenario files: a cluster, a workload, a timeline of events and expectations, in TOML.
+//!
+//! ```toml
+//! name = "quorum-write-with-hint"
+//! seed = 1
+//! duration = "60s"
+//!
+//! [cluster]
+//! nodes = ["A", "B", "C", "D", "E", "F"]
+//! rf = 3
+//! num_tokens = 1
+//! conflict = "lww"
+//! tokens = { A = ["key:K-1000"], B = ["key:K+1"], C = ["key:K+2"] }  # or plain integers
+//!
+//! [workload]
+//! clients = 0
+//!
+//! [[events]]
+//! at = "1s"
+//! crash = "C"
+//!
+//! [[events]]
+//! at = "40s"
+//! label = "w1"
+//! write = { node = "A", key = "K", value = "v1", cl = "QUORUM" }
+//! expect = { ok = true, acks = ["B", "D"], hinted = ["C"] }
+//!
+//! [expect]
+//! lost_writes = 0
+//! hints_stored = { A = 1 }
+//! ```
+//!
+//! Counts in expectations are an integer (exact) or a comparison string: `">=1"`, `"<3"`, `">0"`.
+
+use crate::alloc::{Allocation, build_ring};
+use crate::checker::{AnomalyKind, CheckConfig, CheckReport, check};
+use crate::consistency::ConsistencyLevel;
+use crate::history::{OpFunction, OpType};
+use crate::id::NodeId;
+use crate::node::{NodeConfig, Reply, RequestError};
+use crate::ring::Ring;
+use crate::sim::network::NetworkConfig;
+use crate::sim::workload::WorkloadConfig;
+use crate::sim::{SimConfig, Simulation};
+use crate::time::Instant;
+use crate::token::{Token, token_for};
+use crate::version::{CausalContext, ConflictMode};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use toml::Spanned;
+
+/// A scenario file that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScenarioError {
+    /// TOML syntax or a field of the wrong shape (the message names line and field).
+    #[error("{0}")]
+    Parse(String),
+    /// A well-formed file that describes something impossible.
+    #[error("line {line}: {message}")]
+    Invalid {
+        /// 1-based line of the offending value.
+        line: usize,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Like `Invalid`, for values without a position.
+    #[error("{0}")]
+    Semantic(String),
+}
+
+/// A whole scenario.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of every random choice.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Virtual time to run before the final phase.
+    #[serde(with = "humantime_serde", default = "default_duration")]
+    pub duration: Duration,
+    /// The cluster.
+    pub cluster: ClusterSpec,
+    /// Node tunables.
+    #[serde(default)]
+    pub node: NodeOverrides,
+    /// Network behaviour.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// Client workload.
+    #[serde(default)]
+    pub workload: WorkloadConfig,
+    /// Timeline.
+    #[serde(default)]
+    pub events: Vec<EventSpec>,
+    /// What happens after `duration`.
+    #[serde(default, rename = "final")]
+    pub final_phase: FinalPhase,
+    /// Expectations on the whole run.
+    #[serde(default)]
+    pub expect: RunExpect,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_duration() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The cluster's shape.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Node names, in id order.
+    pub nodes: Vec<Spanned<String>>,
+    /// Replication factor.
+    pub rf: usize,
+    /// Vnodes per node when tokens are allocated.
+    #[serde(default = "default_num_tokens")]
+    pub num_tokens: usize,
+    /// Token allocation for nodes without explicit tokens.
+    #[serde(default)]
+    pub allocation: Allocation,
+    /// How concurrent writes are resolved.
+    #[serde(default)]
+    pub conflict: ConflictMode,
+    /// Explicit tokens per node: integers, or `"key:NAME+N"` / `"key:NAME-N"` (the token of key
+    /// NAME plus or minus N), which lets a scenario place a key's replicas exactly.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, Vec<TokenSpec>>,
+    /// Rack of each node (rack-aware placement when given).
+    #[serde(default)]
+    pub racks: BTreeMap<String, String>,
+}
+
+fn default_num_tokens() -> usize {
+    16
+}
+
+/// A token in a scenario file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenSpec {
+    /// A literal token.
+    Literal(u64),
+    /// `key:NAME+N` or `key:NAME-N`.
+    Relative(String),
+}
+
+impl TokenSpec {
+    /// The token this spec denotes.
+    pub fn resolve(&self) -> Result<Token, String> {
+        match self {
+            TokenSpec::Literal(t) => Ok(*t),
+            TokenSpec::Relative(s) => {
+                let rest = s.strip_prefix("key:").ok_or_else(|| {
+                    format!("token {s:?} must be an integer or \"key:NAME+N\" / \"key:NAME-N\"")
+                })?;
+                let (name, sign, offset) = match rest.rfind(['+', '-']) {
+                    Some(i) => {
+                        let n: u64 = rest[i + 1..]
+                            .parse()
+                            .map_err(|_| format!("token {s:?}: offset is not an integer"))?;
+                        (&rest[..i], &rest[i..i + 1], n)
+                    }
+                    None => (rest, "+", 0),
+                };
+                let base = token_for(name.as_bytes());
+                Ok(if sign == "+" { base.wrapping_add(offset) } else { base.wrapping_sub(offset) })
+            }
+        }
+    }
+}
+
+/// Node settings a scenario may change; unset fields keep [`NodeConfig`]'s defaults.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeOverrides {
+    /// Write timeout.
+    #[serde(default, with = "humantime_serde")]
+    pub write_timeout: Option<Duration>,
+    /// Read timeout.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    /// Heartbeat period.
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat_interval: Option<Duration>,
+    /// Phi threshold.
+    pub phi_threshold: Option<f64>,
+    /// Whether hints are stored at all.
+    pub hinted_handoff: Option<bool>,
+    /// Maximum hint window.
+    #[serde(default, with = "humantime_serde")]
+    pub max_hint_window: Option<Duration>,
+    /// Hint replay period.
+    #[serde(default, with = "humantime_serde")]
+    pub hint_replay_interval: Option<Duration>,
+    /// Tombstone grace period.
+    #[serde(default, with = "humantime_serde")]
+    pub gc_grace: Option<Duration>,
+}
+
+/// What happens after the timeline: heal, let hints drain, read everything at ALL (read repair),
+/// then record the final state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinalPhase {
+    /// Heal partitions and stop message loss.
+    pub heal: bool,
+    /// Restart crashed nodes.
+    pub restart: bool,
+    /// Time given to hints and in-flight requests.
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+    /// Read every key at ALL afterwards so read repair converges replicas.
+    pub repair_reads: bool,
+}
+
+impl Default for FinalPhase {
+    fn default() -> Self {
+        FinalPhase { heal: true, restart: true, settle: Duration::from_secs(30), repair_reads: true }
+    }
+}
+
+/// A client operation in the timeline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpSpec {
+    /// Coordinator.
+    pub node: Spanned<String>,
+    /// Key.
+    pub key: String,
+    /// Value (writes only).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Consistency level.
+    pub cl: Spanned<String>,
+    /// Send the context of the last scripted read of this key (read-modify-write).
+    #[serde(default)]
+    pub with_context: bool,
+}
+
+/// One timeline entry: a time and exactly one action.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// When.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// A name to refer to this operation in reports.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Kill a node (storage kept).
+    #[serde(default)]
+    pub crash: Option<Spanned<String>>,
+    /// Restart a crashed node.
+    #[serde(default)]
+    pub restart: Option<Spanned<String>>,
+    /// Partition the network into these groups (unlisted nodes form another group).
+    #[serde(default)]
+    pub partition: Option<Vec<Vec<Spanned<String>>>>,
+    /// Heal partitions.
+    #[serde(default)]
+    pub heal: Option<bool>,
+    /// Set the message loss probability.
+    #[serde(default)]
+    pub loss: Option<f64>,
+    /// A write.
+    #[serde(default)]
+    pub write: Option<OpSpec>,
+    /// A delete.
+    #[serde(default)]
+    pub delete: Option<OpSpec>,
+    /// A read.
+    #[serde(default)]
+    pub read: Option<OpSpec>,
+    /// Expectations about this operation.
+    #[serde(default)]
+    pub expect: Option<OpExpect>,
+}
+
+/// Expectations about one scripted operation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpExpect {
+    /// Whether it succeeds.
+    pub ok: Option<bool>,
+    /// The error: "unavailable" or "timeout".
+    pub error: Option<String>,
+    /// Exactly these replicas had acknowledged when the client was answered.
+    pub acks: Option<Vec<String>>,
+    /// Exactly these targets got a hint stored by then.
+    pub hinted: Option<Vec<String>>,
+    /// A read returns exactly these values (siblings in order).
+    pub values: Option<Vec<String>>,
+    /// Exactly these replicas answered a read before the client was answered.
+    pub replied: Option<Vec<String>>,
+}
+
+/// A count in an expectation: exact, or a comparison.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Count {
+    /// Exactly this many.
+    Exact(u64),
+    /// `">=1"`, `">0"`, `"<=3"`, `"<2"`, `"==0"`.
+    Compare(String),
+}
+
+impl Count {
+    /// Whether `actual` satisfies this count.
+    pub fn matches(&self, actual: u64) -> Result<bool, String> {
+        match self {
+            Count::Exact(n) => Ok(actual == *n),
+            Count::Compare(s) => {
+                let s = s.trim();
+                let (op, rest) = ["<=", ">=", "==", "<", ">"]
+                    .iter()
+                    .find_map(|op| s.strip_prefix(op).map(|r| (*op, r)))
+                    .ok_or_else(|| format!("count {s:?} must be an integer or start with <, <=, >, >=, =="))?;
+                let n: u64 = rest
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("count {s:?}: {rest:?} is not an integer"))?;
+                Ok(match op {
+                    "<=" => actual <= n,
+                    ">=" => actual >= n,
+                    "==" => actual == n,
+                    "<" => actual < n,
+                    _ => actual > n,
+                })
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Count::Exact(n) => n.to_string(),
+            Count::Compare(s) => s.clone(),
+        }
+    }
+}
+
+/// Expectations about the whole run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunExpect {
+    /// Stale reads (R + W > RF reads that missed an acknowledged write).
+    pub stale_reads: Option<Count>,
+    /// Acknowledged writes missing from the final state.
+    pub lost_writes: Option<Count>,
+    /// Concurrent updates dropped by last-write-wins.
+    pub lost_updates: Option<Count>,
+    /// Requests refused with Unavailable.
+    pub unavailable: Option<Count>,
+    /// Requests that timed out.
+    pub timeouts: Option<Count>,
+    /// Read repairs sent, cluster-wide.
+    pub read_repairs: Option<Count>,
+    /// Hints stored, per coordinator name.
+    pub hints_stored: Option<BTreeMap<String, Count>>,
+    /// Hints stored in total.
+    pub hints_total: Option<Count>,
+    /// Hints delivered in total.
+    pub hints_delivered: Option<Count>,
+    /// Effective ownership per node, e.g. `"75%"` (±0.5 percentage points) or `"?"`.
+    pub ownership: Option<BTreeMap<String, String>>,
+    /// Whether every key's running replicas hold identical versions at the end.
+    pub converged: Option<bool>,
+}
+
+/// One checked expectation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectationResult {
+    /// What was checked.
+    pub what: String,
+    /// Expected.
+    pub expected: String,
+    /// What happened.
+    pub actual: String,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// What one scripted operation did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpOutcome {
+    /// Its label, or a description.
+    pub label: String,
+    /// When it was issued.
+    pub at: Instant,
+    /// "ok", "unavailable", "timeout", "coordinator crashed" or "pending".
+    pub outcome: String,
+    /// Replicas that acknowledged (writes) or answered (reads) when the client was answered.
+    pub replicas: Vec<String>,
+    /// Targets hinted (writes).
+    pub hinted: Vec<String>,
+    /// Values returned (reads).
+    pub values: Vec<String>,
+    /// The error's own words, if any.
+    pub detail: Option<String>,
+}
+
+/// Counts of operations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounts {
+    /// Reads invoked (final reads excluded).
+    pub reads: u64,
+    /// Writes and deletes invoked.
+    pub writes: u64,
+    /// Completed `ok`.
+    pub ok: u64,
+    /// Completed `fail`.
+    pub fail: u64,
+    /// Completed `info`.
+    pub info: u64,
+}
+
+/// The result of running a scenario.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub name: String,
+    /// Seed used.
+    pub seed: u64,
+    /// Virtual time at the end.
+    pub end_time: Instant,
+    /// Operation counts.
+    pub ops: OpCounts,
+    /// Anomaly counts by kind.
+    pub anomalies: BTreeMap<AnomalyKind, usize>,
+    /// The checker's full report.
+    pub check: CheckReport,
+    /// Hints stored per coordinator.
+    pub hints_stored: BTreeMap<String, u64>,
+    /// Hints delivered in total.
+    pub hints_delivered: u64,
+    /// Hints still stored at the end, per holder.
+    pub hints_remaining: BTreeMap<String, u64>,
+    /// Read repairs sent in total.
+    pub read_repairs: u64,
+    /// Messages sent / delivered / dropped.
+    pub messages: crate::sim::SimStats,
+    /// Effective ownership (0..=1) per node.
+    pub ownership: BTreeMap<String, f64>,
+    /// Keys whose running replicas disagree at the end.
+    pub divergent_keys: Vec<String>,
+    /// Scripted operations and what they did.
+    pub operations: Vec<OpOutcome>,
+    /// Expectation results.
+    pub expectations: Vec<ExpectationResult>,
+    /// Whether every expectation held.
+    pub passed: bool,
+    /// Trace hash, hex.
+    pub trace_hash: String,
+    /// Trace events recorded.
+    pub trace_events: u64,
+    /// The command that replays this run.
+    pub replay: String,
+}
+
+/// Parses a scenario from TOML text.
+pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// A scenario checked against its own text, ready to run.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Node names.
+    pub names: Vec<String>,
+    /// The initial ring.
+    pub ring: Ring,
+    /// Node configuration.
+    pub node: NodeConfig,
+}
+
+/// Validates a parsed scenario (`text` is its source, for line numbers).
+pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError> {
+    let names: Vec<String> = scenario.cluster.nodes.iter().map(|s| s.get_ref().clone()).collect();
+    if names.is_empty() {
+        return Err(ScenarioError::Semantic("cluster.nodes is empty: list at least one node".into()));
+    }
+    for (i, n) in scenario.cluster.nodes.iter().enumerate() {
+        if names[..i].contains(n.get_ref()) {
+            return Err(ScenarioError::Invalid {
+                line: line_of(text, n.span().start),
+                message: format!("node {:?} is listed twice in cluster.nodes", n.get_ref()),
+            });
+        }
+    }
+    if scenario.cluster.rf == 0 {
+        return Err(ScenarioError::Semantic("cluster.rf must be at least 1".into()));
+    }
+    let check_name = |s: &Spanned<String>| -> Result<NodeId, ScenarioError> {
+        names.iter().position(|n| n == s.get_ref()).map(|i| NodeId(i as u32)).ok_or_else(|| {
+            ScenarioError::Invalid {
+                line: line_of(text, s.span().start),
+                message: format!(
+                    "unknown node {:?}: the cluster's nodes are {}",
+                    s.get_ref(),
+                    names.join(", ")
+                ),
+            }
+        })
+    };
+    for name in scenario.cluster.tokens.keys().chain(scenario.cluster.racks.keys()) {
+        if !names.contains(name) {
+            return Err(ScenarioError::Semantic(format!(
+                "cluster.tokens/racks name unknown node {name:?}: the cluster's nodes are {}",
+                names.join(", ")
+            )));
+        }
+    }
+    for (i, e) in scenario.events.iter().enumerate() {
+        let actions = [
+            e.crash.is_some(),
+            e.restart.is_some(),
+            e.partition.is_some(),
+            e.heal.is_some(),
+            e.loss.is_some(),
+            e.write.is_some(),
+            e.delete.is_some(),
+            e.read.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if actions != 1 {
+            return Err(ScenarioError::Semantic(format!(
+                "events[{i}] (at {:?}) must have exactly one action (crash, restart, partition, heal, loss, write, delete or read), found {actions}",
+                e.at
+            )));
+        }
+        for s in e.crash.iter().chain(e.restart.iter()) {
+            check_name(s)?;
+        }
+        for g in e.partition.iter().flatten() {
+            for s in g {
+                check_name(s)?;
+            }
+        }
+        for op in [&e.write, &e.delete, &e.read].into_iter().flatten() {
+            check_name(&op.node)?;
+            op.cl.get_ref().parse::<ConsistencyLevel>().map_err(|err| ScenarioError::Invalid {
+                line: line_of(text, op.cl.span().start),
+                message: err.to_string(),
+            })?;
+            if op.key.is_empty() {
+                return Err(ScenarioError::Semantic(format!("events[{i}]: key is empty")));
+            }
+        }
+        if let Some(op) = &e.write {
+            if op.value.is_none() {
+                return Err(ScenarioError::Semantic(format!(
+                    "events[{i}]: a write needs a value"
+                )));
+            }
+        }
+        if let Some(p) = e.loss {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(ScenarioError::Semantic(format!(
+                    "events[{i}]: loss {p} must be between 0 and 1"
+                )));
+            }
+        }
+    }
+    for p in [scenario.workload.read_fraction, scenario.workload.delete_fraction, scenario.network.loss] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ScenarioError::Semantic(format!(
+                "probabilities and fractions must be between 0 and 1, found {p}"
+            )));
+        }
+    }
+    if scenario.workload.read_fraction + scenario.workload.delete_fraction > 1.0 {
+        return Err(ScenarioError::Semantic(
+            "workload.read_fraction + workload.delete_fraction must not exceed 1".into(),
+        ));
+    }
+
+    let ids: Vec<NodeId> = (0..names.len() as u32).map(NodeId).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed_0f_7a_11_0c);
+    let allocated = build_ring(
+        &ids,
+        scenario.cluster.num_tokens.max(1),
+        scenario.cluster.rf,
+        scenario.cluster.allocation,
+        &mut rng,
+    )
+    .map_err(|e| ScenarioError::Semantic(format!("cannot build the ring: {e}")))?;
+    let ring = if scenario.cluster.tokens.is_empty() {
+        allocated
+    } else {
+        let mut assignments = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            match scenario.cluster.tokens.get(name) {
+                Some(specs) => {
+                    for s in specs {
+                        let t = s.resolve().map_err(ScenarioError::Semantic)?;
+                        assignments.push((t, NodeId(i as u32)));
+                    }
+                }
+                None => {
+                    for t in allocated.tokens_of(NodeId(i as u32)) {
+                        assignments.push((t, NodeId(i as u32)));
+                    }
+                }
+            }
+        }
+        build_placement(assignments, &scenario, &names)?
+    };
+    let ring = if scenario.cluster.racks.is_empty() || !scenario.cluster.tokens.is_empty() {
+        ring
+    } else {
+        let assignments: Vec<(Token, NodeId)> =
+            ring.tokens().iter().copied().zip(ring.owners().iter().copied()).collect();
+        build_placement(assignments, &scenario, &names)?
+    };
+
+    let d = NodeConfig::default();
+    let o = &scenario.node;
+    let node = NodeConfig {
+        conflict_mode: scenario.cluster.conflict,
+        write_timeout: o.write_timeout.unwrap_or(d.write_timeout),
+        read_timeout: o.read_timeout.unwrap_or(d.read_timeout),
+        heartbeat_interval: o.heartbeat_interval.or(d.heartbeat_interval),
+        phi_threshold: o.phi_threshold.unwrap_or(d.phi_threshold),
+        hinted_handoff: o.hinted_handoff.unwrap_or(d.hinted_handoff),
+        max_hint_window: o.max_hint_window.unwrap_or(d.max_hint_window),
+        hint_replay_interval: o.hint_replay_interval.unwrap_or(d.hint_replay_interval),
+        gc_grace: o.gc_grace.unwrap_or(d.gc_grace),
+        ..d
+    };
+    Ok(Prepared { scenario, names, ring, node })
+}
+
+fn build_placement(
+    assignments: Vec<(Token, NodeId)>,
+    scenario: &Scenario,
+    names: &[String],
+) -> Result<Ring, ScenarioError> {
+    let result = if scenario.cluster.racks.is_empty() {
+        Ring::new(assignments, scenario.cluster.rf)
+    } else {
+        let racks: BTreeMap<NodeId, String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let rack = scenario.cluster.racks.get(n).cloned().unwrap_or_else(|| "rack1".into());
+                (NodeId(i as u32), rack)
+            })
+            .collect();
+        Ring::with_racks(assignments, scenario.cluster.rf, &racks)
+    };
+    result.map_err(|e| ScenarioError::Semantic(format!("invalid tokens: {e}")))
+}
+
+/// Options of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Replace the scenario's seed.
+    pub seed: Option<u64>,
+    /// Keep every trace record.
+    pub keep_trace: bool,
+    /// The file the scenario came from, for the replay command.
+    pub file: Option<String>,
+}
+
+/// Builds the simulation of a prepared scenario at time zero.
+pub fn build_simulation(p: &Prepared, options: &RunOptions) -> Simulation {
+    let seed = options.seed.unwrap_or(p.scenario.seed);
+    Simulation::new(SimConfig {
+        seed,
+        names: p.names.clone(),
+        ring: p.ring.clone(),
+        node: p.node.clone(),
+        network: p.scenario.network.clone(),
+        workload: p.scenario.workload.clone(),
+        keep_trace: options.keep_trace,
+    })
+}
+
+/// Applies one timeline event. Returns the invoke index of a client operation.
+pub fn apply_event(sim: &mut Simulation, e: &EventSpec, last_read: &BTreeMap<String, CausalContext>) -> Option<u64> {
+    let id = |s: &Spanned<String>| sim.node_id(s.get_ref()).expect("validated");
+    if let Some(n) = &e.crash {
+        let _ = sim.crash(id(n));
+    } else if let Some(n) = &e.restart {
+        let _ = sim.restart(id(n));
+    } else if let Some(groups) = &e.partition {
+        let groups = groups.iter().map(|g| g.iter().map(id).collect()).collect();
+        sim.partition(groups);
+    } else if e.heal.is_some() {
+        sim.heal();
+    } else if let Some(p) = e.loss {
+        sim.set_loss(p);
+    } else {
+        let (f, op) = if let Some(op) = &e.write {
+            (OpFunction::Write, op)
+        } else if let Some(op) = &e.delete {
+            (OpFunction::Delete, op)
+        } else {
+            (OpFunction::Read, e.read.as_ref().expect("validated: one action"))
+        };
+        let cl: ConsistencyLevel = op.cl.get_ref().parse().expect("validated");
+        let context = if op.with_context { last_read.get(&op.key).cloned() } else { None };
+        let coordinator = id(&op.node);
+        return sim.client_op(coordinator, f, &op.key, op.value.as_deref(), cl, context).ok();
+    }
+    None
+}
+
+/// Runs a prepared scenario to the end and checks it.
+pub fn run(p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
+    let s = &p.scenario;
+    let mut sim = build_simulation(p, options);
+    let mut order: Vec<usize> = (0..s.events.len()).collect();
+    order.sort_by_key(|i| s.events[*i].at);
+    let mut scripted: Vec<(usize, Option<u64>)> = Vec::new();
+    let mut last_read: BTreeMap<String, CausalContext> = BTreeMap::new();
+    for i in order {
+        let e = &s.events[i];
+        sim.run_until(Instant::ZERO + e.at);
+        // Scripted reads feed the context of later `with_context` writes.
+        for (_, invoke) in &scripted {
+            if let Some(c) = invoke.and_then(|i| sim.completion(i)) {
+                if let Some(Ok(Reply::Read { context, .. })) = &c.result {
+                    let key = sim.history().ops[c.op_index as usize].key.clone();
+                    last_read.insert(key, context.clone());
+                }
+            }
+        }
+        let invoke = apply_event(&mut sim, e, &last_read);
+        if e.write.is_some() || e.read.is_some() || e.delete.is_some() {
+            scripted.push((i, invoke));
+        }
+    }
+    sim.run_until(Instant::ZERO + s.duration);
+    finish(&mut sim, &s.final_phase);
+    let report = report(p, options, &sim, &scripted);
+    (report, sim)
+}
+
+/// The final phase: heal, restart, settle, repair reads, final state.
+pub fn finish(sim: &mut Simulation, f: &FinalPhase) {
+    if f.heal {
+        if sim.network().is_partitioned() {
+            sim.heal();
+        }
+        sim.set_loss(0.0);
+    }
+    if f.restart {
+        for i in 0..sim.names().len() {
+            let id = NodeId(i as u32);
+            if !sim.is_up(id) {
+                let _ = sim.restart(id);
+            }
+        }
+    }
+    sim.run_for(f.settle);
+    sim.quiesce(Duration::from_secs(60));
+    let all_up = (0..sim.names().len()).all(|i| sim.is_up(NodeId(i as u32)));
+    if f.repair_reads && all_up {
+        sim.repair_reads();
+        sim.quiesce(Duration::from_secs(60));
+    }
+    sim.record_final_reads();
+}
+
+fn names_of(sim: &Simulation, ids: &[NodeId]) -> Vec<String> {
+    ids.iter().map(|n| sim.name(*n).to_string()).collect()
+}
+
+fn report(
+    p: &Prepared,
+    options: &RunOptions,
+    sim: &Simulation,
+    scripted: &[(usize, Option<u64>)],
+) -> ScenarioReport {
+    let s = &p.scenario;
+    let seed = options.seed.unwrap_or(s.seed);
+    let check = check(sim.history(), &CheckConfig { rf: s.cluster.rf, mode: s.cluster.conflict });
+    let mut ops = OpCounts::default();
+    for op in &sim.history().ops {
+        if op.final_read {
+            continue;
+        }
+        match op.op_type {
+            OpType::Invoke if op.f == OpFunction::Read => ops.reads += 1,
+            OpType::Invoke => ops.writes += 1,
+            OpType::Ok => ops.ok += 1,
+            OpType::Fail => ops.fail += 1,
+            OpType::Info => ops.info += 1,
+        }
+    }
+    // Counted by the simulator from node traces, so crashes do not reset them.
+    let stats = sim.stats();
+    let mut hints_stored: BTreeMap<String, u64> = stats
+        .hints_stored
+        .iter()
+        .map(|(n, c)| (sim.name(*n).to_string(), *c))
+        .collect();
+    let hints_delivered = stats.hints_delivered;
+    let read_repairs = stats.read_repairs;
+    hints_stored.retain(|_, v| *v > 0);
+    let mut hints_remaining = BTreeMap::new();
+    for (i, name) in sim.names().iter().enumerate() {
+        if let Some(st) = sim.storage(NodeId(i as u32)) {
+            let n = crate::storage::Storage::hints(st).map(|h| h.len()).unwrap_or(0) as u64;
+            if n > 0 {
+                hints_remaining.insert(name.clone(), n);
+            }
+        }
+    }
+    let ownership: BTreeMap<String, f64> = p
+        .ring
+        .effective_ownership()
+        .into_iter()
+        .map(|(n, f)| (sim.name(n).to_string(), f))
+        .collect();
+    let divergent_keys = sim.divergent_keys();
+
+    let mut operations = Vec::new();
+    let mut expectations = Vec::new();
+    for (i, invoke) in scripted {
+        let e = &s.events[*i];
+        let op = e.write.as_ref().or(e.delete.as_ref()).or(e.read.as_ref()).expect("op event");
+        let kind = if e.write.is_some() {
+            "write"
+        } else if e.delete.is_some() {
+            "delete"
+        } else {
+            "read"
+        };
+        let label = e.label.clone().unwrap_or_else(|| {
+            format!("{kind} {} at {} via {}", op.key, op.cl.get_ref(), op.node.get_ref())
+        });
+        let mut outcome = OpOutcome {
+            label: label.clone(),
+            at: Instant::ZERO + e.at,
+            outcome: "pending".into(),
+            replicas: vec![],
+            hinted: vec![],
+            values: vec![],
+            detail: None,
+        };
+        match invoke.and_then(|i| sim.completion(i)) {
+            None if invoke.is_none() => {
+                outcome.outcome = "coordinator down".into();
+                outcome.detail = Some(format!("node {} was not running", op.node.get_ref()));
+            }
+            None => {}
+            Some(c) => match &c.result {
+                Some(Ok(Reply::Written { acks, hinted, .. })) => {
+                    outcome.outcome = "ok".into();
+                    outcome.replicas = names_of(sim, acks);
+                    outcome.hinted = names_of(sim, hinted);
+                }
+                Some(Ok(Reply::Read { value, replied, .. })) => {
+                    outcome.outcome = "ok".into();
+                    outcome.replicas = names_of(sim, replied);
+                    outcome.values = value
+                        .values()
+                        .into_iter()
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                        .collect();
+                }
+                Some(Err(err)) => {
+                    outcome.outcome = match err {
+                        RequestError::Unavailable { .. } => "unavailable".into(),
+                        RequestError::Timeout { .. } => "timeout".into(),
+                    };
+                    outcome.detail = Some(err.to_string());
+                }
+                None => outcome.outcome = "coordinator crashed".into(),
+            },
+        }
+        if let Some(x) = &e.expect {
+            let mut push = |what: &str, expected: String, actual: String| {
+                expectations.push(ExpectationResult {
+                    what: format!("{label}: {what}"),
+                    passed: expected == actual,
+                    expected,
+                    actual,
+                });
+            };
+            if let Some(ok) = x.ok {
+                push("ok", ok.to_string(), (outcome.outcome == "ok").to_string());
+            }
+            if let Some(err) = &x.error {
+                push("error", err.to_lowercase(), outcome.outcome.clone());
+            }
+            let sorted = |mut v: Vec<String>| {
+                v.sort();
+                format!("[{}]", v.join(", "))
+            };
+            if let Some(a) = &x.acks {
+                push("acks", sorted(a.clone()), sorted(outcome.replicas.clone()));
+            }
+            if let Some(a) = &x.replied {
+                push("replied", sorted(a.clone()), sorted(outcome.replicas.clone()));
+            }
+            if let Some(h) = &x.hinted {
+                push("hinted", sorted(h.clone()), sorted(outcome.hinted.clone()));
+            }
+            if let Some(v) = &x.values {
+                push("values", format!("{v:?}"), format!("{:?}", outcome.values));
+            }
+        }
+        operations.push(outcome);
+    }
+
+    let x = &s.expect;
+    let mut count = |what: &str, c: &Option<Count>, actual: u64| {
+        if let Some(c) = c {
+            let passed = c.matches(actual).unwrap_or(false);
+            expectations.push(ExpectationResult {
+                what: what.to_string(),
+                expected: c.matches(actual).map(|_| c.describe()).unwrap_or_else(|e| e),
+                actual: actual.to_string(),
+                passed,
+            });
+        }
+    };
+    count("stale reads", &x.stale_reads, check.count(AnomalyKind::StaleRead) as u64);
+    count("lost writes", &x.lost_writes, check.count(AnomalyKind::LostWrite) as u64);
+    count("lost updates", &x.lost_updates, check.count(AnomalyKind::LostUpdate) as u64);
+    count("unavailable", &x.unavailable, check.count(AnomalyKind::Unavailable) as u64);
+    count("timeouts", &x.timeouts, check.count(AnomalyKind::Timeout) as u64);
+    count("read repairs", &x.read_repairs, read_repairs);
+    count("hints stored (total)", &x.hints_total, hints_stored.values().sum());
+    count("hints delivered", &x.hints_delivered, hints_delivered);
+    if let Some(per) = &x.hints_stored {
+        for (name, c) in per {
+            let actual = hints_stored.get(name).copied().unwrap_or(0);
+            count(&format!("hints stored on {name}"), &Some(c.clone()), actual);
+        }
+    }
+    if let Some(own) = &x.ownership {
+        for (name, want) in own {
+            let actual = ownership.get(name).copied();
+            let actual_text = actual.map_or("?".to_string(), |f| format!("{:.1}%", f * 100.0));
+            let passed = match (want.trim().trim_end_matches('%').parse::<f64>(), actual) {
+                (Ok(w), Some(a)) => (w - a * 100.0).abs() <= 0.5,
+                _ => want.trim() == actual_text,
+            };
+            expectations.push(ExpectationResult {
+                what: format!("ownership of {name}"),
+                expected: want.clone(),
+                actual: actual_text,
+                passed,
+            });
+        }
+    }
+    if let Some(c) = x.converged {
+        let actual = divergent_keys.is_empty();
+        expectations.push(ExpectationResult {
+            what: "converged".into(),
+            expected: c.to_string(),
+            actual: if actual {
+                "true".into()
+            } else {
+                format!("false ({} divergent keys, e.g. {})", divergent_keys.len(), divergent_keys[0])
+            },
+            passed: c == actual,
+        });
+    }
+
+    let passed = expectations.iter().all(|e| e.passed);
+    let file = options.file.clone().unwrap_or_else(|| format!("<{}>", s.name));
+    ScenarioReport {
+        name: s.name.clone(),
+        seed,
+        end_time: sim.now(),
+        ops,
+        anomalies: check.counts.clone(),
+        check,
+        hints_stored,
+        hints_delivered,
+        hints_remaining,
+        read_repairs,
+        messages: sim.stats().clone(),
+        ownership,
+        divergent_keys,
+        operations,
+        expectations,
+        passed,
+        trace_hash: format!("{:016x}", sim.trace().hash()),
+        trace_events: sim.trace().len(),
+        replay: format!("ringside sim run {file} --seed {seed}"),
+    }
+}
+
+impl std::fmt::Display for ScenarioReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "scenario {}  (seed {}, ended at {})", self.name, self.seed, self.end_time)?;
+        writeln!(
+            f,
+            "operations: {} reads, {} writes -> {} ok, {} fail, {} info",
+            self.ops.reads, self.ops.writes, self.ops.ok, self.ops.fail, self.ops.info
+        )?;
+        if !self.ownership.is_empty() {
+            let own: Vec<String> =
+                self.ownership.iter().map(|(n, o)| format!("{n} {:.1}%", o * 100.0)).collect();
+            writeln!(f, "owns (effective): {}", own.join(", "))?;
+        }
+        if !self.operations.is_empty() {
+            writeln!(f, "scripted operations:")?;
+            for o in &self.operations {
+                write!(f, "  {:>10}  {:<32} {}", o.at.to_string(), o.label, o.outcome)?;
+                if !o.replicas.is_empty() {
+                    write!(f, "  replicas [{}]", o.replicas.join(", "))?;
+                }
+                if !o.hinted.is_empty() {
+                    write!(f, "  hinted [{}]", o.hinted.join(", "))?;
+                }
+                if !o.values.is_empty() {
+                    write!(f, "  values {:?}", o.values)?;
+                }
+                if let Some(d) = &o.detail {
+                    write!(f, "  ({d})")?;
+                }
+                writeln!(f)?;
+            }
+        }
+        let anomalies: Vec<String> =
+            self.anomalies.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(
+            f,
+            "anomalies: {}",
+            if anomalies.is_empty() { "none".to_string() } else { anomalies.join(", ") }
+        )?;
+        for a in self.check.anomalies.iter().filter(|a| a.kind.is_correctness()).take(5) {
+            writeln!(f, "  - {}", a.explanation)?;
+        }
+        let hints: Vec<String> = self.hints_stored.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        writeln!(
+            f,
+            "hints: stored {} ({}), delivered {}, remaining {}",
+            self.hints_stored.values().sum::<u64>(),
+            if hints.is_empty() { "none".into() } else { hints.join(", ") },
+            self.hints_delivered,
+            self.hints_remaining.values().sum::<u64>()
+        )?;
+        writeln!(f, "read repairs: {}", self.read_repairs)?;
+        writeln!(
+            f,
+            "messages: {} sent, {} delivered, {} dropped",
+            self.messages.sent, self.messages.delivered, self.messages.dropped
+        )?;
+        if !self.divergent_keys.is_empty() {
+            writeln!(f, "divergent keys at the end: {}", self.divergent_keys.len())?;
+        }
+        writeln!(f, "trace: {} events, hash {}", self.trace_events, self.trace_hash)?;
+        if !self.expectations.is_empty() {
+            writeln!(f, "expectations:")?;
+            for e in &self.expectations {
+                let mark = if e.passed { "ok  " } else { "FAIL" };
+                write!(f, "  {mark} {}: expected {}", e.what, e.expected)?;
+                if !e.passed {
+                    write!(f, ", got {}", e.actual)?;
+                }
+                writeln!(f)?;
+            }
+        }
+        if self.passed {
+            writeln!(f, "result: PASS")
+        } else {
+            writeln!(f, "result: FAIL — replay with: {}", self.replay)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `ringside sim …`: scenario runs in the simulator.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use ringside_core::scenario::{self, RunOptions};
+use ringside_core::token::token_for;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// Run a scenario file and check its expectations (exit status 1 when one fails).
+    Run {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Replace the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print a machine-readable JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Write the Jepsen-style history (JSON lines) to this file.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Write the full trace (JSON lines) to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Print the token of a key (to place nodes around it in scenario files).
+    Token {
+        /// The key.
+        key: String,
+    },
+}
+
+pub fn run(cmd: SimCommand) -> Result<ExitCode> {
+    match cmd {
+        SimCommand::Run { file, seed, json, history, trace } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read scenario file {}", file.display()))?;
+            let parsed = scenario::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let prepared = scenario::prepare(parsed, &text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let options = RunOptions {
+                seed,
+                keep_trace: trace.is_some(),
+                file: Some(file.display().to_string()),
+            };
+            let (report, sim) = scenario::run(&prepared, &options);
+            if let Some(path) = history {
+                let mut out = String::new();
+                for op in &sim.history().ops {
+                    out.push_str(&serde_json::to_string(op)?);
+                    out.push('\n');
+                }
+                std::fs::write(&path, out)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if let Some(path) = trace {
+                let mut out = String::new();
+                for r in sim.trace().records() {
+                    out.push_str(&serde_json::to_string(r)?);
+                    out.push('\n');
+                }
+                std::fs::write(&path, out)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        SimCommand::Token { key } => {
+            println!("{}", token_for(key.as_bytes()));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

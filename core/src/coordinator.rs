@@ -248,7 +248,15 @@ mod tests {
     #[test]
     fn write_replies_at_required_acks_and_finishes_when_all_answered() {
         let targets = vec![NodeId(1), NodeId(2), NodeId(3)];
-        let mut w = WriteOp::new(0, b"k".to_vec(), ConsistencyLevel::Quorum, 2, targets, vec![], Instant(100));
+        let mut w = WriteOp::new(
+            0,
+            b"k".to_vec(),
+            ConsistencyLevel::Quorum,
+            2,
+            targets,
+            vec![],
+            Instant(100),
+        );
         w.version = Some(version(1, "a"));
         w.acks.insert(NodeId(1));
         w.outstanding.extend([NodeId(2), NodeId(3)]);
@@ -268,7 +276,15 @@ mod tests {
 
     #[test]
     fn write_times_out_with_received_count() {
-        let mut w = WriteOp::new(0, b"k".to_vec(), ConsistencyLevel::All, 3, vec![NodeId(1)], vec![], Instant(100));
+        let mut w = WriteOp::new(
+            0,
+            b"k".to_vec(),
+            ConsistencyLevel::All,
+            3,
+            vec![NodeId(1)],
+            vec![],
+            Instant(100),
+        );
         w.version = Some(version(1, "a"));
         w.acks.insert(NodeId(1));
         w.outstanding.insert(NodeId(2));
@@ -285,7 +301,15 @@ mod tests {
 
     #[test]
     fn any_is_satisfied_by_a_hint() {
-        let mut w = WriteOp::new(0, b"k".to_vec(), ConsistencyLevel::Any, 1, vec![NodeId(2)], vec![], Instant(100));
+        let mut w = WriteOp::new(
+            0,
+            b"k".to_vec(),
+            ConsistencyLevel::Any,
+            1,
+            vec![NodeId(2)],
+            vec![],
+            Instant(100),
+        );
         w.version = Some(version(1, "a"));
         w.hinted.insert(NodeId(2));
         assert!(matches!(w.progress(Instant(1)), WriteProgress::Done(Some(Ok(_)))));
@@ -293,11 +317,25 @@ mod tests {
 
     #[test]
     fn read_merges_and_finds_stale_replicas() {
-        let mut r = ReadOp::new(0, b"k".to_vec(), ConsistencyLevel::Quorum, 2, vec![NodeId(1), NodeId(2), NodeId(3)], Instant(100));
+        let mut r = ReadOp::new(
+            0,
+            b"k".to_vec(),
+            ConsistencyLevel::Quorum,
+            2,
+            vec![NodeId(1), NodeId(2), NodeId(3)],
+            Instant(100),
+        );
         let old = Siblings::one(version(1, "old"));
         let mut new = old.clone();
         new.apply(
-            Version { context: { let mut c = VClock::new(); c.add_dot(Dot { node: NodeId(1), counter: 1 }, 0); c }, ..version(2, "new") },
+            Version {
+                context: {
+                    let mut c = VClock::new();
+                    c.add_dot(Dot { node: NodeId(1), counter: 1 }, 0);
+                    c
+                },
+                ..version(2, "new")
+            },
             ConflictMode::VectorClock,
         );
         r.reply(NodeId(1), new.clone());
@@ -313,7 +351,8 @@ mod tests {
         assert!(!r.finished());
         r.reply(NodeId(3), new.clone());
         assert!(r.finished());
-        let stale: Vec<NodeId> = r.stale_replicas(ConflictMode::VectorClock).into_iter().map(|(n, _)| n).collect();
+        let stale: Vec<NodeId> =
+            r.stale_replicas(ConflictMode::VectorClock).into_iter().map(|(n, _)| n).collect();
         assert_eq!(stale, vec![NodeId(2)]);
     }
 }

@@ -83,7 +83,12 @@ pub enum Liveness {
 impl PhiDetector {
     /// A detector with conviction threshold `threshold`.
     pub fn new(threshold: f64) -> Self {
-        PhiDetector { threshold, peers: BTreeMap::new(), down: BTreeMap::new(), last_interpret: None }
+        PhiDetector {
+            threshold,
+            peers: BTreeMap::new(),
+            down: BTreeMap::new(),
+            last_interpret: None,
+        }
     }
 
     /// Records a heartbeat from `peer`. Returns `Some(Up)` if the peer was down.

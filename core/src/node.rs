@@ -324,7 +324,7 @@ pub struct Node<S: Storage> {
     reads: BTreeMap<RequestId, ReadOp>,
     hint_ids: DurableCounter,
     lww_counter: DurableCounter,
-    hints_in_flight: BTreeMap<u64, Instant>,
+    hints_in_flight: BTreeMap<u64, (Instant, NodeId)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: NodeStats,
@@ -722,7 +722,12 @@ impl<S: Storage> Node<S> {
                 self.writes.get_mut(&request).expect("op").outstanding.insert(target);
                 self.send(
                     target,
-                    Message::Mutation { op: request.0, token, key: key.clone(), value: value.clone() },
+                    Message::Mutation {
+                        op: request.0,
+                        token,
+                        key: key.clone(),
+                        value: value.clone(),
+                    },
                 );
             } else {
                 self.store_hint(now, request, target);
@@ -740,10 +745,9 @@ impl<S: Storage> Node<S> {
             return;
         }
         let key_text = String::from_utf8_lossy(&op.key).into_owned();
-        let window_exceeded = self
-            .detector
-            .down_since(target)
-            .is_some_and(|since| now.saturating_duration_since(since) > self.config.max_hint_window);
+        let window_exceeded = self.detector.down_since(target).is_some_and(|since| {
+            now.saturating_duration_since(since) > self.config.max_hint_window
+        });
         if window_exceeded {
             self.trace(NodeTrace::HintWindowExceeded { target, key: key_text });
             return;
@@ -816,7 +820,10 @@ impl<S: Storage> Node<S> {
                         return self.fatal(e);
                     }
                 } else {
-                    self.send(replica, Message::Repair { token: op.token, key: op.key.clone(), value });
+                    self.send(
+                        replica,
+                        Message::Repair { token: op.token, key: op.key.clone(), value },
+                    );
                 }
             }
         }
@@ -826,7 +833,12 @@ impl<S: Storage> Node<S> {
     // Replica side
     // ---------------------------------------------------------------------------------------------
 
-    fn local_read(&mut self, now: Instant, token: Token, key: &[u8]) -> Result<Siblings, StorageError> {
+    fn local_read(
+        &mut self,
+        now: Instant,
+        token: Token,
+        key: &[u8],
+    ) -> Result<Siblings, StorageError> {
         let mut value = self.storage.get(token, key)?.unwrap_or_default();
         let horizon = now.as_micros().saturating_sub(self.config.gc_grace.as_micros() as u64);
         if value.purge_tombstones(horizon) {
@@ -835,7 +847,12 @@ impl<S: Storage> Node<S> {
         Ok(value)
     }
 
-    fn merge_local(&mut self, token: Token, key: &[u8], incoming: &Siblings) -> Result<(), StorageError> {
+    fn merge_local(
+        &mut self,
+        token: Token,
+        key: &[u8],
+        incoming: &Siblings,
+    ) -> Result<(), StorageError> {
         let mut current = self.storage.get(token, key)?.unwrap_or_default();
         if current.merge(incoming, self.config.conflict_mode) {
             self.storage.put(token, key, &current)?;
@@ -843,7 +860,13 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
-    fn local_apply(&mut self, _now: Instant, token: Token, key: &[u8], value: &Siblings) -> Result<(), StorageError> {
+    fn local_apply(
+        &mut self,
+        _now: Instant,
+        token: Token,
+        key: &[u8],
+        value: &Siblings,
+    ) -> Result<(), StorageError> {
         self.merge_local(token, key, value)
     }
 
@@ -874,12 +897,15 @@ impl<S: Storage> Node<S> {
         if self.stopped {
             return;
         }
-        // Any message proves the sender alive.
-        if let Some(Liveness::Up(peer)) = self.detector.report(now, from) {
-            self.trace(NodeTrace::PeerUp { peer });
-        }
         let result = match message {
-            Message::Heartbeat { .. } => Ok(()),
+            // Only heartbeats feed the detector (Cassandra reports gossip arrivals, not every
+            // message): the inter-arrival window must measure the heartbeat period.
+            Message::Heartbeat { .. } => {
+                if let Some(Liveness::Up(peer)) = self.detector.report(now, from) {
+                    self.trace(NodeTrace::PeerUp { peer });
+                }
+                Ok(())
+            }
             Message::Mint { op, token, key, value, context, timestamp } => {
                 self.mint(now, token, &key, value, context, timestamp).map(|version| {
                     self.send(from, Message::MintAck { op, version });
@@ -887,15 +913,15 @@ impl<S: Storage> Node<S> {
             }
             Message::MintAck { op, version } => {
                 let request = RequestId(op);
-                if let Some(w) = self.writes.get_mut(&request) {
-                    if w.awaiting_mint == Some(from) {
-                        w.awaiting_mint = None;
-                        w.outstanding.remove(&from);
-                        w.acks.insert(from);
-                        w.version = Some(version);
-                        self.fan_out(now, request);
-                        self.progress_write(now, request);
-                    }
+                if let Some(w) = self.writes.get_mut(&request)
+                    && w.awaiting_mint == Some(from)
+                {
+                    w.awaiting_mint = None;
+                    w.outstanding.remove(&from);
+                    w.acks.insert(from);
+                    w.version = Some(version);
+                    self.fan_out(now, request);
+                    self.progress_write(now, request);
                 }
                 Ok(())
             }
@@ -906,11 +932,11 @@ impl<S: Storage> Node<S> {
             }
             Message::MutationAck { op } => {
                 let request = RequestId(op);
-                if let Some(w) = self.writes.get_mut(&request) {
-                    if w.outstanding.remove(&from) {
-                        w.acks.insert(from);
-                        self.progress_write(now, request);
-                    }
+                if let Some(w) = self.writes.get_mut(&request)
+                    && w.outstanding.remove(&from)
+                {
+                    w.acks.insert(from);
+                    self.progress_write(now, request);
                 }
                 Ok(())
             }
@@ -926,15 +952,22 @@ impl<S: Storage> Node<S> {
                 Ok(())
             }
             Message::Repair { token, key, value } => self.merge_local(token, &key, &value),
-            Message::Hint { id, token, key, value } => self.merge_local(token, &key, &value).map(|()| {
-                self.send(from, Message::HintAck { id });
-            }),
+            Message::Hint { id, token, key, value } => {
+                self.merge_local(token, &key, &value).map(|()| {
+                    self.send(from, Message::HintAck { id });
+                })
+            }
             Message::HintAck { id } => {
                 if self.hints_in_flight.remove(&id).is_some() {
                     match self.storage.remove_hint(id) {
                         Ok(()) => {
                             self.stats.hints_delivered += 1;
                             self.trace(NodeTrace::HintDelivered { target: from, id });
+                            // Once a batch is fully acknowledged, send the next one at once
+                            // rather than waiting for the next replay period.
+                            if !self.hints_in_flight.values().any(|(_, t)| *t == from) {
+                                self.replay_hints(now, Some(from));
+                            }
                         }
                         Err(e) => self.fatal(e),
                     }
@@ -1003,13 +1036,18 @@ impl<S: Storage> Node<S> {
 
     fn on_hint_replay(&mut self, now: Instant) {
         self.timers.insert((now + self.config.hint_replay_interval, Timer::HintReplay));
+        self.replay_hints(now, None);
+    }
+
+    /// Expires old hints and sends up to a batch per live target (only to `only` when given).
+    fn replay_hints(&mut self, now: Instant, only: Option<NodeId>) {
         let hints = match self.storage.hints() {
             Ok(h) => h,
             Err(e) => return self.fatal(e),
         };
         // Forget sends that were never acknowledged within a replay period: resend them.
         let retry_before = now - self.config.hint_replay_interval;
-        self.hints_in_flight.retain(|_, sent| *sent > retry_before);
+        self.hints_in_flight.retain(|_, (sent, _)| *sent > retry_before);
         let grace = self.config.gc_grace;
         let mut sent_per_target: BTreeMap<NodeId, usize> = BTreeMap::new();
         for hint in hints {
@@ -1023,7 +1061,10 @@ impl<S: Storage> Node<S> {
                 self.trace(NodeTrace::HintExpired { target: hint.target, id: hint.id });
                 continue;
             }
-            if !self.is_alive(hint.target) || self.hints_in_flight.contains_key(&hint.id) {
+            if !self.is_alive(hint.target)
+                || self.hints_in_flight.contains_key(&hint.id)
+                || only.is_some_and(|t| t != hint.target)
+            {
                 continue;
             }
             let sent = sent_per_target.entry(hint.target).or_insert(0);
@@ -1031,7 +1072,7 @@ impl<S: Storage> Node<S> {
                 continue;
             }
             *sent += 1;
-            self.hints_in_flight.insert(hint.id, now);
+            self.hints_in_flight.insert(hint.id, (now, hint.target));
             self.send(
                 hint.target,
                 Message::Hint { id: hint.id, token: hint.token, key: hint.key, value: hint.value },

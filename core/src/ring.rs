@@ -443,9 +443,11 @@ mod tests {
     #[test]
     fn four_evenly_spaced_nodes_rf3_own_three_quarters_each() {
         let quarter = 1u64 << 62;
-        let ring =
-            Ring::new([(quarter - 1, A), (2 * quarter - 1, B), (3 * quarter - 1, C), (u64::MAX, D)], 3)
-                .unwrap();
+        let ring = Ring::new(
+            [(quarter - 1, A), (2 * quarter - 1, B), (3 * quarter - 1, C), (u64::MAX, D)],
+            3,
+        )
+        .unwrap();
         let expected: BTreeMap<NodeId, f64> = [(A, 0.75), (B, 0.75), (C, 0.75), (D, 0.75)].into();
         assert_eq!(ring.effective_ownership(), expected);
         let primary: BTreeMap<NodeId, f64> = [(A, 0.25), (B, 0.25), (C, 0.25), (D, 0.25)].into();
@@ -559,10 +561,7 @@ mod tests {
     }
 
     fn ring_input() -> impl Strategy<Value = (BTreeMap<Token, NodeId>, usize)> {
-        (
-            prop::collection::btree_map(token(), (0u32..8).prop_map(NodeId), 1..48),
-            1usize..6,
-        )
+        (prop::collection::btree_map(token(), (0u32..8).prop_map(NodeId), 1..48), 1usize..6)
     }
 
     fn probes(map: &BTreeMap<Token, NodeId>, extra: &[Token]) -> Vec<Token> {

@@ -227,7 +227,12 @@ pub struct FinalPhase {
 
 impl Default for FinalPhase {
     fn default() -> Self {
-        FinalPhase { heal: true, restart: true, settle: Duration::from_secs(30), repair_reads: true }
+        FinalPhase {
+            heal: true,
+            restart: true,
+            settle: Duration::from_secs(30),
+            repair_reads: true,
+        }
     }
 }
 
@@ -326,7 +331,9 @@ impl Count {
                 let (op, rest) = ["<=", ">=", "==", "<", ">"]
                     .iter()
                     .find_map(|op| s.strip_prefix(op).map(|r| (*op, r)))
-                    .ok_or_else(|| format!("count {s:?} must be an integer or start with <, <=, >, >=, =="))?;
+                    .ok_or_else(|| {
+                        format!("count {s:?} must be an integer or start with <, <=, >, >=, ==")
+                    })?;
                 let n: u64 = rest
                     .trim()
                     .parse()
@@ -494,7 +501,9 @@ pub struct Prepared {
 pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError> {
     let names: Vec<String> = scenario.cluster.nodes.iter().map(|s| s.get_ref().clone()).collect();
     if names.is_empty() {
-        return Err(ScenarioError::Semantic("cluster.nodes is empty: list at least one node".into()));
+        return Err(ScenarioError::Semantic(
+            "cluster.nodes is empty: list at least one node".into(),
+        ));
     }
     for (i, n) in scenario.cluster.nodes.iter().enumerate() {
         if names[..i].contains(n.get_ref()) {
@@ -565,22 +574,22 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
                 return Err(ScenarioError::Semantic(format!("events[{i}]: key is empty")));
             }
         }
-        if let Some(op) = &e.write {
-            if op.value.is_none() {
-                return Err(ScenarioError::Semantic(format!(
-                    "events[{i}]: a write needs a value"
-                )));
-            }
+        if let Some(op) = &e.write
+            && op.value.is_none()
+        {
+            return Err(ScenarioError::Semantic(format!("events[{i}]: a write needs a value")));
         }
-        if let Some(p) = e.loss {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(ScenarioError::Semantic(format!(
-                    "events[{i}]: loss {p} must be between 0 and 1"
-                )));
-            }
+        if let Some(p) = e.loss
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(ScenarioError::Semantic(format!(
+                "events[{i}]: loss {p} must be between 0 and 1"
+            )));
         }
     }
-    for p in [scenario.workload.read_fraction, scenario.workload.delete_fraction, scenario.network.loss] {
+    for p in
+        [scenario.workload.read_fraction, scenario.workload.delete_fraction, scenario.network.loss]
+    {
         if !(0.0..=1.0).contains(&p) {
             return Err(ScenarioError::Semantic(format!(
                 "probabilities and fractions must be between 0 and 1, found {p}"
@@ -594,7 +603,7 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
     }
 
     let ids: Vec<NodeId> = (0..names.len() as u32).map(NodeId).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed_0f_7a_11_0c);
+    let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed_0f7a_110c);
     let allocated = build_ring(
         &ids,
         scenario.cluster.num_tokens.max(1),
@@ -696,7 +705,11 @@ pub fn build_simulation(p: &Prepared, options: &RunOptions) -> Simulation {
 }
 
 /// Applies one timeline event. Returns the invoke index of a client operation.
-pub fn apply_event(sim: &mut Simulation, e: &EventSpec, last_read: &BTreeMap<String, CausalContext>) -> Option<u64> {
+pub fn apply_event(
+    sim: &mut Simulation,
+    e: &EventSpec,
+    last_read: &BTreeMap<String, CausalContext>,
+) -> Option<u64> {
     let id = |s: &Spanned<String>| sim.node_id(s.get_ref()).expect("validated");
     if let Some(n) = &e.crash {
         let _ = sim.crash(id(n));
@@ -738,11 +751,11 @@ pub fn run(p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
         sim.run_until(Instant::ZERO + e.at);
         // Scripted reads feed the context of later `with_context` writes.
         for (_, invoke) in &scripted {
-            if let Some(c) = invoke.and_then(|i| sim.completion(i)) {
-                if let Some(Ok(Reply::Read { context, .. })) = &c.result {
-                    let key = sim.history().ops[c.op_index as usize].key.clone();
-                    last_read.insert(key, context.clone());
-                }
+            if let Some(c) = invoke.and_then(|i| sim.completion(i))
+                && let Some(Ok(Reply::Read { context, .. })) = &c.result
+            {
+                let key = sim.history().ops[c.op_index as usize].key.clone();
+                last_read.insert(key, context.clone());
             }
         }
         let invoke = apply_event(&mut sim, e, &last_read);
@@ -810,11 +823,8 @@ fn report(
     }
     // Counted by the simulator from node traces, so crashes do not reset them.
     let stats = sim.stats();
-    let mut hints_stored: BTreeMap<String, u64> = stats
-        .hints_stored
-        .iter()
-        .map(|(n, c)| (sim.name(*n).to_string(), *c))
-        .collect();
+    let mut hints_stored: BTreeMap<String, u64> =
+        stats.hints_stored.iter().map(|(n, c)| (sim.name(*n).to_string(), *c)).collect();
     let hints_delivered = stats.hints_delivered;
     let read_repairs = stats.read_repairs;
     hints_stored.retain(|_, v| *v > 0);
@@ -975,7 +985,11 @@ fn report(
             actual: if actual {
                 "true".into()
             } else {
-                format!("false ({} divergent keys, e.g. {})", divergent_keys.len(), divergent_keys[0])
+                format!(
+                    "false ({} divergent keys, e.g. {})",
+                    divergent_keys.len(),
+                    divergent_keys[0]
+                )
             },
             passed: c == actual,
         });
@@ -1048,7 +1062,8 @@ impl std::fmt::Display for ScenarioReport {
         for a in self.check.anomalies.iter().filter(|a| a.kind.is_correctness()).take(5) {
             writeln!(f, "  - {}", a.explanation)?;
         }
-        let hints: Vec<String> = self.hints_stored.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        let hints: Vec<String> =
+            self.hints_stored.iter().map(|(n, c)| format!("{n} {c}")).collect();
         writeln!(
             f,
             "hints: stored {} ({}), delivered {}, remaining {}",

@@ -26,9 +26,7 @@ pub fn token_for(key: &[u8]) -> Token {
 ///
 /// When `start >= end` the arc wraps past `u64::MAX` to `0`. `start == end` is the whole ring: that
 /// is the single range of a ring with one token, whose vnode owns everything.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TokenRange {
     /// Exclusive start (the previous vnode's token).
     pub start: Token,

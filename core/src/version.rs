@@ -298,7 +298,7 @@ impl Siblings {
             }
             ConflictMode::VectorClock => {
                 let mut all: Vec<Version> = self.0.iter().chain(other.0.iter()).cloned().collect();
-                all.sort_by(|a, b| a.dot.cmp(&b.dot));
+                all.sort_by_key(|a| a.dot);
                 all.dedup_by(|a, b| a.dot == b.dot);
                 let kept: Vec<Version> = all
                     .iter()
@@ -314,8 +314,7 @@ impl Siblings {
     /// Drops tombstones whose timestamp is older than `horizon` when they are the only version
     /// left (a tombstone still shadowing a sibling is kept).
     pub fn purge_tombstones(&mut self, horizon: u64) -> bool {
-        if !self.0.is_empty() && self.0.iter().all(|v| v.is_tombstone() && v.timestamp < horizon)
-        {
+        if !self.0.is_empty() && self.0.iter().all(|v| v.is_tombstone() && v.timestamp < horizon) {
             self.0.clear();
             true
         } else {

@@ -31,9 +31,8 @@ fn reference_trace_hashes_match_native() {
         .iter()
         .filter_map(|&(seed, native_hash)| {
             let wasm_hash = ringside_core::sim::reference_trace_hash(seed);
-            (wasm_hash != native_hash).then(|| {
-                format!("seed {seed}: native {native_hash:016x}, wasm {wasm_hash:016x}")
-            })
+            (wasm_hash != native_hash)
+                .then(|| format!("seed {seed}: native {native_hash:016x}, wasm {wasm_hash:016x}"))
         })
         .collect();
     assert!(
@@ -52,9 +51,7 @@ fn parse_native_hashes(encoded: &str) -> Vec<(u64, u64)> {
                 .trim()
                 .split_once(':')
                 .unwrap_or_else(|| panic!("expected `seed:hexhash`, got `{pair}`"));
-            let seed = seed
-                .parse()
-                .unwrap_or_else(|_| panic!("bad seed in `{pair}`"));
+            let seed = seed.parse().unwrap_or_else(|_| panic!("bad seed in `{pair}`"));
             let hash = u64::from_str_radix(hash, 16)
                 .unwrap_or_else(|_| panic!("bad hex hash in `{pair}`"));
             (seed, hash)

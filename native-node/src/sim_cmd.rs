@@ -38,8 +38,8 @@ pub fn run(cmd: SimCommand) -> Result<ExitCode> {
         SimCommand::Run { file, seed, json, history, trace } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read scenario file {}", file.display()))?;
-            let parsed = scenario::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let parsed =
+                scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let prepared = scenario::prepare(parsed, &text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let options = RunOptions {

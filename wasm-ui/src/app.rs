@@ -1,10 +1,7 @@
 //! The explorer's components.
 
 use leptos::prelude::*;
-// SCRATCH STAND-IN: remove before handing over.
-fn reference_trace_hash(seed: u64) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xdead_beef
-}
+use ringside_core::sim::reference_trace_hash;
 
 /// The seed shown when the URL does not name one (`?seed=N`).
 const DEFAULT_SEED: u64 = 42;

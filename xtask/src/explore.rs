@@ -26,9 +26,7 @@ impl Options {
                     None => bail!("unknown option `{other}` (expected --port N)"),
                 },
             };
-            options.port = port
-                .parse()
-                .with_context(|| format!("invalid port `{port}`"))?;
+            options.port = port.parse().with_context(|| format!("invalid port `{port}`"))?;
         }
         Ok(options)
     }

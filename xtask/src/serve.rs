@@ -8,10 +8,7 @@ use tiny_http::{Header, Response, Server};
 pub fn serve(root: &Path, port: u16) -> Result<()> {
     let server = Server::http(("127.0.0.1", port))
         .map_err(|error| anyhow!("could not listen on 127.0.0.1:{port}: {error}"))?;
-    println!(
-        "xtask: serving {} at http://127.0.0.1:{port}/",
-        root.display()
-    );
+    println!("xtask: serving {} at http://127.0.0.1:{port}/", root.display());
     println!("xtask: press Ctrl-C to stop");
     for request in server.incoming_requests() {
         let response = match resolve(root, request.url()) {
@@ -80,22 +77,13 @@ mod tests {
     fn resolve_refuses_paths_outside_the_root() {
         let root = crate::project_root().join("www");
         assert_eq!(resolve(&root, "/../Cargo.toml"), None);
-        assert_eq!(
-            resolve(&root, "/index.html?seed=1"),
-            Some(root.join("index.html"))
-        );
+        assert_eq!(resolve(&root, "/index.html?seed=1"), Some(root.join("index.html")));
         assert_eq!(resolve(&root, "/?seed=7"), Some(root.join("index.html")));
     }
 
     #[test]
     fn wasm_is_served_as_application_wasm() {
-        assert_eq!(
-            content_type(Path::new("pkg/ringside_ui_bg.wasm")),
-            "application/wasm"
-        );
-        assert_eq!(
-            content_type(Path::new("pkg/ringside_ui.js")),
-            "text/javascript; charset=utf-8"
-        );
+        assert_eq!(content_type(Path::new("pkg/ringside_ui_bg.wasm")), "application/wasm");
+        assert_eq!(content_type(Path::new("pkg/ringside_ui.js")), "text/javascript; charset=utf-8");
     }
 }

@@ -77,14 +77,17 @@ struct StepReport {
     name: &'static str,
     outcome: Outcome,
     elapsed: Duration,
+    /// `None` for steps that ran no tests.
     tests: Option<TestCounts>,
 }
 
-type StepFn = fn() -> Result<StepResult>;
+/// A step adds the counts of the tests it runs to its argument as it goes, so that a failed step
+/// still reports how many passed and failed.
+type StepFn = fn(&mut TestCounts) -> Result<StepResult>;
 
-/// What a step that ran reports besides success.
+/// How a step that did not fail ended.
 enum StepResult {
-    Done(Option<TestCounts>),
+    Done,
     Skipped(String),
 }
 
@@ -111,19 +114,18 @@ pub fn run() -> Result<()> {
             continue;
         }
         println!();
-        println!(
-            "==== xtask test: step {index}/{}: {name} ====",
-            steps.len() - 1
-        );
+        println!("==== xtask test: step {index}/{}: {name} ====", steps.len() - 1);
         let started = Instant::now();
-        let (outcome, tests) = match step() {
-            Ok(StepResult::Done(tests)) => (Outcome::Passed, tests),
-            Ok(StepResult::Skipped(why)) => (Outcome::Skipped(why), None),
+        let mut counts = TestCounts::default();
+        let outcome = match step(&mut counts) {
+            Ok(StepResult::Done) => Outcome::Passed,
+            Ok(StepResult::Skipped(why)) => Outcome::Skipped(why),
             Err(error) => {
                 failed = true;
-                (Outcome::Failed(format!("{error:#}")), None)
+                Outcome::Failed(format!("{error:#}"))
             }
         };
+        let tests = (counts.passed + counts.failed > 0).then_some(counts);
         let elapsed = started.elapsed();
         match &outcome {
             Outcome::Passed => println!("==== {name}: ok ({:.1}s) ====", elapsed.as_secs_f64()),
@@ -131,12 +133,7 @@ pub fn run() -> Result<()> {
             Outcome::Failed(error) => println!("==== {name}: FAILED: {error} ===="),
             Outcome::NotRun => {}
         }
-        reports.push(StepReport {
-            name,
-            outcome,
-            elapsed,
-            tests,
-        });
+        reports.push(StepReport { name, outcome, elapsed, tests });
     }
     print_summary(&reports);
     if failed {
@@ -187,7 +184,7 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
-fn prerequisites() -> Result<StepResult> {
+fn prerequisites(_: &mut TestCounts) -> Result<StepResult> {
     tools::ensure_wasm_target()?;
     let wasm_bindgen = tools::ensure_wasm_bindgen()?;
     let node = tools::ensure_node()?;
@@ -199,22 +196,22 @@ fn prerequisites() -> Result<StepResult> {
         Some(nextest) => println!("cargo-nextest: {}", nextest.display()),
         None => println!("cargo-nextest: not installed (falling back to `cargo test`)"),
     }
-    Ok(StepResult::Done(None))
+    Ok(StepResult::Done)
 }
 
-fn fmt() -> Result<StepResult> {
+fn fmt(_: &mut TestCounts) -> Result<StepResult> {
     tools::run(tools::cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;
-    Ok(StepResult::Done(None))
+    Ok(StepResult::Done)
 }
 
-fn clippy() -> Result<StepResult> {
-    tools::run(
-        tools::cargo()
-            .args(["clippy", "--workspace"])
-            .args(NATIVE_EXCLUDES)
-            .args(["--all-targets", "--", "-D", "warnings"]),
-    )?;
+fn clippy(_: &mut TestCounts) -> Result<StepResult> {
+    tools::run(tools::cargo().args(["clippy", "--workspace"]).args(NATIVE_EXCLUDES).args([
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     tools::run(tools::cargo().args([
         "clippy",
         "--target",
@@ -225,10 +222,10 @@ fn clippy() -> Result<StepResult> {
         "-D",
         "warnings",
     ]))?;
-    Ok(StepResult::Done(None))
+    Ok(StepResult::Done)
 }
 
-fn core_wasm() -> Result<StepResult> {
+fn core_wasm(_: &mut TestCounts) -> Result<StepResult> {
     tools::run(tools::cargo().args(["check", "-p", "ringside-core", "--target", WASM_TARGET]))?;
     let mut tree = tools::cargo();
     tree.args([
@@ -259,44 +256,45 @@ fn core_wasm() -> Result<StepResult> {
          see `cargo tree -p ringside-core -e normal -i <crate>`)",
         found.join(", ")
     );
-    println!(
-        "ringside-core's dependencies include none of: {}",
-        FORBIDDEN_IN_CORE.join(", ")
-    );
-    Ok(StepResult::Done(None))
+    println!("ringside-core's dependencies include none of: {}", FORBIDDEN_IN_CORE.join(", "));
+    Ok(StepResult::Done)
 }
 
-fn native_tests() -> Result<StepResult> {
-    let mut counts = TestCounts::default();
+fn native_tests(counts: &mut TestCounts) -> Result<StepResult> {
     if tools::find_executable("cargo-nextest").is_some() {
-        counts.add(run_tests(
+        run_tests(
+            counts,
             tools::cargo()
                 .args(["nextest", "run", "--workspace"])
                 .args(NATIVE_EXCLUDES)
                 .args(["--no-fail-fast", "--no-tests=warn"]),
-        )?);
+        )?;
         // nextest does not run doc tests.
-        counts.add(run_tests(
+        run_tests(
+            counts,
             tools::cargo()
                 .args(["test", "--doc", "--workspace"])
                 .args(NATIVE_EXCLUDES)
                 .arg("--no-fail-fast"),
-        )?);
+        )?;
     } else {
-        counts.add(run_tests(
+        run_tests(
+            counts,
             tools::cargo()
                 .args(["test", "--workspace"])
                 .args(NATIVE_EXCLUDES)
                 .arg("--no-fail-fast"),
-        )?);
+        )?;
     }
-    Ok(StepResult::Done(Some(counts)))
+    Ok(StepResult::Done)
 }
 
-/// Runs a test command and returns the counts it reported; fails if it failed.
-fn run_tests(command: &mut Command) -> Result<TestCounts> {
+/// Runs a test command, adds the counts it reported to `total` and returns them; fails if the
+/// command failed.
+fn run_tests(total: &mut TestCounts, command: &mut Command) -> Result<TestCounts> {
     let Echoed { success, lines } = tools::run_echoed(command)?;
     let counts = count_tests(&lines);
+    total.add(counts);
     if !success || counts.failed > 0 {
         bail!(
             "`{}` failed: {} passed, {} failed",
@@ -309,15 +307,19 @@ fn run_tests(command: &mut Command) -> Result<TestCounts> {
 }
 
 /// Adds up the counts in libtest's `test result:` lines (cargo test, doc tests and
-/// wasm-bindgen-test-runner) and nextest's `N tests run: N passed, N failed` summary.
+/// wasm-bindgen-test-runner) and nextest's `Summary [...] N tests run: N passed, N failed` line.
+/// Indented `test result:` lines are skipped: nextest quotes a failed test's own output indented,
+/// and that test is already in nextest's summary.
 fn count_tests(lines: &[String]) -> TestCounts {
     let mut counts = TestCounts::default();
     for line in lines {
-        let line = line.trim();
         let numbers = if line.starts_with("test result:") {
-            line
-        } else if let Some(index) = line.find(" run: ").filter(|_| line.contains("Summary")) {
-            &line[index..]
+            line.as_str()
+        } else if line.trim_start().starts_with("Summary ") {
+            match line.find(" run: ") {
+                Some(index) => &line[index..],
+                None => continue,
+            }
         } else {
             continue;
         };
@@ -342,37 +344,23 @@ fn count_tests(lines: &[String]) -> TestCounts {
 /// The simulator must produce the same trace natively and in wasm (the browser explorer replays
 /// native seeds). The native hashes are computed by `core/examples/trace_hashes.rs` and compiled
 /// into the wasm test `core/tests/wasm_determinism.rs`, which recomputes them under Node.
-fn wasm_determinism() -> Result<StepResult> {
+fn wasm_determinism(counts: &mut TestCounts) -> Result<StepResult> {
     let seeds: Vec<String> = DETERMINISM_SEEDS.iter().map(u64::to_string).collect();
     let mut native = tools::cargo();
-    native
-        .args([
-            "run",
-            "-p",
-            "ringside-core",
-            "--example",
-            "trace_hashes",
-            "--",
-        ])
-        .args(&seeds);
+    native.args(["run", "-p", "ringside-core", "--example", "trace_hashes", "--"]).args(&seeds);
     println!("$ {}", tools::display(&native));
     let native = tools::output(&mut native)?;
     let hashes = parse_native_hashes(&native)?;
     for (seed, hash) in &hashes {
         println!("native trace hash  seed {seed:>5}  {hash}");
     }
-    let encoded: Vec<String> = hashes
-        .iter()
-        .map(|(seed, hash)| format!("{seed}:{hash}"))
-        .collect();
+    let encoded: Vec<String> = hashes.iter().map(|(seed, hash)| format!("{seed}:{hash}")).collect();
 
     let wasm_bindgen = tools::ensure_wasm_bindgen()?;
-    let counts = run_tests(
+    let wasm_counts = run_tests(
+        counts,
         tools::cargo()
-            .env(
-                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-                &wasm_bindgen.test_runner,
-            )
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &wasm_bindgen.test_runner)
             .env("RINGSIDE_NATIVE_TRACE_HASHES", encoded.join(","))
             .args([
                 "test",
@@ -385,10 +373,10 @@ fn wasm_determinism() -> Result<StepResult> {
             ]),
     )?;
     ensure!(
-        counts.passed > 0,
+        wasm_counts.passed > 0,
         "the wasm determinism test ran no test (is it still cfg'd to wasm32 only?)"
     );
-    Ok(StepResult::Done(Some(counts)))
+    Ok(StepResult::Done)
 }
 
 /// Parses `seed hash` lines (hash in hex) printed by the `trace_hashes` example.
@@ -399,9 +387,7 @@ fn parse_native_hashes(output: &str) -> Result<Vec<(u64, String)>> {
         let (Some(seed), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
             bail!("unexpected line from trace_hashes: `{line}` (expected `seed hash`)");
         };
-        let seed: u64 = seed
-            .parse()
-            .with_context(|| format!("bad seed in `{line}`"))?;
+        let seed: u64 = seed.parse().with_context(|| format!("bad seed in `{line}`"))?;
         u64::from_str_radix(hash, 16).with_context(|| format!("bad hex hash in `{line}`"))?;
         hashes.push((seed, hash.to_string()));
     }
@@ -417,7 +403,7 @@ fn parse_native_hashes(output: &str) -> Result<Vec<(u64, String)>> {
 /// Browser end-to-end tests. The suite does not exist yet; when `tests/e2e` appears with a
 /// `package.json`, its `npm test` runs against a freshly built bundle. Any other kind of suite
 /// must be taught to this step rather than silently skipped.
-fn e2e() -> Result<StepResult> {
+fn e2e(counts: &mut TestCounts) -> Result<StepResult> {
     let suite = project_root().join("tests").join("e2e");
     if !suite.is_dir() {
         return Ok(StepResult::Skipped("no tests/e2e suite yet".to_string()));
@@ -429,23 +415,14 @@ fn e2e() -> Result<StepResult> {
     );
     web::build_bundle()?;
     let npm = tools::find_executable("npm").context("npm is required for tests/e2e")?;
-    let install = if suite.join("package-lock.json").is_file() {
-        "ci"
-    } else {
-        "install"
-    };
+    let install = if suite.join("package-lock.json").is_file() { "ci" } else { "install" };
     tools::run(Command::new(&npm).arg(install).current_dir(&suite))?;
     let Echoed { success, lines } = tools::run_echoed(
-        Command::new(&npm)
-            .arg("test")
-            .current_dir(&suite)
-            .env("RINGSIDE_WWW", web::www_dir()),
+        Command::new(&npm).arg("test").current_dir(&suite).env("RINGSIDE_WWW", web::www_dir()),
     )?;
+    counts.add(count_tests(&lines));
     ensure!(success, "`npm test` in tests/e2e failed");
-    let counts = count_tests(&lines);
-    Ok(StepResult::Done(
-        (counts.passed + counts.failed > 0).then_some(counts),
-    ))
+    Ok(StepResult::Done)
 }
 
 #[cfg(test)]
@@ -462,6 +439,7 @@ mod tests {
             "test result: ok. 5 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out\n\
              test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n\
              \x20    Summary [   1.234s] 12 tests run: 11 passed, 1 failed, 0 skipped\n\
+             \x20   test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured\n\
              PASS [   0.003s] ringside-core ring::tests::passed",
         );
         let counts = count_tests(&output);

@@ -28,11 +28,7 @@ pub fn display(command: &Command) -> String {
     let mut text = String::new();
     for (key, value) in command.get_envs() {
         if let Some(value) = value {
-            text.push_str(&format!(
-                "{}={} ",
-                key.to_string_lossy(),
-                value.to_string_lossy()
-            ));
+            text.push_str(&format!("{}={} ", key.to_string_lossy(), value.to_string_lossy()));
         }
     }
     let program = command.get_program();
@@ -53,9 +49,7 @@ pub fn display(command: &Command) -> String {
 pub fn run(command: &mut Command) -> Result<()> {
     let shown = display(command);
     println!("$ {shown}");
-    let status = command
-        .status()
-        .with_context(|| format!("could not start `{shown}`"))?;
+    let status = command.status().with_context(|| format!("could not start `{shown}`"))?;
     if !status.success() {
         bail!("`{shown}` failed ({status})");
     }
@@ -98,10 +92,7 @@ pub fn run_echoed(command: &mut Command) -> Result<Echoed> {
     stdout.join().expect("stdout echo thread panicked");
     stderr.join().expect("stderr echo thread panicked");
     let lines = std::mem::take(&mut *lines.lock().expect("no panics while holding the lock"));
-    Ok(Echoed {
-        success: status.success(),
-        lines,
-    })
+    Ok(Echoed { success: status.success(), lines })
 }
 
 fn echo_lines(
@@ -118,9 +109,7 @@ fn echo_lines(
             } else {
                 let _ = writeln!(std::io::stdout(), "{line}");
             }
-            sink.lock()
-                .expect("no panics while holding the lock")
-                .push(line);
+            sink.lock().expect("no panics while holding the lock").push(line);
         }
     })
 }
@@ -145,9 +134,7 @@ fn cargo_bin_dir() -> Option<PathBuf> {
 /// Makes sure the wasm32 standard library is installed, adding it through rustup if needed.
 pub fn ensure_wasm_target() -> Result<()> {
     let sysroot = output(Command::new("rustc").args(["--print", "sysroot"]))?;
-    let target_dir = Path::new(sysroot.trim())
-        .join("lib/rustlib")
-        .join(WASM_TARGET);
+    let target_dir = Path::new(sysroot.trim()).join("lib/rustlib").join(WASM_TARGET);
     if target_dir.is_dir() {
         return Ok(());
     }
@@ -214,10 +201,7 @@ fn installed_wasm_bindgen(wanted: &str) -> Option<WasmBindgen> {
     // Prints e.g. "wasm-bindgen 0.2.100".
     let reported = String::from_utf8_lossy(&reported.stdout);
     let version = reported.split_whitespace().nth(1)?;
-    (version == wanted).then_some(WasmBindgen {
-        bindgen,
-        test_runner,
-    })
+    (version == wanted).then_some(WasmBindgen { bindgen, test_runner })
 }
 
 /// Makes sure Node.js is available (the wasm tests run under it), installing it from Debian's

@@ -42,10 +42,7 @@ pub fn build_bundle() -> Result<Bundle> {
         "--profile",
         PROFILE,
     ]))?;
-    let input = target_dir()
-        .join(WASM_TARGET)
-        .join(PROFILE)
-        .join("ringside-ui.wasm");
+    let input = target_dir().join(WASM_TARGET).join(PROFILE).join("ringside-ui.wasm");
 
     let out_dir = www_dir().join("pkg");
     let bundle = Bundle {
@@ -77,9 +74,7 @@ fn target_dir() -> PathBuf {
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path)
-        .and_then(|meta| meta.modified())
-        .ok()
+    std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
 }
 
 /// Runs wasm-opt when it is installed; the bundle works without it, so its absence is not an
@@ -117,10 +112,7 @@ fn optimize_if_possible(wasm: &Path) {
 
 fn report_sizes(bundle: &Bundle) -> Result<()> {
     let mut total = (0, 0);
-    println!(
-        "xtask: bundle in {}",
-        bundle.js.parent().unwrap_or(Path::new("")).display()
-    );
+    println!("xtask: bundle in {}", bundle.js.parent().unwrap_or(Path::new("")).display());
     for path in [&bundle.wasm, &bundle.js] {
         let bytes =
             std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
@@ -133,12 +125,7 @@ fn report_sizes(bundle: &Bundle) -> Result<()> {
             kib(gzipped)
         );
     }
-    println!(
-        "  {:<20} {:>8} raw  {:>8} gzipped",
-        "total",
-        kib(total.0),
-        kib(total.1)
-    );
+    println!("  {:<20} {:>8} raw  {:>8} gzipped", "total", kib(total.0), kib(total.1));
     Ok(())
 }
 

@@ -13,6 +13,10 @@ use std::ops::Bound;
 /// A stale-read explanation names at most this many missed writes, then "and N more".
 const MAX_NAMED_WRITES: usize = 3;
 
+/// A stale read's `related` lists at most this many missed writes (the explanation gives the
+/// total), so a badly broken history cannot make the report quadratic in size.
+pub const MAX_RELATED: usize = 64;
+
 /// Runs every detector over the paired operations.
 pub(crate) fn find(ops: &[Operation<'_>], config: &CheckConfig) -> Vec<Anomaly> {
     let keys = KeyTable::new(ops);
@@ -72,116 +76,210 @@ fn format_values(values: &[String]) -> String {
     format!("[{}]", values.join(", "))
 }
 
-/// Acknowledged writes of one key at one consistency level, indexed so that a read can list the
-/// writes its context does *not* cover without visiting those it does.
-#[derive(Default)]
+/// Counts of inserted items by rank, with prefix sums in `O(log n)` (a Fenwick tree).
+struct RankCounts {
+    tree: Vec<u32>,
+    inserted: usize,
+}
+
+impl RankCounts {
+    fn new(len: usize) -> Self {
+        RankCounts { tree: vec![0; len + 1], inserted: 0 }
+    }
+
+    fn insert(&mut self, rank: usize) {
+        self.inserted += 1;
+        let mut i = rank + 1;
+        while i < self.tree.len() {
+            self.tree[i] += 1;
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// How many inserted items have a rank of at least `rank`.
+    fn at_or_above(&self, rank: usize) -> usize {
+        let mut below = 0;
+        let mut i = rank;
+        while i > 0 {
+            below += self.tree[i] as usize;
+            i -= i & i.wrapping_neg();
+        }
+        self.inserted - below
+    }
+}
+
+/// Writes of one key and level, ordered by some sort key (a dot counter, or an LWW tag): all of
+/// them are known up front (ranks), and they are inserted as the sweep reaches their ack.
+struct Ranked<K> {
+    /// Every write of the group, `(sort key, op id)`, sorted.
+    all: Vec<(K, usize)>,
+    counts: RankCounts,
+    /// The inserted ones, for listing the first few above a threshold.
+    present: BTreeSet<(K, usize)>,
+}
+
+impl<K: Ord + Copy> Ranked<K> {
+    fn new(mut all: Vec<(K, usize)>) -> Self {
+        all.sort_unstable();
+        let counts = RankCounts::new(all.len());
+        Ranked { all, counts, present: BTreeSet::new() }
+    }
+
+    fn insert(&mut self, key: K, op_id: usize) {
+        let rank = self.all.partition_point(|entry| *entry < (key, op_id));
+        debug_assert!(self.all.get(rank) == Some(&(key, op_id)), "inserted an unknown write");
+        self.counts.insert(rank);
+        self.present.insert((key, op_id));
+    }
+
+    /// The number of inserted writes whose sort key is above `covered` (all when `None`), and
+    /// the op ids of up to `limit` of them, lowest sort keys first.
+    fn above(&self, covered: Option<K>, limit: usize, out: &mut Vec<usize>) -> usize {
+        let Some(covered) = covered else {
+            out.extend(self.present.iter().take(limit).map(|(_, id)| *id));
+            return self.counts.inserted;
+        };
+        let first = self.all.partition_point(|(k, _)| *k <= covered);
+        let count = self.counts.at_or_above(first);
+        if count > 0 {
+            let after = (Bound::Excluded((covered, usize::MAX)), Bound::Unbounded);
+            out.extend(self.present.range(after).take(limit.min(count)).map(|(_, id)| *id));
+        }
+        count
+    }
+}
+
+/// Acknowledged writes of one key at one consistency level, indexed so that a read counts the
+/// writes its context does *not* cover in `O(actors · log n)` and lists a few of them, without
+/// visiting those it covers.
 struct AckedWrites {
-    /// Vector-clock view: per actor, `(dot counter, op id)`. A clock covers a dot exactly when
-    /// its entry for the actor is at least the counter, so the uncovered writes of an actor are
-    /// a range.
-    by_actor: BTreeMap<NodeId, BTreeSet<(u64, usize)>>,
-    /// LWW view: `(tag, op id)`. An LWW context covers exactly the tags up to its winner.
-    by_tag: BTreeSet<(VersionTag, usize)>,
+    /// Vector-clock view, per actor by dot counter: a clock covers a dot exactly when its entry
+    /// for the actor is at least the counter, so the uncovered writes of an actor are a range.
+    by_actor: BTreeMap<NodeId, Ranked<u64>>,
+    /// LWW view, by tag: an LWW context covers exactly the tags up to its winner.
+    by_tag: Ranked<VersionTag>,
 }
 
 impl AckedWrites {
-    fn insert(&mut self, tag: VersionTag, op_id: usize) {
-        self.by_actor.entry(tag.dot.node).or_default().insert((tag.dot.counter, op_id));
-        self.by_tag.insert((tag, op_id));
+    fn new(writes: &[(VersionTag, usize)]) -> Self {
+        let mut per_actor: BTreeMap<NodeId, Vec<(u64, usize)>> = BTreeMap::new();
+        for (tag, id) in writes {
+            per_actor.entry(tag.dot.node).or_default().push((tag.dot.counter, *id));
+        }
+        AckedWrites {
+            by_actor: per_actor.into_iter().map(|(n, w)| (n, Ranked::new(w))).collect(),
+            by_tag: Ranked::new(writes.to_vec()),
+        }
     }
 
-    /// Pushes the op ids of every indexed write that `context` does not cover.
-    fn uncovered(&self, context: Option<&CausalContext>, out: &mut Vec<usize>) {
+    fn insert(&mut self, tag: VersionTag, op_id: usize) {
+        if let Some(actor) = self.by_actor.get_mut(&tag.dot.node) {
+            actor.insert(tag.dot.counter, op_id);
+        }
+        self.by_tag.insert(tag, op_id);
+    }
+
+    /// Counts the inserted writes that `context` does not cover, pushing up to `limit` of them
+    /// (per actor for vector clocks) onto `out`.
+    fn uncovered(
+        &self,
+        context: Option<&CausalContext>,
+        limit: usize,
+        out: &mut Vec<usize>,
+    ) -> usize {
         match context {
-            Some(CausalContext::Vector(clock)) => {
-                for (actor, writes) in &self.by_actor {
-                    let Some(first_missed) = clock.get(*actor).checked_add(1) else { continue };
-                    out.extend(writes.range((first_missed, 0)..).map(|(_, id)| *id));
-                }
-            }
-            Some(CausalContext::Lww(Some(winner))) => {
-                let after = (Bound::Excluded((*winner, usize::MAX)), Bound::Unbounded);
-                out.extend(self.by_tag.range(after).map(|(_, id)| *id));
-            }
-            Some(CausalContext::Lww(None)) | None => {
-                out.extend(self.by_tag.iter().map(|(_, id)| *id));
-            }
+            Some(CausalContext::Vector(clock)) => self
+                .by_actor
+                .iter()
+                .map(|(actor, writes)| writes.above(Some(clock.get(*actor)), limit, out))
+                .sum(),
+            Some(CausalContext::Lww(winner)) => self.by_tag.above(*winner, limit, out),
+            None => self.by_tag.above(None, limit, out),
         }
     }
 }
 
-/// Stale reads: a single sweep in history order. A write enters the index of its key when its
-/// `ok` is recorded; a read is judged when its `ok` is recorded, against the indexed writes it
-/// does not cover, keeping those acknowledged before the read was invoked.
+/// Stale reads, in one sweep over the history. A write enters the index of its key and level
+/// when its `ok` is recorded; a read is judged at its *invoke*, so the index then holds exactly
+/// the writes acknowledged before it started (its context is read from its completion).
 fn stale_reads(
     ops: &[Operation<'_>],
     keys: &KeyTable,
     config: &CheckConfig,
     out: &mut Vec<Anomaly>,
 ) {
-    let mut events: Vec<(usize, usize)> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| {
-            acked_version(op).is_some() || (read_context(op).is_some() && !op.invoke.final_read)
-        })
-        .map(|(id, op)| (op.completion_pos(), id))
-        .collect();
-    events.sort_unstable();
-
-    let mut index: Vec<BTreeMap<ConsistencyLevel, AckedWrites>> =
+    let mut groups: Vec<BTreeMap<ConsistencyLevel, Vec<(VersionTag, usize)>>> =
         (0..keys.len).map(|_| BTreeMap::new()).collect();
-    let mut candidates = Vec::new();
+    // (position, op id): acks of writes, invokes of judged reads.
+    let mut events: Vec<(usize, usize)> = Vec::new();
+    for (id, op) in ops.iter().enumerate() {
+        if let Some(tag) = acked_version(op) {
+            groups[keys.of_op[id]].entry(op.invoke.cl).or_default().push((tag, id));
+            events.push((op.completion_pos(), id));
+        } else if read_context(op).is_some() && !op.invoke.final_read {
+            events.push((op.invoke_pos, id));
+        }
+    }
+    events.sort_unstable();
+    let mut index: Vec<BTreeMap<ConsistencyLevel, AckedWrites>> = groups
+        .into_iter()
+        .map(|levels| levels.into_iter().map(|(cl, w)| (cl, AckedWrites::new(&w))).collect())
+        .collect();
+
+    let mut listed = Vec::new();
     for (_, id) in events {
         let op = &ops[id];
         let key = keys.of_op[id];
         if let Some(tag) = acked_version(op) {
-            index[key].entry(op.invoke.cl).or_default().insert(tag, id);
+            index[key].get_mut(&op.invoke.cl).expect("grouped above").insert(tag, id);
             continue;
         }
-        let Some(context) = read_context(op) else { continue };
-        candidates.clear();
+        let Some(context) = read_context(op) else {
+            continue;
+        };
+        listed.clear();
+        let mut missed = 0;
         for (write_cl, writes) in &index[key] {
             if ConsistencyLevel::overlaps(op.invoke.cl, *write_cl, config.rf) {
-                writes.uncovered(context, &mut candidates);
+                missed += writes.uncovered(context, MAX_RELATED, &mut listed);
             }
         }
-        // Writes acknowledged while the read was in flight are concurrent with it: not required.
-        candidates.retain(|w| ops[*w].completion_pos() < op.invoke_pos);
-        if candidates.is_empty() {
+        if missed == 0 {
             continue;
         }
-        candidates.sort_unstable_by_key(|w| ops[*w].completion_pos());
         debug_assert!(
-            candidates.iter().all(|w| !covers(context, &acked_version(&ops[*w]).expect("acked"))),
+            listed.iter().all(|w| !covers(context, &acked_version(&ops[*w]).expect("acked"))),
             "the write index disagrees with CausalContext::covers"
         );
-        out.push(stale_read_anomaly(op, candidates.iter().map(|w| &ops[*w])));
+        listed.sort_unstable_by_key(|w| ops[*w].completion_pos());
+        listed.truncate(MAX_RELATED);
+        out.push(stale_read_anomaly(op, missed, listed.iter().map(|w| &ops[*w])));
     }
 }
 
 fn stale_read_anomaly<'a, 'h: 'a>(
     read: &Operation<'h>,
-    missed: impl ExactSizeIterator<Item = &'a Operation<'h>>,
+    missed: usize,
+    listed: impl Iterator<Item = &'a Operation<'h>>,
 ) -> Anomaly {
     let done = read.done().expect("ok read has a completion");
-    let total = missed.len();
-    let mut related = Vec::with_capacity(total);
+    let mut related = Vec::new();
     let mut named = Vec::new();
-    for write in missed {
+    for write in listed {
         related.push(write.report_index());
         if named.len() < MAX_NAMED_WRITES {
             let acked = write.done().expect("acked write has a completion").time;
             named.push(format!("{} ({}, acked at {acked})", write.describe(), write.invoke.cl));
         }
     }
-    let mut missed_text = if total == 1 {
+    let unnamed = missed - named.len();
+    let mut missed_text = if missed == 1 {
         named.remove(0)
     } else {
-        format!("{total} writes: {}", named.join(", "))
+        format!("{missed} writes: {}", named.join(", "))
     };
-    if total > MAX_NAMED_WRITES {
-        missed_text.push_str(&format!(" and {} more", total - MAX_NAMED_WRITES));
+    if unnamed > 0 {
+        missed_text.push_str(&format!(" and {unnamed} more"));
     }
     Anomaly {
         kind: AnomalyKind::StaleRead,
@@ -224,8 +322,12 @@ fn lost_writes(
     out: &mut Vec<Anomaly>,
 ) {
     for (id, write) in ops.iter().enumerate() {
-        let Some(tag) = acked_version(write) else { continue };
-        let Some(final_id) = finals[keys.of_op[id]] else { continue };
+        let Some(tag) = acked_version(write) else {
+            continue;
+        };
+        let Some(final_id) = finals[keys.of_op[id]] else {
+            continue;
+        };
         let last = &ops[final_id];
         if !ConsistencyLevel::overlaps(ConsistencyLevel::All, write.invoke.cl, config.rf)
             || write.completion_pos() >= last.invoke_pos
@@ -281,25 +383,47 @@ fn lost_updates(
         }
     }
     for (key, mut writes) in writes.into_iter().enumerate() {
-        let Some(final_id) = finals[key] else { continue };
+        let Some(final_id) = finals[key] else {
+            continue;
+        };
         let last = &ops[final_id];
         let Some(CausalContext::Lww(Some(winner))) = last.done().and_then(|d| d.context.as_ref())
         else {
             continue;
         };
         writes.sort_unstable();
-        for pair in writes.windows(2) {
-            let ((tag, id), (next_tag, next_id)) = (pair[0], pair[1]);
-            let (lost, successor) = (&ops[id], &ops[next_id]);
+        // shadow[i]: among the writes with a strictly later tag than writes[i], the one invoked
+        // first, as (invoke position, index into `writes`). One backward pass, so a key costs
+        // O(n log n) however skewed the clocks.
+        let mut shadow: Vec<Option<(usize, usize)>> = vec![None; writes.len()];
+        let mut earliest_later: Option<(usize, usize)> = None;
+        let mut end = writes.len();
+        while end > 0 {
+            let group_tag = writes[end - 1].0;
+            let start = writes[..end].partition_point(|(t, _)| *t < group_tag);
+            for slot in &mut shadow[start..end] {
+                *slot = earliest_later;
+            }
+            for (i, (_, id)) in writes.iter().enumerate().take(end).skip(start) {
+                let candidate = (ops[*id].invoke_pos, i);
+                earliest_later = Some(earliest_later.map_or(candidate, |e| e.min(candidate)));
+            }
+            end = start;
+        }
+        for (i, &(tag, id)) in writes.iter().enumerate() {
+            let lost = &ops[id];
+            let Some((shadow_invoke, shadow_index)) = shadow[i] else {
+                continue;
+            };
             if tag >= *winner
-                || next_tag == tag
                 || observed[key].contains(&tag)
                 || lost.completion_pos() >= last.invoke_pos
-                || successor.invoke_pos >= lost.completion_pos()
+                || shadow_invoke >= lost.completion_pos()
             {
                 continue;
             }
-            out.push(lost_update_anomaly(lost, tag, successor, next_tag));
+            let (shadow_tag, shadow_id) = writes[shadow_index];
+            out.push(lost_update_anomaly(lost, tag, &ops[shadow_id], shadow_tag));
         }
     }
 }
@@ -307,11 +431,11 @@ fn lost_updates(
 fn lost_update_anomaly(
     lost: &Operation<'_>,
     tag: VersionTag,
-    successor: &Operation<'_>,
-    next_tag: VersionTag,
+    shadowing: &Operation<'_>,
+    shadowing_tag: VersionTag,
 ) -> Anomaly {
     let done = lost.done().expect("acked write has a completion");
-    let how = if successor.completion_pos() > lost.invoke_pos {
+    let how = if shadowing.completion_pos() > lost.invoke_pos {
         "concurrent"
     } else {
         "earlier (completed before it was invoked, timestamp skew)"
@@ -321,7 +445,7 @@ fn lost_update_anomaly(
         key: lost.invoke.key.clone(),
         op_index: done.index,
         time: done.time,
-        related: vec![successor.report_index()],
+        related: vec![shadowing.report_index()],
         explanation: format!(
             "{} of {} by client {}, acked at {}, was never read: last-write-wins dropped it for \
              the {how} {} by client {} (timestamp {} > {})",
@@ -329,9 +453,9 @@ fn lost_update_anomaly(
             lost.invoke.key,
             lost.invoke.process,
             done.time,
-            successor.describe(),
-            successor.invoke.process,
-            next_tag.timestamp,
+            shadowing.describe(),
+            shadowing.invoke.process,
+            shadowing_tag.timestamp,
             tag.timestamp,
         ),
     }
@@ -492,6 +616,23 @@ mod tests {
     }
 
     #[test]
+    fn related_writes_are_capped() {
+        let mut b = Builder::new();
+        let mut acks = Vec::new();
+        for i in 1..=100 {
+            acks.push(b.write(0, "k", &format!("v{i}"), Quorum, 2 * i, 2 * i + 1, tag(i, 0, i)));
+        }
+        let r = b.read(1, "k", Quorum, 300, 301, &["v1"], vc(&[(0, 1)]));
+        let report = check(&b.build(), &VC3);
+        assert_eq!(report.anomalies.len(), 1);
+        let a = &report.anomalies[0];
+        assert_eq!(a.op_index, r);
+        assert_eq!(a.related, acks[1..=MAX_RELATED]);
+        assert!(a.explanation.contains("missed 99 writes: write v2"), "{}", a.explanation);
+        assert!(a.explanation.ends_with("and 96 more"), "{}", a.explanation);
+    }
+
+    #[test]
     fn final_reads_are_not_checked_for_staleness() {
         let mut b = Builder::new();
         b.write(0, "k", "a", One, 0, 1, tag(0, 0, 1));
@@ -595,6 +736,25 @@ mod tests {
     }
 
     #[test]
+    fn lww_shadowing_write_need_not_be_the_next_timestamp() {
+        // a is shadowed by the concurrent c (ts 30) although its timestamp successor b (ts 20)
+        // started only after a completed.
+        let mut b = Builder::new();
+        b.invoke_write(0, "k", "a", Quorum, 0);
+        b.invoke_write(1, "k", "c", Quorum, 1);
+        let a = b.ok_write(0, 2, tag(10, 0, 1));
+        let c = b.ok_write(1, 3, tag(30, 1, 1));
+        let skewed = b.write(0, "k", "b", Quorum, 4, 5, tag(20, 0, 2));
+        b.final_read(9, "k", 10, 11, &["c"], lww(tag(30, 1, 1)));
+        let report = check(&b.build(), &LWW3);
+        // b, acked after c with an older timestamp, is lost too (skew).
+        assert_eq!(
+            kinds(&report),
+            [(AnomalyKind::LostUpdate, a, vec![c]), (AnomalyKind::LostUpdate, skewed, vec![c])]
+        );
+    }
+
+    #[test]
     fn lww_clock_skew_loses_a_later_write() {
         // b starts after a completed but its coordinator's clock is behind: a wins for ever.
         let mut b = Builder::new();
@@ -659,10 +819,7 @@ mod tests {
 
     /// A random workload against a perfect store: every read's context covers every write
     /// acknowledged so far (and the ones in flight), final reads cover everything.
-    fn perfect_history(
-        steps: &[(u32, u8, u8, u8)],
-        mode: ConflictMode,
-    ) -> History {
+    fn perfect_history(steps: &[(u32, u8, u8, u8)], mode: ConflictMode) -> History {
         let levels = [Any, One, Quorum, All];
         let mut b = Builder::new();
         let mut busy: BTreeMap<u32, bool> = BTreeMap::new();
@@ -693,7 +850,8 @@ mod tests {
                 }
                 Some(true) => {
                     let state = minted.get(&b_key(&b, *process));
-                    let values: Vec<&str> = state.and_then(|s| s.1.as_deref()).into_iter().collect();
+                    let values: Vec<&str> =
+                        state.and_then(|s| s.1.as_deref()).into_iter().collect();
                     let ctx = context(mode, state);
                     b.ok_read(*process, t, &values, ctx);
                 }
@@ -742,6 +900,161 @@ mod tests {
         proptest::collection::vec((0u32..5, any::<u8>(), any::<u8>(), any::<u8>()), 0..300)
     }
 
+    /// The definition of a stale read, applied naively: every read against every write.
+    fn naive_stale_reads(history: &History, rf: usize) -> Vec<(u64, Vec<u64>)> {
+        let paired = crate::checker::ops::pair(history);
+        let ops = &paired.ops;
+        let mut out = Vec::new();
+        for read in ops {
+            let Some(context) = read_context(read) else {
+                continue;
+            };
+            if read.invoke.final_read {
+                continue;
+            }
+            let mut missed: Vec<u64> = ops
+                .iter()
+                .filter(|w| w.invoke.key == read.invoke.key)
+                .filter(|w| ConsistencyLevel::overlaps(read.invoke.cl, w.invoke.cl, rf))
+                .filter(|w| w.completion_pos() < read.invoke_pos)
+                .filter_map(|w| acked_version(w).map(|tag| (w, tag)))
+                .filter(|(_, tag)| !covers(context, tag))
+                .map(|(w, _)| w.report_index())
+                .collect();
+            missed.sort_unstable(); // history order, as `related` is
+            if !missed.is_empty() {
+                out.push((read.report_index(), missed));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Random concurrent histories with arbitrary versions and contexts.
+    fn arb_messy_history() -> impl Strategy<Value = History> {
+        let step = (
+            0u32..4,
+            any::<bool>(),
+            0u8..2,
+            0u8..4,
+            proptest::collection::vec(0u64..5, 4),
+            any::<u8>(),
+        );
+        let finals = proptest::collection::vec(proptest::collection::vec(0u64..5, 4), 2);
+        let all = (proptest::collection::vec(step, 0..80), any::<bool>(), finals);
+        all.prop_map(|(steps, lww_mode, finals)| {
+            let levels = [One, Quorum, All, Any];
+            let mut b = Builder::new();
+            let mut busy: BTreeMap<u32, bool> = BTreeMap::new();
+            for (t, (process, read, key, level, clock, extra)) in steps.into_iter().enumerate() {
+                let t = t as u64;
+                let key = format!("k{key}");
+                let cl = levels[usize::from(level)];
+                match busy.remove(&process) {
+                    None => {
+                        if read {
+                            b.invoke_read(process, &key, cl, t);
+                        } else if lww_mode && extra % 3 == 0 {
+                            let seen = tag(clock[0], (clock[1] % 3) as u32, clock[2]);
+                            b.invoke_rmw(process, &key, "v", cl, t, lww(seen));
+                        } else {
+                            b.invoke_write(process, &key, "v", cl, t);
+                        }
+                        busy.insert(process, read);
+                    }
+                    Some(true) => {
+                        let context = if lww_mode {
+                            CausalContext::Lww(
+                                (extra % 4 != 0)
+                                    .then(|| tag(clock[0], (clock[1] % 3) as u32, clock[2])),
+                            )
+                        } else {
+                            let entries: Vec<(u32, u64)> =
+                                clock.iter().enumerate().map(|(n, c)| (n as u32, *c)).collect();
+                            vc(&entries)
+                        };
+                        b.ok_read(process, t, &[], context);
+                    }
+                    Some(false) => {
+                        let node = u32::from(extra % 4);
+                        b.ok_write(process, t, tag(clock[0], node, clock[1] + 1));
+                    }
+                }
+            }
+            for (k, clock) in finals.iter().enumerate() {
+                let t = 1_000 + 2 * k as u64;
+                let context = if lww_mode {
+                    lww(tag(clock[0], (clock[1] % 3) as u32, clock[2]))
+                } else {
+                    let entries: Vec<(u32, u64)> =
+                        clock.iter().enumerate().map(|(n, c)| (n as u32, *c)).collect();
+                    vc(&entries)
+                };
+                b.final_read(100, &format!("k{k}"), t, t + 1, &[], context);
+            }
+            b.build()
+        })
+    }
+
+    /// The definitions of lost writes and lost updates, applied naively.
+    fn naive_lost(
+        history: &History,
+        rf: usize,
+        mode: ConflictMode,
+    ) -> Vec<(AnomalyKind, u64, Vec<u64>)> {
+        let paired = crate::checker::ops::pair(history);
+        let ops = &paired.ops;
+        let mut out = Vec::new();
+        for w in ops {
+            let Some(tag) = acked_version(w) else {
+                continue;
+            };
+            let same_key = |o: &&Operation<'_>| o.invoke.key == w.invoke.key;
+            let Some(last) = ops
+                .iter()
+                .filter(same_key)
+                .filter(|o| o.invoke.final_read && read_context(o).is_some())
+                .max_by_key(|o| o.completion_pos())
+            else {
+                continue;
+            };
+            if w.completion_pos() >= last.invoke_pos {
+                continue;
+            }
+            let final_context = last.done().unwrap().context.as_ref();
+            if !covers(final_context, &tag) {
+                if ConsistencyLevel::overlaps(ConsistencyLevel::All, w.invoke.cl, rf) {
+                    out.push((AnomalyKind::LostWrite, w.report_index(), vec![last.report_index()]));
+                }
+                continue;
+            }
+            let Some(CausalContext::Lww(Some(winner))) = final_context else {
+                continue;
+            };
+            if mode != ConflictMode::Lww || tag == *winner {
+                continue;
+            }
+            let observed = ops.iter().filter(same_key).any(|o| {
+                let read = read_context(o).flatten();
+                let written = o.invoke.write_context.as_ref();
+                [read, written].into_iter().flatten().any(|c| *c == CausalContext::Lww(Some(tag)))
+            });
+            if observed {
+                continue;
+            }
+            let shadow = ops
+                .iter()
+                .filter(same_key)
+                .filter(|s| acked_version(s).is_some_and(|t| t > tag))
+                .min_by_key(|s| s.invoke_pos);
+            if let Some(s) = shadow.filter(|s| s.invoke_pos < w.completion_pos()) {
+                out.push((AnomalyKind::LostUpdate, w.report_index(), vec![s.report_index()]));
+            }
+        }
+        out.sort();
+        out
+    }
+
     proptest! {
         #[test]
         fn a_perfect_store_shows_no_anomaly(steps in arb_steps()) {
@@ -754,6 +1067,38 @@ mod tests {
         }
 
         #[test]
+        fn stale_reads_match_the_naive_definition(history in arb_messy_history()) {
+            for rf in [1, 3, 5] {
+                let report = check(&history, &CheckConfig { rf, mode: ConflictMode::VectorClock });
+                let found: Vec<(u64, Vec<u64>)> = report
+                    .of_kind(AnomalyKind::StaleRead)
+                    .map(|a| (a.op_index, a.related.clone()))
+                    .collect();
+                prop_assert_eq!(found, naive_stale_reads(&history, rf));
+            }
+        }
+
+        #[test]
+        fn lost_writes_and_updates_match_the_naive_definitions(history in arb_messy_history()) {
+            for mode in [ConflictMode::VectorClock, ConflictMode::Lww] {
+                for rf in [1, 3] {
+                    let report = check(&history, &CheckConfig { rf, mode });
+                    let lost = |a: &&Anomaly| {
+                        matches!(a.kind, AnomalyKind::LostWrite | AnomalyKind::LostUpdate)
+                    };
+                    let mut found: Vec<(AnomalyKind, u64, Vec<u64>)> = report
+                        .anomalies
+                        .iter()
+                        .filter(lost)
+                        .map(|a| (a.kind, a.op_index, a.related.clone()))
+                        .collect();
+                    found.sort();
+                    prop_assert_eq!(found, naive_lost(&history, rf, mode));
+                }
+            }
+        }
+
+        #[test]
         fn a_perfect_lww_store_shows_no_stale_read_or_lost_write(steps in arb_steps()) {
             let history = perfect_history(&steps, ConflictMode::Lww);
             let report = check(&history, &LWW3);
@@ -762,17 +1107,16 @@ mod tests {
         }
     }
 
-    /// 100k+ ops: a perfect store plus one stale read at the very end.
+    /// 100k ops: a perfect store plus one stale read at the very end. (Timing is not asserted —
+    /// the engine reads no clock — but this runs in about 40 ms in release.)
     #[test]
-    fn large_histories_are_checked_quickly() {
-        let history = large_history(25_000, 5);
-        let start = std::time::Instant::now();
+    fn large_histories_are_checked() {
+        let history = large_history(5_000, 5);
         let report = check(&history, &VC3);
-        let elapsed = start.elapsed();
-        assert!(history.ops.len() > 100_000);
+        assert!(history.ops.len() >= 100_000);
         assert_eq!(report.count(AnomalyKind::StaleRead), 1);
+        assert_eq!(report.anomalies.len(), 1);
         assert_eq!(report.reads.ok + report.writes.ok, history.ops.len() / 2);
-        eprintln!("checked {} ops in {elapsed:?}", history.ops.len());
     }
 
     /// `rounds` rounds of `processes` concurrent writes followed by as many reads, over 100 keys.
@@ -781,8 +1125,9 @@ mod tests {
         let mut counters: BTreeMap<String, u64> = BTreeMap::new();
         let mut t = 0;
         for round in 0..rounds {
-            let keys: Vec<String> =
-                (0..processes).map(|p| format!("k{}", (round * 7 + u64::from(p) * 13) % 100)).collect();
+            let keys: Vec<String> = (0..processes)
+                .map(|p| format!("k{}", (round * 7 + u64::from(p) * 13) % 100))
+                .collect();
             for (p, key) in (0..processes).zip(&keys) {
                 t += 1;
                 b.invoke_write(p, key, &format!("v{t}"), Quorum, t);

@@ -128,7 +128,9 @@ fn write_key(out: &mut String, key: &str) {
 fn is_keyword_name(key: &str) -> bool {
     let is_sym = |c: char| c.is_ascii_alphanumeric() || "*!_?-+.".contains(c);
     let mut chars = key.chars();
-    let Some(first) = chars.next() else { return false };
+    let Some(first) = chars.next() else {
+        return false;
+    };
     let second = key.chars().nth(1);
     let starts_ok = first.is_ascii_alphabetic()
         || ("*!_?".contains(first))

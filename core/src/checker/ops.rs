@@ -77,9 +77,11 @@ impl<'h> Operation<'h> {
     pub fn written_value(&self) -> Option<&'h str> {
         match self.invoke.f {
             OpFunction::Delete | OpFunction::Read => None,
-            OpFunction::Write => {
-                self.invoke.value.as_deref().or_else(|| self.done().and_then(|d| d.value.as_deref()))
-            }
+            OpFunction::Write => self
+                .invoke
+                .value
+                .as_deref()
+                .or_else(|| self.done().and_then(|d| d.value.as_deref())),
         }
     }
 

@@ -42,7 +42,14 @@ impl Builder {
         Builder::default()
     }
 
-    fn invoke(&mut self, process: u32, f: OpFunction, key: &str, cl: ConsistencyLevel, ms: u64) -> u64 {
+    fn invoke(
+        &mut self,
+        process: u32,
+        f: OpFunction,
+        key: &str,
+        cl: ConsistencyLevel,
+        ms: u64,
+    ) -> u64 {
         let op = Op {
             index: 0,
             process,
@@ -70,7 +77,13 @@ impl Builder {
         index
     }
 
-    fn complete(&mut self, process: u32, op_type: OpType, ms: u64, fill: impl FnOnce(&mut Op)) -> u64 {
+    fn complete(
+        &mut self,
+        process: u32,
+        op_type: OpType,
+        ms: u64,
+        fill: impl FnOnce(&mut Op),
+    ) -> u64 {
         let mut op = self.pending.remove(&process).expect("completion without a pending invoke");
         op.op_type = op_type;
         op.time = Instant::from_millis(ms);
@@ -80,7 +93,14 @@ impl Builder {
     }
 
     /// Invokes a blind write.
-    pub fn invoke_write(&mut self, process: u32, key: &str, value: &str, cl: ConsistencyLevel, ms: u64) -> u64 {
+    pub fn invoke_write(
+        &mut self,
+        process: u32,
+        key: &str,
+        value: &str,
+        cl: ConsistencyLevel,
+        ms: u64,
+    ) -> u64 {
         let index = self.invoke(process, OpFunction::Write, key, cl, ms);
         self.history.ops[index as usize].value = Some(value.to_string());
         self.pending.get_mut(&process).expect("just invoked").value = Some(value.to_string());
@@ -118,7 +138,13 @@ impl Builder {
     }
 
     /// Completes the pending read of `process` with `ok`.
-    pub fn ok_read(&mut self, process: u32, ms: u64, values: &[&str], context: CausalContext) -> u64 {
+    pub fn ok_read(
+        &mut self,
+        process: u32,
+        ms: u64,
+        values: &[&str],
+        context: CausalContext,
+    ) -> u64 {
         self.complete(process, OpType::Ok, ms, |op| {
             op.values = values.iter().map(|v| v.to_string()).collect();
             op.context = Some(context);

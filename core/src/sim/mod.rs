@@ -474,8 +474,7 @@ impl Simulation {
                 self.trace.record(self.now, TraceEvent::Node { node, event })
             }
             Event::Fatal(err) => {
-                self.trace
-                    .record(self.now, TraceEvent::Fatal { node, error: err.to_string() });
+                self.trace.record(self.now, TraceEvent::Fatal { node, error: err.to_string() });
                 self.crash_node(node);
             }
         }
@@ -511,8 +510,11 @@ impl Simulation {
         match &result {
             Some(Ok(Reply::Written { tag, .. })) => op.version = Some(*tag),
             Some(Ok(Reply::Read { value, context, .. })) => {
-                op.values =
-                    value.values().into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect();
+                op.values = value
+                    .values()
+                    .into_iter()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .collect();
                 op.context = Some(context.clone());
                 if let Some(c) = self.clients.get_mut(p.process as usize) {
                     c.contexts.insert(p.key.clone(), context.clone());
@@ -577,7 +579,9 @@ impl Simulation {
             OpFunction::Write => {
                 self.invoke(c, coordinator, f, key, Some(value), write_cl, Some(context))
             }
-            OpFunction::Delete => self.invoke(c, coordinator, f, key, None, write_cl, Some(context)),
+            OpFunction::Delete => {
+                self.invoke(c, coordinator, f, key, None, write_cl, Some(context))
+            }
         };
         if result.is_err() {
             let next = self.now + self.config.workload.think_time;
@@ -614,9 +618,12 @@ impl Simulation {
                 cl,
                 write_context.clone().unwrap_or_default(),
             )?,
-            OpFunction::Delete => {
-                n.delete(now, key.clone().into_bytes(), cl, write_context.clone().unwrap_or_default())?
-            }
+            OpFunction::Delete => n.delete(
+                now,
+                key.clone().into_bytes(),
+                cl,
+                write_context.clone().unwrap_or_default(),
+            )?,
         };
         let invoke = self.history.push(Op {
             index: 0,
@@ -636,8 +643,10 @@ impl Simulation {
             final_read: false,
         });
         self.trace.record(now, TraceEvent::Client { op: invoke });
-        self.pending
-            .insert((node, request), PendingOp { process, invoke, f, key, value, cl, write_context });
+        self.pending.insert(
+            (node, request),
+            PendingOp { process, invoke, f, key, value, cl, write_context },
+        );
         self.drain(node);
         Ok(invoke)
     }
@@ -659,7 +668,15 @@ impl Simulation {
             OpFunction::Read => None,
             _ => Some(context.unwrap_or_default()),
         };
-        self.invoke(process, coordinator, f, key.to_string(), value.map(str::to_string), cl, context)
+        self.invoke(
+            process,
+            coordinator,
+            f,
+            key.to_string(),
+            value.map(str::to_string),
+            cl,
+            context,
+        )
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -687,6 +704,20 @@ impl Simulation {
             return Err(SimError::NodeDown(self.name(id).to_string()));
         }
         self.crash_node(id);
+        Ok(())
+    }
+
+    /// Kills a node and destroys its disk (a failed drive): it restarts empty. Used to show
+    /// what losing every copy of a write looks like.
+    pub fn wipe(&mut self, id: NodeId) -> Result<(), SimError> {
+        if self.is_up(id) {
+            self.crash_node(id);
+        }
+        let slot = self
+            .nodes
+            .get_mut(id.0 as usize)
+            .ok_or_else(|| SimError::UnknownNode(id.to_string()))?;
+        slot.parked = Some(MemStorage::new());
         Ok(())
     }
 
@@ -742,10 +773,10 @@ impl Simulation {
         let token = token_for(key.as_bytes());
         let mut merged = Siblings::new();
         for r in self.topology.ring().replicas(token) {
-            if let Some(s) = self.storage(*r) {
-                if let Ok(Some(v)) = s.get(token, key.as_bytes()) {
-                    merged.merge(&v, self.config.node.conflict_mode);
-                }
+            if let Some(s) = self.storage(*r)
+                && let Ok(Some(v)) = s.get(token, key.as_bytes())
+            {
+                merged.merge(&v, self.config.node.conflict_mode);
             }
         }
         merged
@@ -794,17 +825,14 @@ impl Simulation {
         let mut out = Vec::new();
         for key in self.keys() {
             let token = token_for(key.as_bytes());
-            let mut states = self
-                .topology
-                .ring()
-                .replicas(token)
-                .iter()
-                .filter_map(|r| self.node(*r))
-                .map(|n| n.storage().get(token, key.as_bytes()).ok().flatten().unwrap_or_default());
-            if let Some(first) = states.next() {
-                if states.any(|s| s != first) {
-                    out.push(key);
-                }
+            let mut states =
+                self.topology.ring().replicas(token).iter().filter_map(|r| self.node(*r)).map(
+                    |n| n.storage().get(token, key.as_bytes()).ok().flatten().unwrap_or_default(),
+                );
+            if let Some(first) = states.next()
+                && states.any(|s| s != first)
+            {
+                out.push(key);
             }
         }
         out

@@ -1,0 +1,116 @@
+//! Runs every scenario file of the corpus and requires all its expectations to hold.
+
+use ringside_core::scenario::{self, RunOptions};
+use std::path::{Path, PathBuf};
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_scenario_meets_its_expectations() {
+    let files = corpus();
+    assert!(files.len() >= 6, "the corpus lost scenarios: {files:?}");
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable scenario");
+        let parsed = scenario::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let prepared =
+            scenario::prepare(parsed, &text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let rel = file.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(file);
+        let options =
+            RunOptions { file: Some(format!("tests/{}", rel.display())), ..Default::default() };
+        let (report, _) = scenario::run(&prepared, &options);
+        if !report.passed {
+            failures.push(format!("{report}"));
+        }
+    }
+    assert!(failures.is_empty(), "scenarios failed:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn scenario_runs_are_deterministic() {
+    for file in corpus().iter().take(3) {
+        let text = std::fs::read_to_string(file).expect("readable scenario");
+        let prepared = scenario::prepare(scenario::parse(&text).unwrap(), &text).unwrap();
+        let (a, _) = scenario::run(&prepared, &RunOptions::default());
+        let (b, _) = scenario::run(&prepared, &RunOptions::default());
+        assert_eq!(a.trace_hash, b.trace_hash, "{}", file.display());
+        let (c, _) =
+            scenario::run(&prepared, &RunOptions { seed: Some(a.seed + 1), ..Default::default() });
+        assert_eq!(c.seed, a.seed + 1);
+    }
+}
+
+#[test]
+fn a_failed_expectation_reports_what_happened_and_the_replay_command() {
+    let text = r#"
+name = "wrong-prediction"
+seed = 9
+duration = "50s"
+[cluster]
+nodes = ["A", "B", "C"]
+rf = 3
+conflict = "lww"
+[workload]
+clients = 0
+[[events]]
+at = "1s"
+crash = "C"
+[[events]]
+at = "40s"
+label = "w"
+write = { node = "A", key = "K", value = "v", cl = "ALL" }
+expect = { ok = true }
+"#;
+    let prepared = scenario::prepare(scenario::parse(text).unwrap(), text).unwrap();
+    let options = RunOptions { file: Some("wrong.toml".into()), ..Default::default() };
+    let (report, _) = scenario::run(&prepared, &options);
+    assert!(!report.passed);
+    let failed: Vec<_> = report.expectations.iter().filter(|e| !e.passed).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].expected, "true");
+    assert_eq!(failed[0].actual, "false");
+    let text = report.to_string();
+    assert!(text.contains("FAIL w: ok: expected true, got false"), "{text}");
+    assert!(text.contains("ringside sim run wrong.toml --seed 9"), "{text}");
+}
+
+fn error_of(text: &str) -> String {
+    match scenario::parse(text) {
+        Err(e) => e.to_string(),
+        Ok(s) => scenario::prepare(s, text).expect_err("invalid scenario accepted").to_string(),
+    }
+}
+
+#[test]
+fn broken_scenario_files_name_the_line_and_field() {
+    let base = "name = \"x\"\n[cluster]\nnodes = [\"A\", \"B\"]\nrf = 2\n";
+    // Unknown field: toml names it and its line.
+    let e = error_of(&format!("{base}nmu_tokens = 4\n"));
+    assert!(e.contains("nmu_tokens") && e.contains("line 5"), "{e}");
+    // Unknown node in an event.
+    let e = error_of(&format!("{base}[[events]]\nat = \"1s\"\ncrash = \"Z\"\n"));
+    assert!(e.contains("line 7") && e.contains("unknown node \"Z\"") && e.contains("A, B"), "{e}");
+    // Invalid consistency level.
+    let e = error_of(&format!(
+        "{base}[[events]]\nat = \"1s\"\nread = {{ node = \"A\", key = \"k\", cl = \"MOST\" }}\n"
+    ));
+    assert!(e.contains("line 7") && e.contains("MOST") && e.contains("QUORUM"), "{e}");
+    // Wrong type.
+    let e = error_of("name = \"x\"\n[cluster]\nnodes = [\"A\"]\nrf = \"three\"\n");
+    assert!(e.contains("line 4") && e.contains("rf"), "{e}");
+    // Two actions in one event.
+    let e = error_of(&format!("{base}[[events]]\nat = \"1s\"\ncrash = \"A\"\nheal = true\n"));
+    assert!(e.contains("exactly one action"), "{e}");
+    // Bad duration.
+    let e = error_of(&format!("{base}[[events]]\nat = \"soon\"\nheal = true\n"));
+    assert!(e.contains("line 6"), "{e}");
+}

@@ -80,3 +80,56 @@ impl Timeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::{Allocation, build_ring};
+    use crate::id::NodeId;
+    use crate::node::NodeConfig;
+    use crate::sim::SimConfig;
+    use crate::sim::network::NetworkConfig;
+    use crate::sim::workload::WorkloadConfig;
+    use rand::SeedableRng;
+
+    fn sim(seed: u64) -> Simulation {
+        let ids: Vec<NodeId> = (0..4).map(NodeId).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let ring = build_ring(&ids, 4, 3, Allocation::Random, &mut rng).unwrap();
+        Simulation::new(SimConfig {
+            seed,
+            names: ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect(),
+            ring,
+            node: NodeConfig::default(),
+            network: NetworkConfig::default(),
+            workload: WorkloadConfig { stop: Duration::from_secs(30), ..WorkloadConfig::default() },
+            keep_trace: false,
+        })
+    }
+
+    #[test]
+    fn seeking_back_replays_the_same_run() {
+        let mut t = Timeline::new(sim(3), Duration::from_secs(5));
+        t.advance_to(Instant::from_secs(20));
+        let at_20 = (t.sim().trace().hash(), t.sim().history().ops.len());
+        t.seek(Instant::from_secs(7));
+        assert_eq!(t.sim().now(), Instant::from_secs(7));
+        assert!(t.sim().history().ops.len() < at_20.1);
+        t.seek(Instant::from_secs(20));
+        assert_eq!((t.sim().trace().hash(), t.sim().history().ops.len()), at_20);
+        assert_eq!(t.horizon(), Instant::from_secs(20));
+    }
+
+    #[test]
+    fn intervening_in_the_past_forks_the_timeline() {
+        let mut t = Timeline::new(sim(4), Duration::from_secs(5));
+        t.advance_to(Instant::from_secs(20));
+        let original = t.sim().trace().hash();
+        t.seek(Instant::from_secs(8));
+        t.intervene().crash(NodeId(1)).unwrap();
+        assert!(t.checkpoint_times().iter().all(|c| *c <= Instant::from_secs(8)));
+        t.advance_to(Instant::from_secs(20));
+        assert_ne!(t.sim().trace().hash(), original);
+        assert!(!t.sim().is_up(NodeId(1)));
+    }
+}

@@ -1,0 +1,326 @@
+//! Drive one `Node` handler at a time and assert the exact outputs (openraft's engine tests).
+
+use ringside_core::message::{Message, Transmit};
+use ringside_core::node::{Event, Node, NodeConfig, NodeTrace, Reply, RequestError};
+use ringside_core::ring::Ring;
+use ringside_core::storage::{MemStorage, Storage};
+use ringside_core::token::{TokenRange, token_for};
+use ringside_core::topology::{PendingRange, Topology};
+use ringside_core::{CausalContext, ConflictMode, ConsistencyLevel, Instant, NodeId, Siblings};
+use std::time::Duration;
+
+const A: NodeId = NodeId(0);
+const B: NodeId = NodeId(1);
+const C: NodeId = NodeId(2);
+const D: NodeId = NodeId(3);
+
+fn three_node_ring() -> Ring {
+    Ring::new([(100, A), (200, B), (300, C)], 3).unwrap()
+}
+
+fn config(mode: ConflictMode) -> NodeConfig {
+    NodeConfig { conflict_mode: mode, heartbeat_interval: None, ..NodeConfig::default() }
+}
+
+fn node(id: NodeId, mode: ConflictMode, topology: Topology) -> Node<MemStorage> {
+    Node::new(id, config(mode), topology, MemStorage::new(), Instant::ZERO).unwrap()
+}
+
+fn drain(n: &mut Node<MemStorage>) -> (Vec<Transmit>, Vec<Event>) {
+    let mut t = Vec::new();
+    let mut e = Vec::new();
+    while let Some(x) = n.poll_transmit() {
+        t.push(x);
+    }
+    while let Some(x) = n.poll_event() {
+        e.push(x);
+    }
+    (t, e)
+}
+
+fn mutation_value(t: &Transmit) -> Siblings {
+    match &t.message {
+        Message::Mutation { value, .. } => value.clone(),
+        other => panic!("expected a mutation, got {other:?}"),
+    }
+}
+
+#[test]
+fn lww_quorum_write_fans_out_and_replies_at_two_acks() {
+    let mut a = node(A, ConflictMode::Lww, Topology::new(three_node_ring()));
+    let now = Instant::from_secs(1);
+    let req = a
+        .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::Quorum, CausalContext::Lww(None))
+        .unwrap();
+    let (t, e) = drain(&mut a);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(t.iter().map(|t| t.to).collect::<Vec<_>>(), vec![B, C]);
+    let value = mutation_value(&t[0]);
+    assert_eq!(mutation_value(&t[1]), value);
+    assert_eq!(value.values(), vec![b"v".to_vec()]);
+    assert_eq!(value.0[0].timestamp, now.as_micros());
+    // The coordinator applied its own copy before sending.
+    assert_eq!(a.storage().get(token_for(b"k"), b"k").unwrap(), Some(value.clone()));
+
+    let Message::Mutation { op, .. } = t[0].message else { unreachable!() };
+    a.handle_message(now, B, Message::MutationAck { op });
+    let (t, e) = drain(&mut a);
+    assert!(t.is_empty());
+    assert_eq!(
+        e,
+        vec![Event::Reply {
+            request: req,
+            result: Ok(Reply::Written { tag: value.0[0].tag(), acks: vec![A, B], hinted: vec![] }),
+        }]
+    );
+    // C's late ack finishes the write silently; the deadline then does nothing.
+    a.handle_message(now, C, Message::MutationAck { op });
+    a.handle_timeout(now + Duration::from_secs(3));
+    assert_eq!(drain(&mut a), (vec![], vec![]));
+    assert_eq!(a.in_flight(), (0, 0));
+}
+
+#[test]
+fn vector_clock_write_from_a_non_replica_asks_a_replica_to_mint() {
+    // RF=1 ring where B owns everything; A only coordinates.
+    let ring = Ring::new([(100, B), (200, B)], 1).unwrap();
+    let topology = Topology::new(ring).with_pending(vec![]);
+    let mut a = node(A, ConflictMode::VectorClock, topology.clone());
+    let mut b = node(B, ConflictMode::VectorClock, topology);
+    let now = Instant::from_secs(1);
+    let req = a
+        .put(now, b"k".to_vec(), b"v1".to_vec(), ConsistencyLevel::One, CausalContext::default())
+        .unwrap();
+    let (t, _) = drain(&mut a);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].to, B);
+    assert!(matches!(t[0].message, Message::Mint { .. }));
+    b.handle_message(now, A, t[0].message.clone());
+    let (t, _) = drain(&mut b);
+    let Message::MintAck { version, .. } = &t[0].message else { panic!("{t:?}") };
+    // B mints the first dot of its chain for this key.
+    assert_eq!((version.dot.node, version.dot.counter), (B, 1));
+    a.handle_message(now, B, t[0].message.clone());
+    let (t, e) = drain(&mut a);
+    assert!(t.is_empty());
+    assert!(matches!(
+        &e[..],
+        [Event::Reply { request, result: Ok(Reply::Written { acks, .. }) }] if *request == req && acks == &vec![B]
+    ));
+}
+
+#[test]
+fn unavailable_is_refused_up_front_without_writing() {
+    let mut a = Node::new(
+        A,
+        NodeConfig { conflict_mode: ConflictMode::Lww, ..NodeConfig::default() },
+        Topology::new(three_node_ring()),
+        MemStorage::new(),
+        Instant::ZERO,
+    )
+    .unwrap();
+    // Only B heartbeats; C stays silent and is convicted.
+    for s in 0..40 {
+        let now = Instant::from_secs(s);
+        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
+        if s == 0 {
+            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
+        }
+        a.handle_timeout(now);
+        drain(&mut a);
+    }
+    assert!(!a.is_alive(C));
+    let now = Instant::from_secs(40);
+    let req = a
+        .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::All, CausalContext::Lww(None))
+        .unwrap();
+    let (t, e) = drain(&mut a);
+    assert!(t.is_empty(), "nothing may be sent: {t:?}");
+    assert_eq!(
+        e,
+        vec![Event::Reply {
+            request: req,
+            result: Err(RequestError::Unavailable {
+                cl: ConsistencyLevel::All,
+                required: 3,
+                alive: 2
+            }),
+        }]
+    );
+    assert_eq!(a.storage().key_count(), 0);
+    assert!(a.storage().hints().unwrap().is_empty());
+
+    // QUORUM succeeds with a hint for C, stored before anything is sent.
+    let req = a
+        .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::Quorum, CausalContext::Lww(None))
+        .unwrap();
+    let (t, e) = drain(&mut a);
+    assert_eq!(t.iter().map(|t| t.to).collect::<Vec<_>>(), vec![B]);
+    assert!(matches!(&e[..], [Event::Trace(NodeTrace::HintStored { target, .. })] if *target == C));
+    let hints = a.storage().hints().unwrap();
+    assert_eq!(hints.len(), 1);
+    assert_eq!(hints[0].target, C);
+    let Message::Mutation { op, .. } = t[0].message else { unreachable!() };
+    a.handle_message(now, B, Message::MutationAck { op });
+    let (_, e) = drain(&mut a);
+    assert!(matches!(
+        &e[..],
+        [Event::Reply { request, result: Ok(Reply::Written { acks, hinted, .. }) }]
+            if *request == req && acks == &vec![A, B] && hinted == &vec![C]
+    ));
+
+    // C comes back: the next replay round sends the hint; its ack removes it.
+    a.handle_message(Instant::from_secs(45), C, Message::Heartbeat { generation: 2 });
+    let (_, e) = drain(&mut a);
+    assert_eq!(e, vec![Event::Trace(NodeTrace::PeerUp { peer: C })]);
+    a.handle_timeout(Instant::from_secs(50));
+    let (t, _) = drain(&mut a);
+    let hint = t.iter().find(|t| t.to == C && matches!(t.message, Message::Hint { .. }));
+    let Some(Transmit { message: Message::Hint { id, .. }, .. }) = hint else { panic!("{t:?}") };
+    a.handle_message(Instant::from_secs(50), C, Message::HintAck { id: *id });
+    let (_, e) = drain(&mut a);
+    assert_eq!(e, vec![Event::Trace(NodeTrace::HintDelivered { target: C, id: *id })]);
+    assert!(a.storage().hints().unwrap().is_empty());
+}
+
+#[test]
+fn pending_replica_raises_required_acks() {
+    // Cassandra #833: RF=3 QUORUM with D joining → 4 targets, 3 acks.
+    let whole_ring = TokenRange { start: 0, end: 0 };
+    let topology = Topology::new(three_node_ring())
+        .with_pending(vec![PendingRange { range: whole_ring, node: D }]);
+    let mut a = node(A, ConflictMode::Lww, topology);
+    let now = Instant::from_secs(1);
+    let req = a
+        .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::Quorum, CausalContext::Lww(None))
+        .unwrap();
+    let (t, _) = drain(&mut a);
+    assert_eq!(t.iter().map(|t| t.to).collect::<Vec<_>>(), vec![B, C, D]);
+    let Message::Mutation { op, .. } = t[0].message else { unreachable!() };
+    a.handle_message(now, B, Message::MutationAck { op });
+    assert!(drain(&mut a).1.is_empty(), "2 acks are not enough with a pending replica");
+    a.handle_message(now, D, Message::MutationAck { op });
+    let (_, e) = drain(&mut a);
+    assert!(matches!(
+        &e[..],
+        [Event::Reply { request, result: Ok(Reply::Written { acks, .. }) }]
+            if *request == req && acks == &vec![A, B, D]
+    ));
+    // Reads never go to the pending replica.
+    a.get(now, b"k".to_vec(), ConsistencyLevel::All).unwrap();
+    let (t, _) = drain(&mut a);
+    assert_eq!(t.iter().map(|t| t.to).collect::<Vec<_>>(), vec![B, C]);
+}
+
+#[test]
+fn read_repairs_the_stale_replica_after_answering() {
+    let mut a = node(A, ConflictMode::VectorClock, Topology::new(three_node_ring()));
+    let now = Instant::from_secs(1);
+    // A writes v1 locally (as coordinator and replica) at ONE.
+    a.put(now, b"k".to_vec(), b"v1".to_vec(), ConsistencyLevel::One, CausalContext::default())
+        .unwrap();
+    let (t, _) = drain(&mut a);
+    let fresh = mutation_value(&t[0]);
+    let req = a.get(now, b"k".to_vec(), ConsistencyLevel::Quorum).unwrap();
+    let (t, _) = drain(&mut a);
+    assert_eq!(t.iter().map(|t| t.to).collect::<Vec<_>>(), vec![B, C]);
+    let Message::Read { op, .. } = t[0].message else { unreachable!() };
+    // B is fresh: the client is answered at 2 replies.
+    a.handle_message(now, B, Message::ReadReply { op, value: fresh.clone() });
+    let (t, e) = drain(&mut a);
+    assert!(t.is_empty());
+    let [Event::Reply { request, result: Ok(Reply::Read { value, context, replied }) }] = &e[..]
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(*request, req);
+    assert_eq!(value.values(), vec![b"v1".to_vec()]);
+    assert_eq!(replied, &vec![A, B]);
+    assert!(context.covers(&fresh.0[0].tag()));
+    // C answers with nothing: it is repaired in the background.
+    a.handle_message(now, C, Message::ReadReply { op, value: Siblings::new() });
+    let (t, e) = drain(&mut a);
+    assert_eq!(
+        t,
+        vec![Transmit {
+            to: C,
+            message: Message::Repair { token: token_for(b"k"), key: b"k".to_vec(), value: fresh }
+        }]
+    );
+    assert_eq!(e, vec![Event::Trace(NodeTrace::ReadRepair { replica: C, key: "k".into() })]);
+    assert_eq!(a.stats().read_repairs, 1);
+}
+
+#[test]
+fn bad_input_is_rejected_with_a_specific_error() {
+    let mut a = node(A, ConflictMode::VectorClock, Topology::new(three_node_ring()));
+    let now = Instant::ZERO;
+    let e = a.get(now, vec![], ConsistencyLevel::One).unwrap_err();
+    assert!(e.to_string().contains("empty key"));
+    let e = a.get(now, vec![b'x'; 70_000], ConsistencyLevel::One).unwrap_err();
+    assert_eq!(e.to_string(), "key of 70000 bytes exceeds the limit of 65536 bytes");
+    let e = a.get(now, b"k".to_vec(), ConsistencyLevel::Any).unwrap_err();
+    assert!(e.to_string().contains("ANY is only supported for writes"));
+    let e = a
+        .put(now, b"k".to_vec(), vec![0; 2 << 20], ConsistencyLevel::One, CausalContext::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("exceeds the limit of 1048576 bytes"));
+    let e = a
+        .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::One, CausalContext::Lww(None))
+        .unwrap_err();
+    assert!(e.to_string().contains("conflict mode"));
+    assert_eq!(drain(&mut a), (vec![], vec![]), "rejected requests produce no output");
+}
+
+#[test]
+fn write_timeout_hints_the_silent_replica_and_reports_info() {
+    let mut a = node(A, ConflictMode::Lww, Topology::new(three_node_ring()));
+    let now = Instant::from_secs(1);
+    let req = a
+        .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::All, CausalContext::Lww(None))
+        .unwrap();
+    let (t, _) = drain(&mut a);
+    let Message::Mutation { op, .. } = t[0].message else { unreachable!() };
+    a.handle_message(now, B, Message::MutationAck { op });
+    assert_eq!(a.poll_timeout(), Some(now + Duration::from_secs(2)));
+    a.handle_timeout(now + Duration::from_secs(2));
+    let (_, e) = drain(&mut a);
+    assert!(matches!(&e[0], Event::Trace(NodeTrace::HintStored { target, .. }) if *target == C));
+    assert_eq!(
+        e[1],
+        Event::Reply {
+            request: req,
+            result: Err(RequestError::Timeout {
+                cl: ConsistencyLevel::All,
+                required: 3,
+                received: 2
+            }),
+        }
+    );
+}
+
+#[test]
+fn restart_keeps_data_and_raises_the_generation() {
+    let mut a = node(A, ConflictMode::Lww, Topology::new(three_node_ring()));
+    a.put(
+        Instant::ZERO,
+        b"k".to_vec(),
+        b"v".to_vec(),
+        ConsistencyLevel::One,
+        CausalContext::Lww(None),
+    )
+    .unwrap();
+    drain(&mut a);
+    assert_eq!(a.generation(), 1);
+    let storage = a.into_storage();
+    let a = Node::new(
+        A,
+        config(ConflictMode::Lww),
+        Topology::new(three_node_ring()),
+        storage,
+        Instant::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(a.generation(), 2);
+    assert_eq!(a.storage().key_count(), 1);
+}

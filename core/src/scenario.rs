@@ -701,6 +701,7 @@ pub fn build_simulation(p: &Prepared, options: &RunOptions) -> Simulation {
         network: p.scenario.network.clone(),
         workload: p.scenario.workload.clone(),
         keep_trace: options.keep_trace,
+        record_history: true,
     })
 }
 

@@ -107,6 +107,7 @@ impl RandomRun {
                 use_context: true,
             },
             keep_trace: std::env::var("RINGSIDE_KEEP_TRACE").is_ok(),
+            record_history: true,
         };
         let mut sim = Simulation::new(config);
         sim.set_loss(self.loss);

@@ -3,8 +3,9 @@
 use crate::{project_root, tools};
 use anyhow::Result;
 
-pub fn run() -> Result<()> {
-    tools::run(tools::cargo().args(["bench", "-p", "ringside-core"]))?;
+/// Runs `cargo bench -p ringside-core`, with `args` appended (a `--bench NAME` or a filter).
+pub fn run(args: &[String]) -> Result<()> {
+    tools::run(tools::cargo().args(["bench", "-p", "ringside-core"]).args(args))?;
     let reports = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"))

@@ -23,7 +23,8 @@ commands:
   ci                 same as `test`
   web                build the explorer bundle into www/pkg
   explore [--port N] build the bundle if stale and serve www/ on 127.0.0.1:N (default 8080)
-  bench              run the criterion benchmarks of ringside-core
+  bench [ARGS...]    run the criterion benchmarks of ringside-core; ARGS go to `cargo bench`
+                     (e.g. `cargo xtask bench --bench ring_lookup`)
 ";
 
 fn main() {
@@ -52,10 +53,7 @@ fn run() -> Result<()> {
             web::build_bundle().map(|_| ())
         }
         "explore" => explore::run(explore::Options::parse(rest)?),
-        "bench" => {
-            no_arguments(command, rest)?;
-            bench::run()
-        }
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

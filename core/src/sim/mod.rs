@@ -53,6 +53,8 @@ pub struct SimConfig {
     pub workload: WorkloadConfig,
     /// Keep every trace record (the hash is always computed).
     pub keep_trace: bool,
+    /// Record the client history (switch off only for load generation in benchmarks).
+    pub record_history: bool,
 }
 
 /// A message between two nodes, in flight.
@@ -154,6 +156,7 @@ pub struct Simulation {
     completions: BTreeMap<u64, Completion>,
     next_scripted: u32,
     history: History,
+    unrecorded_ops: u64,
     trace: Trace,
     stats: SimStats,
     read_threshold: u64,
@@ -203,6 +206,7 @@ impl Simulation {
             completions: BTreeMap::new(),
             next_scripted: 0,
             history: History::default(),
+            unrecorded_ops: 0,
             trace: Trace::new(config.keep_trace),
             stats: SimStats::default(),
             read_threshold,
@@ -534,14 +538,25 @@ impl Simulation {
                 op.error = Some(OpError::NodeDown);
             }
         }
-        let index = self.history.push(op);
-        self.trace.record(self.now, TraceEvent::Client { op: index });
+        let index = self.record(op);
         if p.process >= SCRIPTED_PROCESS_BASE {
             self.completions.insert(p.invoke, Completion { op_index: index, result });
         } else {
             let next = self.now + self.config.workload.think_time;
             self.schedule(next, Item::Client(p.process));
         }
+    }
+
+    /// Appends an op to the history (when recorded) and the trace; returns its index.
+    fn record(&mut self, op: Op) -> u64 {
+        let index = if self.config.record_history {
+            self.history.push(op)
+        } else {
+            self.unrecorded_ops += 1;
+            self.unrecorded_ops - 1
+        };
+        self.trace.record(self.now, TraceEvent::Client { op: index });
+        index
     }
 
     fn client_tick(&mut self, c: u32) {
@@ -625,7 +640,7 @@ impl Simulation {
                 write_context.clone().unwrap_or_default(),
             )?,
         };
-        let invoke = self.history.push(Op {
+        let invoke = self.record(Op {
             index: 0,
             process,
             op_type: OpType::Invoke,
@@ -642,7 +657,6 @@ impl Simulation {
             error: None,
             final_read: false,
         });
-        self.trace.record(now, TraceEvent::Client { op: invoke });
         self.pending.insert(
             (node, request),
             PendingOp { process, invoke, f, key, value, cl, write_context },
@@ -904,6 +918,7 @@ pub fn reference_trace_hash(seed: u64) -> u64 {
             ..WorkloadConfig::default()
         },
         keep_trace: false,
+        record_history: true,
     };
     let mut sim = Simulation::new(config);
     sim.run_until(Instant::from_secs(6));

@@ -104,6 +104,7 @@ mod tests {
             network: NetworkConfig::default(),
             workload: WorkloadConfig { stop: Duration::from_secs(30), ..WorkloadConfig::default() },
             keep_trace: false,
+            record_history: true,
         })
     }
 

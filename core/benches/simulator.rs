@@ -13,7 +13,7 @@ use ringside_core::sim::{SimConfig, Simulation};
 use ringside_core::{ConflictMode, Instant, NodeId};
 use std::time::Duration;
 
-fn config(nodes: u32, mode: ConflictMode) -> SimConfig {
+fn config(nodes: u32, mode: ConflictMode, record_history: bool) -> SimConfig {
     let ids: Vec<NodeId> = (0..nodes).map(NodeId).collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     SimConfig {
@@ -31,18 +31,21 @@ fn config(nodes: u32, mode: ConflictMode) -> SimConfig {
             ..WorkloadConfig::default()
         },
         keep_trace: false,
-        record_history: true,
+        record_history,
     }
 }
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("simulator");
     group.sample_size(10);
-    for (name, mode) in [
-        ("quorum-64-nodes-vclock", ConflictMode::VectorClock),
-        ("quorum-64-nodes-lww", ConflictMode::Lww),
-    ] {
-        let base = config(64, mode);
+    let cases = [
+        ("quorum-64-nodes-vclock", ConflictMode::VectorClock, true),
+        ("quorum-64-nodes-lww", ConflictMode::Lww, true),
+        ("quorum-64-nodes-vclock-no-history", ConflictMode::VectorClock, false),
+        ("quorum-64-nodes-lww-no-history", ConflictMode::Lww, false),
+    ];
+    for (name, mode, history) in cases {
+        let base = config(64, mode, history);
         // Warm the cluster up once (heartbeats settle), then measure 2 simulated seconds.
         let mut warm = Simulation::new(base.clone());
         warm.run_until(Instant::from_secs(1));

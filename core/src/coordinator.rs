@@ -220,14 +220,12 @@ impl ReadOp {
     /// Replicas whose reply lacked something the merged state has, with what to send them.
     pub fn stale_replicas(&self, mode: ConflictMode) -> Vec<(NodeId, Siblings)> {
         let merged = self.merged(mode);
-        self.replies
-            .iter()
-            .filter(|(_, v)| {
-                let mut theirs = (*v).clone();
-                theirs.merge(&merged, mode)
-            })
-            .map(|(n, _)| (*n, merged.clone()))
-            .collect()
+        // Merged sets are canonical (sorted by dot) and a dot names one version, so a reply is
+        // up to date exactly when it holds the same dots.
+        let same = |v: &Siblings| {
+            v.0.len() == merged.0.len() && v.0.iter().zip(&merged.0).all(|(a, b)| a.dot == b.dot)
+        };
+        self.replies.iter().filter(|(_, v)| !same(v)).map(|(n, _)| (*n, merged.clone())).collect()
     }
 }
 

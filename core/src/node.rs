@@ -789,8 +789,9 @@ impl<S: Storage> Node<S> {
                     }
                     self.events.push_back(Event::Reply { request, result });
                 }
-                self.writes.remove(&request);
-                self.timers.retain(|(_, t)| *t != Timer::Request(request));
+                if let Some(op) = self.writes.remove(&request) {
+                    self.timers.remove(&(op.deadline, Timer::Request(request)));
+                }
             }
         }
     }
@@ -806,7 +807,7 @@ impl<S: Storage> Node<S> {
         }
         if op.finished() {
             let op = self.reads.remove(&request).expect("op");
-            self.timers.retain(|(_, t)| *t != Timer::Request(request));
+            self.timers.remove(&(op.deadline, Timer::Request(request)));
             for (replica, value) in op.stale_replicas(mode) {
                 self.stats.read_repairs += 1;
                 self.trace(NodeTrace::ReadRepair {
@@ -842,7 +843,7 @@ impl<S: Storage> Node<S> {
         let mut value = self.storage.get(token, key)?.unwrap_or_default();
         let horizon = now.as_micros().saturating_sub(self.config.gc_grace.as_micros() as u64);
         if value.purge_tombstones(horizon) {
-            self.storage.put(token, key, &value)?;
+            self.storage.put(token, key, value.clone())?;
         }
         Ok(value)
     }
@@ -855,7 +856,7 @@ impl<S: Storage> Node<S> {
     ) -> Result<(), StorageError> {
         let mut current = self.storage.get(token, key)?.unwrap_or_default();
         if current.merge(incoming, self.config.conflict_mode) {
-            self.storage.put(token, key, &current)?;
+            self.storage.put(token, key, current)?;
         }
         Ok(())
     }
@@ -887,7 +888,7 @@ impl<S: Storage> Node<S> {
         let version = Version { dot: Dot { node: self.id, counter }, context, timestamp, value };
         let mut next = current;
         next.apply(version.clone(), self.config.conflict_mode);
-        self.storage.put(token, key, &next)?;
+        self.storage.put(token, key, next)?;
         let _ = now;
         Ok(version)
     }

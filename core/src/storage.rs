@@ -61,7 +61,7 @@ pub trait Storage {
     /// Reads a key.
     fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError>;
     /// Replaces a key's versions (an empty set removes the key).
-    fn put(&mut self, token: Token, key: &[u8], value: &Siblings) -> Result<(), StorageError>;
+    fn put(&mut self, token: Token, key: &[u8], value: Siblings) -> Result<(), StorageError>;
     /// Up to `limit` entries of `range` in `(token, key)` order, starting strictly after `after`
     /// when given (for paging).
     fn scan(
@@ -95,11 +95,16 @@ pub trait Storage {
 /// keeps a crashed node's durable state.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MemStorage {
-    data: BTreeMap<(Token, Vec<u8>), Siblings>,
+    /// Keys by token; the few keys sharing a token are kept sorted in one inline bucket, so a
+    /// lookup needs no allocation.
+    data: BTreeMap<Token, Bucket>,
     hints: BTreeMap<u64, Hint>,
     meta: BTreeMap<String, Vec<u8>>,
     bytes: u64,
+    keys: u64,
 }
+
+type Bucket = smallvec::SmallVec<[(Vec<u8>, Siblings); 1]>;
 
 impl MemStorage {
     /// An empty store.
@@ -109,7 +114,7 @@ impl MemStorage {
 
     /// Every entry, in `(token, key)` order (for views and convergence checks).
     pub fn iter(&self) -> impl Iterator<Item = (Token, &[u8], &Siblings)> {
-        self.data.iter().map(|((t, k), v)| (*t, k.as_slice(), v))
+        self.data.iter().flat_map(|(t, b)| b.iter().map(move |(k, v)| (*t, k.as_slice(), v)))
     }
 
     fn entry_bytes(key: &[u8], value: &Siblings) -> u64 {
@@ -119,17 +124,38 @@ impl MemStorage {
 
 impl Storage for MemStorage {
     fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError> {
-        Ok(self.data.get(&(token, key.to_vec())).cloned())
+        Ok(self
+            .data
+            .get(&token)
+            .and_then(|b| b.iter().find(|(k, _)| k.as_slice() == key))
+            .map(|(_, v)| v.clone()))
     }
 
-    fn put(&mut self, token: Token, key: &[u8], value: &Siblings) -> Result<(), StorageError> {
-        let k = (token, key.to_vec());
-        if let Some(old) = self.data.remove(&k) {
-            self.bytes -= Self::entry_bytes(key, &old);
+    fn put(&mut self, token: Token, key: &[u8], value: Siblings) -> Result<(), StorageError> {
+        let bucket = self.data.entry(token).or_default();
+        let pos = bucket.binary_search_by(|(k, _)| k.as_slice().cmp(key));
+        if let Ok(i) = pos {
+            self.bytes -= Self::entry_bytes(key, &bucket[i].1);
         }
-        if !value.is_empty() {
-            self.bytes += Self::entry_bytes(key, value);
-            self.data.insert(k, value.clone());
+        let new_bytes = Self::entry_bytes(key, &value);
+        match (pos, value.is_empty()) {
+            (Ok(i), true) => {
+                bucket.remove(i);
+                self.keys -= 1;
+            }
+            (Ok(i), false) => {
+                bucket[i].1 = value;
+                self.bytes += new_bytes;
+            }
+            (Err(_), true) => {}
+            (Err(i), false) => {
+                bucket.insert(i, (key.to_vec(), value));
+                self.bytes += new_bytes;
+                self.keys += 1;
+            }
+        }
+        if bucket.is_empty() {
+            self.data.remove(&token);
         }
         Ok(())
     }
@@ -152,27 +178,26 @@ impl Storage for MemStorage {
         };
         let mut skipping = after.is_some();
         for (lo, hi) in pieces {
-            let lo_key = match lo {
+            let lo = match lo {
                 Bound::Excluded(t) if t == Token::MAX => continue,
-                Bound::Excluded(t) => (t + 1, Vec::new()),
-                Bound::Included(t) => (t, Vec::new()),
-                Bound::Unbounded => (0, Vec::new()),
+                Bound::Excluded(t) => t + 1,
+                Bound::Included(t) => t,
+                Bound::Unbounded => 0,
             };
-            let Bound::Included(hi_t) = hi else { unreachable!() };
-            for ((t, k), v) in self.data.range(lo_key..) {
-                if *t > hi_t {
-                    break;
-                }
-                if skipping {
-                    let (at, ak) = after.expect("skipping implies after");
-                    if (*t, k.as_slice()) == (at, ak) {
-                        skipping = false;
+            let Bound::Included(hi) = hi else { unreachable!() };
+            for (t, bucket) in self.data.range(lo..=hi) {
+                for (k, v) in bucket {
+                    if skipping {
+                        let (at, ak) = after.expect("skipping implies after");
+                        if (*t, k.as_slice()) == (at, ak) {
+                            skipping = false;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                out.push(Entry { token: *t, key: k.clone(), value: v.clone() });
-                if out.len() >= limit {
-                    return Ok(out);
+                    out.push(Entry { token: *t, key: k.clone(), value: v.clone() });
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
                 }
             }
         }
@@ -180,7 +205,7 @@ impl Storage for MemStorage {
     }
 
     fn key_count(&self) -> u64 {
-        self.data.len() as u64
+        self.keys
     }
 
     fn load_bytes(&self) -> u64 {
@@ -233,7 +258,7 @@ mod tests {
     fn scan_respects_wrapping_ranges_and_paging() {
         let mut s = MemStorage::new();
         for (t, k) in [(5u64, "a"), (10, "b"), (10, "c"), (u64::MAX, "z"), (0, "zero")] {
-            s.put(t, k.as_bytes(), &val(k)).unwrap();
+            s.put(t, k.as_bytes(), val(k)).unwrap();
         }
         let keys = |r: TokenRange, after: Option<(Token, &[u8])>, limit| {
             s.scan(r, after, limit)
@@ -252,10 +277,10 @@ mod tests {
     #[test]
     fn empty_value_removes_key_and_load_tracks_bytes() {
         let mut s = MemStorage::new();
-        s.put(1, b"k", &val("v")).unwrap();
+        s.put(1, b"k", val("v")).unwrap();
         assert_eq!(s.key_count(), 1);
         assert!(s.load_bytes() > 0);
-        s.put(1, b"k", &Siblings::new()).unwrap();
+        s.put(1, b"k", Siblings::new()).unwrap();
         assert_eq!(s.key_count(), 0);
         assert_eq!(s.load_bytes(), 0);
     }

@@ -289,26 +289,49 @@ impl Siblings {
     }
 
     /// Merges another set into this one (a join); returns whether this set changed.
+    ///
+    /// Vector-clock mode keeps every version of either set whose dot no *other* version of
+    /// either set covers, deduplicated by dot (a dot names exactly one version) and sorted by dot.
     pub fn merge(&mut self, other: &Siblings, mode: ConflictMode) -> bool {
-        let before = self.0.clone();
         match mode {
             ConflictMode::Lww => {
-                let best = self.0.iter().chain(other.0.iter()).max_by_key(|v| v.lww_key()).cloned();
-                self.0 = best.into_iter().collect();
+                let mut changed = false;
+                if self.0.len() > 1 {
+                    let best = self.0.iter().max_by_key(|v| v.lww_key()).cloned();
+                    self.0 = best.into_iter().collect();
+                    changed = true;
+                }
+                if let Some(theirs) = other.0.iter().max_by_key(|v| v.lww_key()) {
+                    if self.0.first().is_none_or(|ours| theirs.lww_key() > ours.lww_key()) {
+                        self.0 = vec![theirs.clone()];
+                        changed = true;
+                    }
+                }
+                changed
             }
             ConflictMode::VectorClock => {
-                let mut all: Vec<Version> = self.0.iter().chain(other.0.iter()).cloned().collect();
-                all.sort_by_key(|a| a.dot);
-                all.dedup_by(|a, b| a.dot == b.dot);
-                let kept: Vec<Version> = all
-                    .iter()
-                    .filter(|v| !all.iter().any(|w| w.dot != v.dot && w.context.covers(v.dot)))
-                    .cloned()
-                    .collect();
-                self.0 = kept;
+                let covered = |dot: Dot, ours: &[Version]| {
+                    ours.iter().chain(other.0.iter()).any(|w| w.dot != dot && w.context.covers(dot))
+                };
+                let mut changed = false;
+                for v in &other.0 {
+                    if !self.0.iter().any(|w| w.dot == v.dot) && !covered(v.dot, &self.0) {
+                        self.0.push(v.clone());
+                        changed = true;
+                    }
+                }
+                let keep: Vec<bool> = self.0.iter().map(|v| !covered(v.dot, &self.0)).collect();
+                if keep.iter().any(|k| !k) {
+                    let mut flags = keep.into_iter();
+                    self.0.retain(|_| flags.next().unwrap_or(true));
+                    changed = true;
+                }
+                if changed {
+                    self.0.sort_by_key(|v| v.dot);
+                }
+                changed
             }
         }
-        self.0 != before
     }
 
     /// Drops tombstones whose timestamp is older than `horizon` when they are the only version

@@ -27,7 +27,7 @@ use network::{Network, NetworkConfig, draw, probability_threshold};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::time::Duration;
 use workload::WorkloadConfig;
 
@@ -145,7 +145,11 @@ pub struct Simulation {
     rng: ChaCha8Rng,
     seq: u64,
     queue: BinaryHeap<Reverse<(Instant, u64, Item)>>,
-    in_flight: BTreeMap<u64, InFlight>,
+    /// Messages in flight, indexed by `id - in_flight_base`; delivered slots become `None` and
+    /// are trimmed from the front (ids are sequential and latencies bounded, so this stays small).
+    in_flight: VecDeque<Option<InFlight>>,
+    in_flight_base: u64,
+    in_flight_count: usize,
     next_message: u64,
     link_clock: Vec<u64>,
     nodes: Vec<SimNode>,
@@ -195,7 +199,9 @@ impl Simulation {
             now: Instant::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
-            in_flight: BTreeMap::new(),
+            in_flight: VecDeque::new(),
+            in_flight_base: 0,
+            in_flight_count: 0,
             next_message: 0,
             link_clock: vec![0; n * n],
             nodes: Vec::with_capacity(n),
@@ -299,7 +305,7 @@ impl Simulation {
 
     /// Messages in flight, by id.
     pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
-        self.in_flight.values()
+        self.in_flight.iter().flatten()
     }
 
     /// The history so far.
@@ -379,7 +385,7 @@ impl Simulation {
     }
 
     fn deliver(&mut self, id: u64) {
-        let Some(m) = self.in_flight.remove(&id) else { return };
+        let Some(m) = self.take_in_flight(id) else { return };
         let reason = if m.lost {
             Some(DropReason::Loss)
         } else if !self.network.connected(m.from, m.to) {
@@ -403,6 +409,17 @@ impl Simulation {
         self.drain(m.to);
     }
 
+    fn take_in_flight(&mut self, id: u64) -> Option<InFlight> {
+        let slot = self.in_flight.get_mut(id.checked_sub(self.in_flight_base)? as usize)?;
+        let m = slot.take()?;
+        self.in_flight_count -= 1;
+        while matches!(self.in_flight.front(), Some(None)) {
+            self.in_flight.pop_front();
+            self.in_flight_base += 1;
+        }
+        Some(m)
+    }
+
     fn send(&mut self, from: NodeId, t: Transmit) {
         let n = self.config.names.len();
         let id = self.next_message;
@@ -415,18 +432,17 @@ impl Simulation {
         self.link_clock[link] = deliver_at.0;
         self.stats.sent += 1;
         self.trace.record_send(self.now, id, from, t.to, &t.message, deliver_at);
-        self.in_flight.insert(
+        debug_assert_eq!(id, self.in_flight_base + self.in_flight.len() as u64);
+        self.in_flight_count += 1;
+        self.in_flight.push_back(Some(InFlight {
             id,
-            InFlight {
-                id,
-                from,
-                to: t.to,
-                message: t.message,
-                sent_at: self.now,
-                deliver_at,
-                lost,
-            },
-        );
+            from,
+            to: t.to,
+            message: t.message,
+            sent_at: self.now,
+            deliver_at,
+            lost,
+        }));
         self.schedule(deliver_at, Item::Deliver(id));
     }
 
@@ -881,7 +897,7 @@ impl Simulation {
     pub fn quiesce(&mut self, limit: Duration) {
         let until = self.now + limit;
         while self.now < until {
-            let busy = !self.pending.is_empty() || !self.in_flight.is_empty();
+            let busy = !self.pending.is_empty() || self.in_flight_count > 0;
             let stop_at = Instant::ZERO + self.config.workload.stop;
             if !busy && self.now >= stop_at {
                 break;

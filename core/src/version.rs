@@ -316,6 +316,9 @@ impl Siblings {
                 let mut changed = false;
                 for v in &other.0 {
                     if !self.0.iter().any(|w| w.dot == v.dot) && !covered(v.dot, &self.0) {
+                        // Exact growth: stored sets are long-lived and almost always hold one
+                        // version, so amortised doubling would waste memory on every key.
+                        self.0.reserve_exact(1);
                         self.0.push(v.clone());
                         changed = true;
                     }

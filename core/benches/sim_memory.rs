@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p ringside-core --bench sim_memory`
 
+// A benchmark measures wall time: the engine's ban on reading the clock does not apply here.
+#![allow(clippy::disallowed_methods)]
+
 use rand::SeedableRng;
 use ringside_core::alloc::{Allocation, build_ring};
 use ringside_core::history::OpFunction;

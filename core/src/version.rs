@@ -301,11 +301,11 @@ impl Siblings {
                     self.0 = best.into_iter().collect();
                     changed = true;
                 }
-                if let Some(theirs) = other.0.iter().max_by_key(|v| v.lww_key()) {
-                    if self.0.first().is_none_or(|ours| theirs.lww_key() > ours.lww_key()) {
-                        self.0 = vec![theirs.clone()];
-                        changed = true;
-                    }
+                if let Some(theirs) = other.0.iter().max_by_key(|v| v.lww_key())
+                    && self.0.first().is_none_or(|ours| theirs.lww_key() > ours.lww_key())
+                {
+                    self.0 = vec![theirs.clone()];
+                    changed = true;
                 }
                 changed
             }

@@ -1,0 +1,83 @@
+//! The `ringside sim` commands, run as a real process.
+
+use std::path::Path;
+use std::process::Command;
+
+fn ringside(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ringside"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("run ringside")
+}
+
+#[test]
+fn sim_run_prints_a_report_and_exits_zero_when_expectations_hold() {
+    let out = ringside(&["sim", "run", "tests/scenarios/course-004-1-six-nodes-quorum-hint.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("QUORUM write of K via A"), "{text}");
+    assert!(text.contains("replicas [B, D]  hinted [C]"), "{text}");
+    assert!(text.contains("result: PASS"), "{text}");
+}
+
+#[test]
+fn sim_run_json_is_machine_readable() {
+    let out = ringside(&[
+        "sim",
+        "run",
+        "tests/scenarios/course-003-2-all-with-replica-down.toml",
+        "--json",
+        "--seed",
+        "11",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["seed"], 11);
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["anomalies"]["unavailable"], 1);
+    assert_eq!(v["anomalies"]["stale-read"], 0);
+    assert_eq!(v["trace_hash"].as_str().map(str::len), Some(16));
+    assert!(v["replay"].as_str().unwrap().ends_with("--seed 11"));
+    assert!(v["expectations"].as_array().unwrap().iter().all(|e| e["passed"] == true));
+}
+
+#[test]
+fn failed_expectation_exits_one_with_the_replay_command() {
+    let dir = std::env::temp_dir().join(format!("ringside-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wrong.toml");
+    std::fs::write(
+        &file,
+        "name = \"wrong\"\nseed = 2\nduration = \"5s\"\n[cluster]\nnodes = [\"A\", \"B\", \"C\"]\nrf = 3\n\
+         [workload]\nclients = 0\n[[events]]\nat = \"1s\"\nlabel = \"w\"\n\
+         write = { node = \"A\", key = \"k\", value = \"v\", cl = \"ALL\" }\nexpect = { ok = false }\n",
+    )
+    .unwrap();
+    let out = ringside(&["sim", "run", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL w: ok: expected false, got true"), "{text}");
+    assert!(text.contains("replay with: ringside sim run"), "{text}");
+}
+
+#[test]
+fn broken_scenario_file_names_line_and_field() {
+    let dir = std::env::temp_dir().join(format!("ringside-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "name = \"bad\"\n[cluster]\nnodes = [\"A\"]\nrf = 1\nreplication = 3\n")
+        .unwrap();
+    let out = ringside(&["sim", "run", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("line 5") && err.contains("replication"),
+        "{err}"
+    );
+
+    let out = ringside(&["sim", "run", "does/not/exist.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("cannot read scenario file does/not/exist.toml"), "{err}");
+}

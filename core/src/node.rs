@@ -854,11 +854,7 @@ impl<S: Storage> Node<S> {
         key: &[u8],
         incoming: &Siblings,
     ) -> Result<(), StorageError> {
-        let mut current = self.storage.get(token, key)?.unwrap_or_default();
-        if current.merge(incoming, self.config.conflict_mode) {
-            self.storage.put(token, key, current)?;
-        }
-        Ok(())
+        self.storage.merge(token, key, incoming, self.config.conflict_mode).map(|_| ())
     }
 
     fn local_apply(

@@ -18,7 +18,7 @@
 use crate::id::NodeId;
 use crate::time::Instant;
 use crate::token::{Token, TokenRange};
-use crate::version::Siblings;
+use crate::version::{ConflictMode, Siblings};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -62,6 +62,22 @@ pub trait Storage {
     fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError>;
     /// Replaces a key's versions (an empty set removes the key).
     fn put(&mut self, token: Token, key: &[u8], value: Siblings) -> Result<(), StorageError>;
+    /// Merges `incoming` into a key's versions; returns whether the stored state changed.
+    /// The default reads, merges and writes back; implementations may merge in place.
+    fn merge(
+        &mut self,
+        token: Token,
+        key: &[u8],
+        incoming: &Siblings,
+        mode: ConflictMode,
+    ) -> Result<bool, StorageError> {
+        let mut current = self.get(token, key)?.unwrap_or_default();
+        let changed = current.merge(incoming, mode);
+        if changed {
+            self.put(token, key, current)?;
+        }
+        Ok(changed)
+    }
     /// Up to `limit` entries of `range` in `(token, key)` order, starting strictly after `after`
     /// when given (for paging).
     fn scan(
@@ -158,6 +174,37 @@ impl Storage for MemStorage {
             self.data.remove(&token);
         }
         Ok(())
+    }
+
+    fn merge(
+        &mut self,
+        token: Token,
+        key: &[u8],
+        incoming: &Siblings,
+        mode: ConflictMode,
+    ) -> Result<bool, StorageError> {
+        let existing =
+            self.data.get_mut(&token).and_then(|b| b.iter_mut().find(|(k, _)| k.as_slice() == key));
+        match existing {
+            Some((_, current)) => {
+                let before = Self::entry_bytes(key, current);
+                let changed = current.merge(incoming, mode);
+                if changed {
+                    let after = Self::entry_bytes(key, current);
+                    // A join never empties a non-empty set, so the key stays.
+                    self.bytes = self.bytes + after - before;
+                }
+                Ok(changed)
+            }
+            None => {
+                let mut value = Siblings::new();
+                let changed = value.merge(incoming, mode);
+                if changed {
+                    self.put(token, key, value)?;
+                }
+                Ok(changed)
+            }
+        }
     }
 
     fn scan(
@@ -272,6 +319,24 @@ mod tests {
         assert_eq!(keys(TokenRange { start: 0, end: 10 }, Some((10, b"b")), 10), ["c"]);
         assert_eq!(keys(TokenRange { start: 10, end: 5 }, None, 2), ["z", "zero"]);
         assert_eq!(keys(TokenRange { start: 10, end: 5 }, Some((0, b"zero")), 5), ["a"]);
+    }
+
+    #[test]
+    fn in_place_merge_matches_get_merge_put() {
+        let mut fast = MemStorage::new();
+        let mut slow = MemStorage::new();
+        let mut newer = val("b");
+        newer.0[0].dot.counter = 2;
+        newer.0[0].timestamp = 2;
+        for v in [val("a"), newer.clone(), val("a")] {
+            let a = fast.merge(7, b"k", &v, ConflictMode::Lww).unwrap();
+            let mut cur = slow.get(7, b"k").unwrap().unwrap_or_default();
+            let b = cur.merge(&v, ConflictMode::Lww);
+            slow.put(7, b"k", cur).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(fast, slow);
+        }
+        assert_eq!(fast.get(7, b"k").unwrap(), Some(newer));
     }
 
     #[test]

@@ -234,6 +234,10 @@ mod tests {
     use super::*;
     use crate::version::{Dot, VClock};
 
+    fn write_op(cl: ConsistencyLevel, required: usize, targets: Vec<NodeId>) -> WriteOp {
+        WriteOp::new(0, b"k".to_vec(), cl, required, targets, vec![], Instant(100))
+    }
+
     fn version(counter: u64, v: &str) -> Version {
         Version {
             dot: Dot { node: NodeId(1), counter },
@@ -246,15 +250,7 @@ mod tests {
     #[test]
     fn write_replies_at_required_acks_and_finishes_when_all_answered() {
         let targets = vec![NodeId(1), NodeId(2), NodeId(3)];
-        let mut w = WriteOp::new(
-            0,
-            b"k".to_vec(),
-            ConsistencyLevel::Quorum,
-            2,
-            targets,
-            vec![],
-            Instant(100),
-        );
+        let mut w = write_op(ConsistencyLevel::Quorum, 2, targets);
         w.version = Some(version(1, "a"));
         w.acks.insert(NodeId(1));
         w.outstanding.extend([NodeId(2), NodeId(3)]);
@@ -274,15 +270,7 @@ mod tests {
 
     #[test]
     fn write_times_out_with_received_count() {
-        let mut w = WriteOp::new(
-            0,
-            b"k".to_vec(),
-            ConsistencyLevel::All,
-            3,
-            vec![NodeId(1)],
-            vec![],
-            Instant(100),
-        );
+        let mut w = write_op(ConsistencyLevel::All, 3, vec![NodeId(1)]);
         w.version = Some(version(1, "a"));
         w.acks.insert(NodeId(1));
         w.outstanding.insert(NodeId(2));
@@ -299,15 +287,7 @@ mod tests {
 
     #[test]
     fn any_is_satisfied_by_a_hint() {
-        let mut w = WriteOp::new(
-            0,
-            b"k".to_vec(),
-            ConsistencyLevel::Any,
-            1,
-            vec![NodeId(2)],
-            vec![],
-            Instant(100),
-        );
+        let mut w = write_op(ConsistencyLevel::Any, 1, vec![NodeId(2)]);
         w.version = Some(version(1, "a"));
         w.hinted.insert(NodeId(2));
         assert!(matches!(w.progress(Instant(1)), WriteProgress::Done(Some(Ok(_)))));

@@ -78,6 +78,7 @@ pub trait Storage {
         }
         Ok(changed)
     }
+
     /// Up to `limit` entries of `range` in `(token, key)` order, starting strictly after `after`
     /// when given (for paging).
     fn scan(

@@ -5,6 +5,7 @@ use crate::id::NodeId;
 use crate::token::Token;
 use crate::version::{Siblings, VClock, Version};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// An internode message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +48,7 @@ pub enum Message {
         /// Key.
         key: Vec<u8>,
         /// Versions to merge.
-        value: Siblings,
+        value: Arc<Siblings>,
     },
     /// A mutation was applied (and is durable once the driver released this message).
     MutationAck {

@@ -709,7 +709,8 @@ impl<S: Storage> Node<S> {
         let todo: Vec<NodeId> =
             op.targets.iter().copied().filter(|t| !contacted.contains(t)).collect();
         let (token, key) = (op.token, op.key.clone());
-        let value = Siblings::one(version);
+        // One shared copy for every target: fan-out is the simulator's hottest allocation site.
+        let value = std::sync::Arc::new(Siblings::one(version));
         for target in todo {
             if target == self.id {
                 match self.local_apply(now, token, &key, &value) {

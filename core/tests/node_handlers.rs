@@ -40,7 +40,7 @@ fn drain(n: &mut Node<MemStorage>) -> (Vec<Transmit>, Vec<Event>) {
 
 fn mutation_value(t: &Transmit) -> Siblings {
     match &t.message {
-        Message::Mutation { value, .. } => value.clone(),
+        Message::Mutation { value, .. } => (**value).clone(),
         other => panic!("expected a mutation, got {other:?}"),
     }
 }

@@ -324,3 +324,83 @@ fn restart_keeps_data_and_raises_the_generation() {
     assert_eq!(a.generation(), 2);
     assert_eq!(a.storage().key_count(), 1);
 }
+
+#[test]
+fn hints_expire_after_the_grace_period_instead_of_resurrecting() {
+    let cfg = NodeConfig {
+        conflict_mode: ConflictMode::Lww,
+        gc_grace: Duration::from_secs(60),
+        ..NodeConfig::default()
+    };
+    let mut a =
+        Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO)
+            .unwrap();
+    for s in 0..40 {
+        let now = Instant::from_secs(s);
+        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
+        if s == 0 {
+            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
+        }
+        a.handle_timeout(now);
+        drain(&mut a);
+    }
+    a.put(
+        Instant::from_secs(40),
+        b"k".to_vec(),
+        b"v".to_vec(),
+        ConsistencyLevel::One,
+        CausalContext::Lww(None),
+    )
+    .unwrap();
+    drain(&mut a);
+    assert_eq!(a.storage().hints().unwrap().len(), 1);
+    // C returns only after the grace period: the hint is dropped, never sent.
+    let back = Instant::from_secs(105);
+    a.handle_message(back, C, Message::Heartbeat { generation: 2 });
+    a.handle_timeout(back + Duration::from_secs(10));
+    let (t, e) = drain(&mut a);
+    assert!(!t.iter().any(|t| matches!(t.message, Message::Hint { .. })), "{t:?}");
+    assert!(
+        e.iter().any(
+            |e| matches!(e, Event::Trace(NodeTrace::HintExpired { target, .. }) if *target == C)
+        )
+    );
+    // (B never acknowledged either, so the write's deadline hinted B just now; C has none left.)
+    assert!(a.storage().hints().unwrap().iter().all(|h| h.target != C));
+}
+
+#[test]
+fn no_hint_once_the_target_is_down_longer_than_the_window() {
+    let cfg = NodeConfig {
+        conflict_mode: ConflictMode::Lww,
+        max_hint_window: Duration::from_secs(30),
+        ..NodeConfig::default()
+    };
+    let mut a =
+        Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO)
+            .unwrap();
+    for s in 0..100 {
+        let now = Instant::from_secs(s);
+        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
+        if s == 0 {
+            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
+        }
+        a.handle_timeout(now);
+        drain(&mut a);
+    }
+    let down_since = a.storage().hints().unwrap();
+    assert!(down_since.is_empty());
+    a.put(
+        Instant::from_secs(100),
+        b"k".to_vec(),
+        b"v".to_vec(),
+        ConsistencyLevel::One,
+        CausalContext::Lww(None),
+    )
+    .unwrap();
+    let (_, e) = drain(&mut a);
+    assert!(e.iter().any(
+        |e| matches!(e, Event::Trace(NodeTrace::HintWindowExceeded { target, .. }) if *target == C)
+    ));
+    assert!(a.storage().hints().unwrap().is_empty());
+}

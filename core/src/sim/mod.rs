@@ -104,7 +104,8 @@ struct PendingOp {
 #[derive(Clone, Debug, Default)]
 struct ClientState {
     seq: u64,
-    contexts: BTreeMap<String, CausalContext>,
+    /// Last context read per workload key (`k{index}`), by index.
+    contexts: BTreeMap<u64, CausalContext>,
 }
 
 /// The result of a client operation, kept for scripted operations.
@@ -237,7 +238,7 @@ impl Simulation {
         let start = Instant::ZERO + sim.config.workload.start;
         for c in 0..sim.config.workload.clients {
             // Stagger client starts by a few ms so they do not move in lock step.
-            let offset = Duration::from_micros(sim.rng.random_range(0..5_000));
+            let offset = Duration::from_micros(sim.rng.random_range(0..5_000u64));
             sim.schedule(start + offset, Item::Client(c as u32));
         }
         sim
@@ -537,7 +538,9 @@ impl Simulation {
                     .collect();
                 op.context = Some(context.clone());
                 if let Some(c) = self.clients.get_mut(p.process as usize) {
-                    c.contexts.insert(p.key.clone(), context.clone());
+                    if let Some(i) = p.key.strip_prefix('k').and_then(|i| i.parse().ok()) {
+                        c.contexts.insert(i, context.clone());
+                    }
                 }
             }
             Some(Err(RequestError::Unavailable { .. })) => {
@@ -580,15 +583,24 @@ impl Simulation {
         if self.now >= Instant::ZERO + w.stop {
             return;
         }
-        let up: Vec<NodeId> =
-            (0..self.nodes.len()).map(|i| NodeId(i as u32)).filter(|n| self.is_up(*n)).collect();
-        if up.is_empty() {
+        let up = self.nodes.iter().filter(|n| n.node.is_some()).count();
+        if up == 0 {
             let next = self.now + w.think_time.max(Duration::from_millis(100));
             self.schedule(next, Item::Client(c));
             return;
         }
-        let coordinator = up[self.rng.random_range(0..up.len())];
-        let key = format!("k{}", self.rng.random_range(0..w.keys.max(1)));
+        // Draws are u64 so 32-bit (wasm) and 64-bit targets consume the generator identically.
+        let pick = self.rng.random_range(0..up as u64) as usize;
+        let coordinator = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.node.is_some())
+            .nth(pick)
+            .map(|(i, _)| NodeId(i as u32))
+            .expect("pick < up");
+        let key_index = self.rng.random_range(0..w.keys.max(1) as u64);
+        let key = format!("k{key_index}");
         let (read_cl, write_cl, use_context) = (w.read_cl, w.write_cl, w.use_context);
         let f = if draw(&mut self.rng, self.read_threshold) {
             OpFunction::Read
@@ -601,7 +613,7 @@ impl Simulation {
         state.seq += 1;
         let value = format!("c{c}-{}", state.seq);
         let context = if use_context {
-            state.contexts.get(&key).cloned().unwrap_or_default()
+            state.contexts.get(&key_index).cloned().unwrap_or_default()
         } else {
             CausalContext::default()
         };

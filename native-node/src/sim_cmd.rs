@@ -19,7 +19,8 @@ pub enum SimCommand {
         /// Print a machine-readable JSON report instead of text.
         #[arg(long)]
         json: bool,
-        /// Write the Jepsen-style history (JSON lines) to this file.
+        /// Write the Jepsen-style history to this file (JSON lines, or Jepsen EDN when the file
+        /// name ends in `.edn`).
         #[arg(long)]
         history: Option<PathBuf>,
         /// Write the full trace (JSON lines) to this file.
@@ -49,11 +50,16 @@ pub fn run(cmd: SimCommand) -> Result<ExitCode> {
             };
             let (report, sim) = scenario::run(&prepared, &options);
             if let Some(path) = history {
-                let mut out = String::new();
-                for op in &sim.history().ops {
-                    out.push_str(&serde_json::to_string(op)?);
-                    out.push('\n');
-                }
+                let out = if path.extension().is_some_and(|e| e == "edn") {
+                    ringside_core::checker::to_jepsen_edn(sim.history())
+                } else {
+                    let mut out = String::new();
+                    for op in &sim.history().ops {
+                        out.push_str(&serde_json::to_string(op)?);
+                        out.push('\n');
+                    }
+                    out
+                };
                 std::fs::write(&path, out)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }

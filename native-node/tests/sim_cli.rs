@@ -43,6 +43,27 @@ fn sim_run_json_is_machine_readable() {
 }
 
 #[test]
+fn history_exports_as_jepsen_edn() {
+    let dir = std::env::temp_dir().join(format!("ringside-cli-edn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("h.edn");
+    let out = ringside(&[
+        "sim",
+        "run",
+        "tests/scenarios/course-004-2-read-repair.toml",
+        "--history",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let edn = std::fs::read_to_string(&file).unwrap();
+    let first = edn.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "{:type :invoke, :f :write, :process 10000, :time 1000000000, :index 0, :value [\"user:100\" \"v1\"]}"
+    );
+}
+
+#[test]
 fn failed_expectation_exits_one_with_the_replay_command() {
     let dir = std::env::temp_dir().join(format!("ringside-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -537,10 +537,10 @@ impl Simulation {
                     .map(|v| String::from_utf8_lossy(&v).into_owned())
                     .collect();
                 op.context = Some(context.clone());
-                if let Some(c) = self.clients.get_mut(p.process as usize) {
-                    if let Some(i) = p.key.strip_prefix('k').and_then(|i| i.parse().ok()) {
-                        c.contexts.insert(i, context.clone());
-                    }
+                if let Some(c) = self.clients.get_mut(p.process as usize)
+                    && let Some(i) = p.key.strip_prefix('k').and_then(|i| i.parse().ok())
+                {
+                    c.contexts.insert(i, context.clone());
                 }
             }
             Some(Err(RequestError::Unavailable { .. })) => {

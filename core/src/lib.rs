@@ -16,6 +16,7 @@ pub mod history;
 pub mod id;
 pub mod message;
 pub mod node;
+pub mod placement;
 pub mod ring;
 pub mod scenario;
 pub mod sim;

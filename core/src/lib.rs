@@ -14,6 +14,7 @@ pub mod coordinator;
 pub mod detector;
 pub mod history;
 pub mod id;
+pub mod merkle;
 pub mod message;
 pub mod node;
 pub mod placement;

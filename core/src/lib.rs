@@ -12,6 +12,7 @@ pub mod checker;
 pub mod consistency;
 pub mod coordinator;
 pub mod detector;
+pub mod gossip;
 pub mod history;
 pub mod id;
 pub mod merkle;

@@ -38,6 +38,20 @@ fn drain(n: &mut Node<MemStorage>) -> (Vec<Transmit>, Vec<Event>) {
     (t, e)
 }
 
+/// B heartbeats every second until `secs`; C is heard from once at 0 s and then stays silent,
+/// so A's detector convicts it.
+fn silence_c_until(a: &mut Node<MemStorage>, secs: u64) {
+    for s in 0..secs {
+        let now = Instant::from_secs(s);
+        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
+        if s == 0 {
+            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
+        }
+        a.handle_timeout(now);
+        drain(a);
+    }
+}
+
 fn mutation_value(t: &Transmit) -> Siblings {
     match &t.message {
         Message::Mutation { value, .. } => (**value).clone(),
@@ -120,15 +134,7 @@ fn unavailable_is_refused_up_front_without_writing() {
     )
     .unwrap();
     // Only B heartbeats; C stays silent and is convicted.
-    for s in 0..40 {
-        let now = Instant::from_secs(s);
-        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
-        if s == 0 {
-            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
-        }
-        a.handle_timeout(now);
-        drain(&mut a);
-    }
+    silence_c_until(&mut a, 40);
     assert!(!a.is_alive(C));
     let now = Instant::from_secs(40);
     let req = a
@@ -335,15 +341,7 @@ fn hints_expire_after_the_grace_period_instead_of_resurrecting() {
     let mut a =
         Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO)
             .unwrap();
-    for s in 0..40 {
-        let now = Instant::from_secs(s);
-        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
-        if s == 0 {
-            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
-        }
-        a.handle_timeout(now);
-        drain(&mut a);
-    }
+    silence_c_until(&mut a, 40);
     a.put(
         Instant::from_secs(40),
         b"k".to_vec(),
@@ -379,15 +377,7 @@ fn no_hint_once_the_target_is_down_longer_than_the_window() {
     let mut a =
         Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO)
             .unwrap();
-    for s in 0..100 {
-        let now = Instant::from_secs(s);
-        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
-        if s == 0 {
-            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
-        }
-        a.handle_timeout(now);
-        drain(&mut a);
-    }
+    silence_c_until(&mut a, 100);
     let down_since = a.storage().hints().unwrap();
     assert!(down_since.is_empty());
     a.put(

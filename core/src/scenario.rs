@@ -273,6 +273,9 @@ pub struct EventSpec {
     /// Partition the network into these groups (unlisted nodes form another group).
     #[serde(default)]
     pub partition: Option<Vec<Vec<Spanned<String>>>>,
+    /// Freeze a node's process (GC or VM pause): `{ node = "B", for = "30s" }`.
+    #[serde(default)]
+    pub pause: Option<PauseSpec>,
     /// Heal partitions.
     #[serde(default)]
     pub heal: Option<bool>,
@@ -291,6 +294,17 @@ pub struct EventSpec {
     /// Expectations about this operation.
     #[serde(default)]
     pub expect: Option<OpExpect>,
+}
+
+/// A process pause.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseSpec {
+    /// The node.
+    pub node: Spanned<String>,
+    /// How long.
+    #[serde(rename = "for", with = "humantime_serde")]
+    pub duration: Duration,
 }
 
 /// Expectations about one scripted operation.
@@ -541,6 +555,7 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
             e.crash.is_some(),
             e.restart.is_some(),
             e.partition.is_some(),
+            e.pause.is_some(),
             e.heal.is_some(),
             e.loss.is_some(),
             e.write.is_some(),
@@ -552,11 +567,11 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
         .count();
         if actions != 1 {
             return Err(ScenarioError::Semantic(format!(
-                "events[{i}] (at {:?}) must have exactly one action (crash, restart, partition, heal, loss, write, delete or read), found {actions}",
+                "events[{i}] (at {:?}) must have exactly one action (crash, restart, pause, partition, heal, loss, write, delete or read), found {actions}",
                 e.at
             )));
         }
-        for s in e.crash.iter().chain(e.restart.iter()) {
+        for s in e.crash.iter().chain(e.restart.iter()).chain(e.pause.iter().map(|p| &p.node)) {
             check_name(s)?;
         }
         for g in e.partition.iter().flatten() {
@@ -719,6 +734,8 @@ pub fn apply_event(
     } else if let Some(groups) = &e.partition {
         let groups = groups.iter().map(|g| g.iter().map(id).collect()).collect();
         sim.partition(groups);
+    } else if let Some(p) = &e.pause {
+        let _ = sim.pause(id(&p.node), p.duration);
     } else if e.heal.is_some() {
         sim.heal();
     } else if let Some(p) = e.loss {

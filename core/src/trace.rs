@@ -80,6 +80,13 @@ pub enum TraceEvent {
         /// Its new generation.
         generation: u64,
     },
+    /// A node's process paused (GC, VM stall) until `until`.
+    Pause {
+        /// The node.
+        node: NodeId,
+        /// When it resumes.
+        until: Instant,
+    },
     /// The network was partitioned into groups.
     Partition {
         /// The groups; nodes not listed form one more group.
@@ -259,6 +266,11 @@ fn hash_event(h: &mut Xxh3, time: Instant, e: &TraceEvent) {
             }
         }
         TraceEvent::Heal => put_u64(h, 9),
+        TraceEvent::Pause { node, until } => {
+            put_u64(h, 11);
+            put_u64(h, u64::from(node.0));
+            put_u64(h, until.0);
+        }
         TraceEvent::Fatal { node, error } => {
             put_u64(h, 10);
             put_u64(h, u64::from(node.0));

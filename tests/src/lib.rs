@@ -68,7 +68,7 @@ impl RandomRun {
         )
     }
 
-    /// Runs it: a workload with crashes, restarts, partitions and loss for 30 s, then the final
+    /// Runs it: a workload with crashes, restarts, process pauses, partitions and loss for 30 s, then the final
     /// phase (heal, restart, settle, repair reads) and the checker.
     pub fn execute(self) -> Outcome {
         self.execute_with(|_| {})
@@ -116,7 +116,7 @@ impl RandomRun {
             t += rng.random_range(1_000..6_000);
             sim.run_until(Instant::from_millis(t));
             let victim = NodeId(rng.random_range(0..self.nodes as u32));
-            match rng.random_range(0..5) {
+            match rng.random_range(0..6) {
                 0 => {
                     let _ = sim.crash(victim);
                 }
@@ -128,6 +128,9 @@ impl RandomRun {
                     sim.partition(vec![ids[..cut].to_vec()]);
                 }
                 3 => sim.heal(),
+                4 => {
+                    let _ = sim.pause(victim, Duration::from_millis(rng.random_range(500..15_000)));
+                }
                 _ => {}
             }
         }

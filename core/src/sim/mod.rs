@@ -88,6 +88,8 @@ struct SimNode {
     node: Option<Node<MemStorage>>,
     parked: Option<MemStorage>,
     wake: Option<Instant>,
+    /// A process pause (GC, VM stall): nothing is processed before this time.
+    paused_until: Option<Instant>,
 }
 
 #[derive(Clone, Debug)]
@@ -177,6 +179,9 @@ pub enum SimError {
     /// The node is crashed.
     #[error("node {0} is down: restart it first")]
     NodeDown(String),
+    /// The node is paused.
+    #[error("node {0} is paused: its process handles nothing until the pause ends")]
+    NodePaused(String),
     /// The node is already running.
     #[error("node {0} is already running")]
     NodeRunning(String),
@@ -230,7 +235,12 @@ impl Simulation {
                 Instant::ZERO,
             )
             .expect("in-memory storage cannot fail");
-            sim.nodes.push(SimNode { node: Some(node), parked: None, wake: None });
+            sim.nodes.push(SimNode {
+                node: Some(node),
+                parked: None,
+                wake: None,
+                paused_until: None,
+            });
         }
         for i in 0..n {
             sim.drain(NodeId(i as u32));
@@ -352,7 +362,13 @@ impl Simulation {
             Item::Deliver(id) => self.deliver(id),
             Item::Wake(node) => {
                 let slot = &mut self.nodes[node.0 as usize];
-                if slot.wake == Some(at) {
+                if slot.wake == Some(at)
+                    && let Some(until) = slot.paused_until.filter(|u| *u > at)
+                {
+                    // Paused: timers fire late, all at once, when the pause ends.
+                    slot.wake = Some(until);
+                    self.schedule(until, Item::Wake(node));
+                } else if slot.wake == Some(at) {
                     slot.wake = None;
                     if let Some(n) = slot.node.as_mut() {
                         self.stats.wakeups += 1;
@@ -386,6 +402,16 @@ impl Simulation {
     }
 
     fn deliver(&mut self, id: u64) {
+        // A paused receiver reads its socket only when it resumes.
+        let slot = id.checked_sub(self.in_flight_base).map(|i| i as usize);
+        if let Some(m) = slot.and_then(|i| self.in_flight.get_mut(i)).and_then(Option::as_mut) {
+            let until = self.nodes[m.to.0 as usize].paused_until.filter(|u| *u > self.now);
+            if let Some(until) = until {
+                m.deliver_at = until;
+                self.schedule(until, Item::Deliver(id));
+                return;
+            }
+        }
         let Some(m) = self.take_in_flight(id) else { return };
         let reason = if m.lost {
             Some(DropReason::Loss)
@@ -583,7 +609,9 @@ impl Simulation {
         if self.now >= Instant::ZERO + w.stop {
             return;
         }
-        let up = self.nodes.iter().filter(|n| n.node.is_some()).count();
+        let now = self.now;
+        let usable = |n: &SimNode| n.node.is_some() && n.paused_until.is_none_or(|u| u <= now);
+        let up = self.nodes.iter().filter(|n| usable(n)).count();
         if up == 0 {
             let next = self.now + w.think_time.max(Duration::from_millis(100));
             self.schedule(next, Item::Client(c));
@@ -595,7 +623,7 @@ impl Simulation {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.node.is_some())
+            .filter(|(_, n)| usable(n))
             .nth(pick)
             .map(|(i, _)| NodeId(i as u32))
             .expect("pick < up");
@@ -649,6 +677,9 @@ impl Simulation {
             (_, c) => c,
         });
         let now = self.now;
+        if self.is_paused(node) {
+            return Err(SimError::NodePaused(self.name(node).to_string()));
+        }
         let Some(n) = self.nodes[node.0 as usize].node.as_mut() else {
             return Err(SimError::NodeDown(self.name(node).to_string()));
         };
@@ -730,6 +761,7 @@ impl Simulation {
         let Some(node) = slot.node.take() else { return };
         slot.parked = Some(node.into_storage());
         slot.wake = None;
+        slot.paused_until = None;
         self.trace.record(self.now, TraceEvent::Crash { node: id });
         // Clients waiting on this coordinator learn nothing more: indeterminate.
         let lost: Vec<(NodeId, RequestId)> =
@@ -780,6 +812,24 @@ impl Simulation {
         self.trace.record(self.now, TraceEvent::Restart { node: id, generation });
         self.drain(id);
         Ok(())
+    }
+
+    /// Freezes a running node's process for `duration` (a GC or VM pause): it handles no
+    /// message and no timer until then, and clients do not pick it as coordinator. Its storage
+    /// and state are intact afterwards; its timers all fire at once when it resumes.
+    pub fn pause(&mut self, id: NodeId, duration: Duration) -> Result<(), SimError> {
+        if !self.is_up(id) {
+            return Err(SimError::NodeDown(self.name(id).to_string()));
+        }
+        let until = self.now + duration;
+        self.nodes[id.0 as usize].paused_until = Some(until);
+        self.trace.record(self.now, TraceEvent::Pause { node: id, until });
+        Ok(())
+    }
+
+    /// Whether a node is paused now.
+    pub fn is_paused(&self, id: NodeId) -> bool {
+        self.nodes.get(id.0 as usize).and_then(|n| n.paused_until).is_some_and(|u| u > self.now)
     }
 
     /// Partitions the network into groups (unlisted nodes form one more group).
@@ -963,6 +1013,39 @@ pub fn reference_trace_hash(seed: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_pause_is_convicted_then_forgiven_and_the_paused_node_convicts_nobody() {
+        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
+        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) * 1000, *n)), 3)
+            .expect("ring");
+        let mut sim = Simulation::new(SimConfig {
+            seed: 5,
+            names: vec!["A".into(), "B".into(), "C".into()],
+            ring,
+            node: NodeConfig::default(),
+            network: NetworkConfig::default(),
+            workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
+            keep_trace: false,
+            record_history: true,
+        });
+        let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
+        sim.run_until(Instant::from_secs(20));
+        sim.pause(b, Duration::from_secs(40)).unwrap();
+        assert!(sim.is_paused(b));
+        assert!(matches!(
+            sim.client_op(b, OpFunction::Read, "k", None, ConsistencyLevel::One, None),
+            Err(SimError::NodePaused(_))
+        ));
+        sim.run_until(Instant::from_secs(59));
+        assert!(!sim.node(a).unwrap().is_alive(b), "A should convict B during a 40 s pause");
+        sim.run_until(Instant::from_secs(62));
+        // B resumed: its detector saw a local pause and convicted nobody; A forgave B.
+        assert!(!sim.is_paused(b));
+        let bn = sim.node(b).unwrap();
+        assert!(bn.is_alive(a) && bn.is_alive(c));
+        assert!(sim.node(a).unwrap().is_alive(b));
+    }
 
     #[test]
     fn same_seed_same_trace_hash() {

@@ -92,7 +92,7 @@ impl WriteOp {
     }
 
     /// Decides what to do after an input.
-    pub fn progress(&mut self, _now: Instant) -> WriteProgress {
+    pub fn progress(&mut self) -> WriteProgress {
         let mut reply = None;
         if !self.replied {
             if self.satisfied() {
@@ -254,10 +254,10 @@ mod tests {
         w.version = Some(version(1, "a"));
         w.acks.insert(NodeId(1));
         w.outstanding.extend([NodeId(2), NodeId(3)]);
-        assert_eq!(w.progress(Instant(1)), WriteProgress::Waiting);
+        assert_eq!(w.progress(), WriteProgress::Waiting);
         w.outstanding.remove(&NodeId(2));
         w.acks.insert(NodeId(2));
-        match w.progress(Instant(2)) {
+        match w.progress() {
             WriteProgress::Reply(Ok(Reply::Written { acks, .. })) => {
                 assert_eq!(acks, vec![NodeId(1), NodeId(2)])
             }
@@ -265,7 +265,7 @@ mod tests {
         }
         w.outstanding.remove(&NodeId(3));
         w.acks.insert(NodeId(3));
-        assert_eq!(w.progress(Instant(3)), WriteProgress::Done(None));
+        assert_eq!(w.progress(), WriteProgress::Done(None));
     }
 
     #[test]
@@ -276,7 +276,7 @@ mod tests {
         w.outstanding.insert(NodeId(2));
         w.expire();
         assert_eq!(
-            w.progress(Instant(100)),
+            w.progress(),
             WriteProgress::Done(Some(Err(RequestError::Timeout {
                 cl: ConsistencyLevel::All,
                 required: 3,
@@ -290,7 +290,7 @@ mod tests {
         let mut w = write_op(ConsistencyLevel::Any, 1, vec![NodeId(2)]);
         w.version = Some(version(1, "a"));
         w.hinted.insert(NodeId(2));
-        assert!(matches!(w.progress(Instant(1)), WriteProgress::Done(Some(Ok(_)))));
+        assert!(matches!(w.progress(), WriteProgress::Done(Some(Ok(_)))));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::id::{NodeId, RequestId};
 use crate::message::{Message, Transmit};
 use crate::storage::{Hint, Storage, StorageError};
 use crate::time::Instant;
-use crate::token::{Token, TokenRange, token_for};
+use crate::token::{Token, token_for};
 use crate::topology::Topology;
 use crate::version::{CausalContext, ConflictMode, Dot, Siblings, VClock, Version, VersionTag};
 use serde::{Deserialize, Serialize};
@@ -352,10 +352,9 @@ impl<S: Storage> Node<S> {
         let lww_counter = DurableCounter::load("lww-counter", &storage)?;
         storage.sync()?;
         let mut timers = BTreeSet::new();
-        if let Some(hb) = config.heartbeat_interval {
+        if config.heartbeat_interval.is_some() {
             // Heartbeat immediately so peers learn of a restart at once.
             timers.insert((now, Timer::Heartbeat));
-            let _ = hb;
         }
         timers.insert((now + config.hint_replay_interval, Timer::HintReplay));
         Ok(Node {
@@ -665,7 +664,7 @@ impl<S: Storage> Node<S> {
                     },
                 );
             }
-            Some(_) => match self.mint(now, token, &op.key, value, context, now.as_micros()) {
+            Some(_) => match self.mint(token, &op.key, value, context, now.as_micros()) {
                 Ok(version) => {
                     op.acks.insert(self.id);
                     op.version = Some(version);
@@ -696,7 +695,7 @@ impl<S: Storage> Node<S> {
         if self.writes[&request].version.is_some() {
             self.fan_out(now, request);
         }
-        self.progress_write(now, request);
+        self.progress_write(request);
         Ok(request)
     }
 
@@ -713,7 +712,7 @@ impl<S: Storage> Node<S> {
         let value = std::sync::Arc::new(Siblings::one(version));
         for target in todo {
             if target == self.id {
-                match self.local_apply(now, token, &key, &value) {
+                match self.merge_local(token, &key, &value) {
                     Ok(()) => {
                         self.writes.get_mut(&request).expect("op").acks.insert(self.id);
                     }
@@ -773,9 +772,9 @@ impl<S: Storage> Node<S> {
         self.trace(NodeTrace::HintStored { target, id, key: key_text });
     }
 
-    fn progress_write(&mut self, now: Instant, request: RequestId) {
+    fn progress_write(&mut self, request: RequestId) {
         let Some(op) = self.writes.get_mut(&request) else { return };
-        match op.progress(now) {
+        match op.progress() {
             WriteProgress::Waiting => {}
             WriteProgress::Reply(result) => {
                 if result.is_err() {
@@ -858,21 +857,10 @@ impl<S: Storage> Node<S> {
         self.storage.merge(token, key, incoming, self.config.conflict_mode).map(|_| ())
     }
 
-    fn local_apply(
-        &mut self,
-        _now: Instant,
-        token: Token,
-        key: &[u8],
-        value: &Siblings,
-    ) -> Result<(), StorageError> {
-        self.merge_local(token, key, value)
-    }
-
     /// Mints a new version as a natural replica: the dot counter continues this node's chain of
     /// dots for the key (see [`crate::version`]).
     fn mint(
         &mut self,
-        now: Instant,
         token: Token,
         key: &[u8],
         value: Option<Vec<u8>>,
@@ -886,7 +874,6 @@ impl<S: Storage> Node<S> {
         let mut next = current;
         next.apply(version.clone(), self.config.conflict_mode);
         self.storage.put(token, key, next)?;
-        let _ = now;
         Ok(version)
     }
 
@@ -905,7 +892,7 @@ impl<S: Storage> Node<S> {
                 Ok(())
             }
             Message::Mint { op, token, key, value, context, timestamp } => {
-                self.mint(now, token, &key, value, context, timestamp).map(|version| {
+                self.mint(token, &key, value, context, timestamp).map(|version| {
                     self.send(from, Message::MintAck { op, version });
                 })
             }
@@ -919,7 +906,7 @@ impl<S: Storage> Node<S> {
                     w.acks.insert(from);
                     w.version = Some(version);
                     self.fan_out(now, request);
-                    self.progress_write(now, request);
+                    self.progress_write(request);
                 }
                 Ok(())
             }
@@ -934,7 +921,7 @@ impl<S: Storage> Node<S> {
                     && w.outstanding.remove(&from)
                 {
                     w.acks.insert(from);
-                    self.progress_write(now, request);
+                    self.progress_write(request);
                 }
                 Ok(())
             }
@@ -1029,7 +1016,7 @@ impl<S: Storage> Node<S> {
         if let Some(op) = self.writes.get_mut(&request) {
             op.expire();
         }
-        self.progress_write(now, request);
+        self.progress_write(request);
     }
 
     fn on_hint_replay(&mut self, now: Instant) {
@@ -1076,10 +1063,5 @@ impl<S: Storage> Node<S> {
                 Message::Hint { id: hint.id, token: hint.token, key: hint.key, value: hint.value },
             );
         }
-    }
-
-    /// Keys this node stores whose token lies in `range` (for views and tests).
-    pub fn count_keys_in(&self, range: TokenRange) -> usize {
-        self.storage.scan(range, None, usize::MAX).map(|v| v.len()).unwrap_or(0)
     }
 }

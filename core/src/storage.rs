@@ -71,12 +71,7 @@ pub trait Storage {
         incoming: &Siblings,
         mode: ConflictMode,
     ) -> Result<bool, StorageError> {
-        let mut current = self.get(token, key)?.unwrap_or_default();
-        let changed = current.merge(incoming, mode);
-        if changed {
-            self.put(token, key, current)?;
-        }
-        Ok(changed)
+        merge_by_rewrite(self, token, key, incoming, mode)
     }
 
     /// Up to `limit` entries of `range` in `(token, key)` order, starting strictly after `after`
@@ -106,6 +101,22 @@ pub trait Storage {
 
     /// Makes every earlier write durable (see the module's durability contract).
     fn sync(&mut self) -> Result<(), StorageError>;
+}
+
+/// Merges by reading the key, merging and writing it back: the default [`Storage::merge`].
+pub fn merge_by_rewrite<S: Storage + ?Sized>(
+    storage: &mut S,
+    token: Token,
+    key: &[u8],
+    incoming: &Siblings,
+    mode: ConflictMode,
+) -> Result<bool, StorageError> {
+    let mut current = storage.get(token, key)?.unwrap_or_default();
+    let changed = current.merge(incoming, mode);
+    if changed {
+        storage.put(token, key, current)?;
+    }
+    Ok(changed)
 }
 
 /// In-memory storage for tests, the simulator and the browser. Cloning it is how the simulator
@@ -197,14 +208,7 @@ impl Storage for MemStorage {
                 }
                 Ok(changed)
             }
-            None => {
-                let mut value = Siblings::new();
-                let changed = value.merge(incoming, mode);
-                if changed {
-                    self.put(token, key, value)?;
-                }
-                Ok(changed)
-            }
+            None => merge_by_rewrite(self, token, key, incoming, mode),
         }
     }
 

@@ -52,6 +52,23 @@ fn silence_c_until(a: &mut Node<MemStorage>, secs: u64) {
     }
 }
 
+/// Node A (LWW) with a given configuration, on the three-node ring.
+fn coordinator_a(cfg: NodeConfig) -> Node<MemStorage> {
+    Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO).unwrap()
+}
+
+/// A writes key `k` at ONE at `secs`.
+fn lww_put_at_one(a: &mut Node<MemStorage>, secs: u64) {
+    a.put(
+        Instant::from_secs(secs),
+        b"k".to_vec(),
+        b"v".to_vec(),
+        ConsistencyLevel::One,
+        CausalContext::Lww(None),
+    )
+    .unwrap();
+}
+
 fn mutation_value(t: &Transmit) -> Siblings {
     match &t.message {
         Message::Mutation { value, .. } => (**value).clone(),
@@ -338,18 +355,9 @@ fn hints_expire_after_the_grace_period_instead_of_resurrecting() {
         gc_grace: Duration::from_secs(60),
         ..NodeConfig::default()
     };
-    let mut a =
-        Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO)
-            .unwrap();
+    let mut a = coordinator_a(cfg);
     silence_c_until(&mut a, 40);
-    a.put(
-        Instant::from_secs(40),
-        b"k".to_vec(),
-        b"v".to_vec(),
-        ConsistencyLevel::One,
-        CausalContext::Lww(None),
-    )
-    .unwrap();
+    lww_put_at_one(&mut a, 40);
     drain(&mut a);
     assert_eq!(a.storage().hints().unwrap().len(), 1);
     // C returns only after the grace period: the hint is dropped, never sent.
@@ -374,20 +382,10 @@ fn no_hint_once_the_target_is_down_longer_than_the_window() {
         max_hint_window: Duration::from_secs(30),
         ..NodeConfig::default()
     };
-    let mut a =
-        Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO)
-            .unwrap();
+    let mut a = coordinator_a(cfg);
     silence_c_until(&mut a, 100);
-    let down_since = a.storage().hints().unwrap();
-    assert!(down_since.is_empty());
-    a.put(
-        Instant::from_secs(100),
-        b"k".to_vec(),
-        b"v".to_vec(),
-        ConsistencyLevel::One,
-        CausalContext::Lww(None),
-    )
-    .unwrap();
+    assert!(a.storage().hints().unwrap().is_empty());
+    lww_put_at_one(&mut a, 100);
     let (_, e) = drain(&mut a);
     assert!(e.iter().any(
         |e| matches!(e, Event::Trace(NodeTrace::HintWindowExceeded { target, .. }) if *target == C)

@@ -489,14 +489,13 @@ impl Simulation {
             break;
         }
         let Some(node) = self.nodes[idx].node.as_ref() else { return };
-        let wake = node.poll_timeout();
+        // A deadline already past fires now; clamping before comparing avoids rescheduling it
+        // on every drain until it fires.
+        let wake = node.poll_timeout().map(|t| t.max(self.now));
         if wake != self.nodes[idx].wake {
             self.nodes[idx].wake = wake;
             if let Some(t) = wake {
-                self.schedule(t.max(self.now), Item::Wake(id));
-                if t < self.now {
-                    self.nodes[idx].wake = Some(self.now);
-                }
+                self.schedule(t, Item::Wake(id));
             }
         }
     }

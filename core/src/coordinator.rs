@@ -35,6 +35,10 @@ pub struct WriteOp {
     pub targets: Vec<NodeId>,
     /// The pending (gaining) replicas among the targets.
     pub pending: Vec<NodeId>,
+    /// Targets that must acknowledge on top of the level (`sync-dual-write`'s joiner).
+    pub must: Vec<NodeId>,
+    /// Best-effort copies: sent, never counted, never hinted (`dual-write-cutover`'s joiner).
+    pub shadow: Vec<NodeId>,
     /// Replicas that acknowledged.
     pub acks: BTreeSet<NodeId>,
     /// Replicas sent a mutation and not yet acknowledged.
@@ -69,6 +73,8 @@ impl WriteOp {
             required,
             targets,
             pending,
+            must: Vec::new(),
+            shadow: Vec::new(),
             acks: BTreeSet::new(),
             outstanding: BTreeSet::new(),
             hinted: BTreeSet::new(),
@@ -88,7 +94,9 @@ impl WriteOp {
     fn satisfied(&self) -> bool {
         // Hints never count toward the level, except for ANY (Cassandra).
         let hints = if self.cl == ConsistencyLevel::Any { self.hinted.len() } else { 0 };
-        self.version.is_some() && self.acks.len() + hints >= self.required
+        self.version.is_some()
+            && self.acks.len() + hints >= self.required
+            && self.must.iter().all(|n| self.acks.contains(n))
     }
 
     /// Decides what to do after an input.

@@ -113,6 +113,9 @@ pub struct VersionedValue {
 pub enum Status {
     /// Joining: tokens are bootstrap tokens, the node is a pending write replica.
     Boot,
+    /// Joining, reads switched (the `staged` strategy's middle epoch, Cassandra TCM's MidJoin):
+    /// the node is a natural replica for reads, and the replicas it replaces still take writes.
+    MidJoin,
     /// Owns its tokens.
     Normal,
     /// Decommissioning: its ranges are moving to pending replicas.
@@ -126,6 +129,7 @@ impl Status {
     pub const fn as_str(self) -> &'static str {
         match self {
             Status::Boot => "BOOT",
+            Status::MidJoin => "MID_JOIN",
             Status::Normal => "NORMAL",
             Status::Leaving => "LEAVING",
             Status::Left => "LEFT",
@@ -144,6 +148,7 @@ impl FromStr for Status {
     fn from_str(s: &str) -> Result<Status, GossipError> {
         match s {
             "BOOT" => Ok(Status::Boot),
+            "MID_JOIN" => Ok(Status::MidJoin),
             "NORMAL" => Ok(Status::Normal),
             "LEAVING" => Ok(Status::Leaving),
             "LEFT" => Ok(Status::Left),
@@ -591,6 +596,33 @@ impl Gossiper {
         }
         self.endpoints.insert(node, state);
         self.updated_at.insert(node, now);
+    }
+
+    /// Adds a node known from elsewhere (the persisted view, the seed list) with an empty state
+    /// at generation 0, as Cassandra's `addSavedEndpoint` does: digests then ask its peers for
+    /// everything about it. Does nothing for a node already known.
+    pub fn add_known(&mut self, node: NodeId) {
+        if node != self.me {
+            self.endpoints.entry(node).or_default();
+        }
+    }
+
+    /// Applies states pushed outside a gossip round (a topology barrier, or the answer to a
+    /// catch-up request) with the same merge rules as an `Ack2`. States carrying a foreign
+    /// cluster identity are refused whole.
+    pub fn apply_pushed(
+        &mut self,
+        now: Instant,
+        states: BTreeMap<NodeId, EndpointState>,
+    ) -> Result<(), GossipError> {
+        self.check_cluster(&states)?;
+        self.apply(now, states);
+        Ok(())
+    }
+
+    /// Every known state, ourselves included (the answer to a catch-up request).
+    pub fn snapshot(&self) -> BTreeMap<NodeId, EndpointState> {
+        self.endpoints.clone()
     }
 
     /// The next peer whose heartbeat advanced (or that was first heard of, or restarted), in the
@@ -1139,7 +1171,7 @@ mod tests {
 
     #[test]
     fn status_and_tokens_round_trip() {
-        for s in [Status::Boot, Status::Normal, Status::Leaving, Status::Left] {
+        for s in [Status::Boot, Status::MidJoin, Status::Normal, Status::Leaving, Status::Left] {
             assert_eq!(s.to_string().parse::<Status>(), Ok(s));
         }
         assert_eq!("UP".parse::<Status>(), Err(GossipError::InvalidStatus("UP".into())));

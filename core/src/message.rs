@@ -1,20 +1,88 @@
 //! Messages exchanged between nodes. Every variant is a plain value so the simulator can queue it
 //! and native nodes can encode it.
 
+use crate::gossip::{EndpointState, GossipMessage};
 use crate::id::NodeId;
-use crate::token::Token;
+use crate::merkle::{MerkleRequest, MerkleResponse};
+use crate::storage::{Entry, Hint};
+use crate::streaming::StreamPurpose;
+use crate::token::{Token, TokenRange};
 use crate::version::{Siblings, VClock, Version};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// An internode message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Message {
-    /// Liveness heartbeat (feeds the phi-accrual detector).
-    Heartbeat {
-        /// The sender's generation (increases at every restart).
-        generation: u64,
+    /// One message of a gossip round (SYN, ACK or ACK2). Heartbeats travel inside; their
+    /// arrivals feed the phi-accrual detector.
+    Gossip(Box<GossipMessage>),
+    /// A topology barrier (`staged`): apply the sender's state now and acknowledge.
+    Barrier {
+        /// The sender's state version being announced.
+        epoch: u64,
+        /// The sender's endpoint state.
+        states: BTreeMap<NodeId, EndpointState>,
+    },
+    /// The barrier's state was applied.
+    BarrierAck {
+        /// The epoch acknowledged.
+        epoch: u64,
+    },
+    /// A restarted node asks for everything the receiver knows before it coordinates again.
+    ViewRequest,
+    /// Every endpoint state the sender knows.
+    ViewReply {
+        /// The states.
+        states: BTreeMap<NodeId, EndpointState>,
+    },
+    /// Asks the receiver to stream `range` to the sender.
+    StreamRequest {
+        /// Session id chosen by the requester.
+        session: u64,
+        /// The range.
+        range: TokenRange,
+        /// Why.
+        purpose: StreamPurpose,
+    },
+    /// One chunk of a stream.
+    StreamData {
+        /// Session id.
+        session: u64,
+        /// The range streamed.
+        range: TokenRange,
+        /// Why.
+        purpose: StreamPurpose,
+        /// Entries in `(token, key)` order.
+        entries: Vec<Entry>,
+        /// The last chunk of the range.
+        last: bool,
+    },
+    /// A chunk was applied.
+    StreamAck {
+        /// Session id.
+        session: u64,
+    },
+    /// A leaving node hands one of its hints to a peer, which keeps it for the target.
+    HandoffHint {
+        /// The hint (its id is the sender's).
+        hint: Hint,
+    },
+    /// The handed-off hint is stored.
+    HandoffAck {
+        /// The sender's hint id.
+        id: u64,
+    },
+    /// Anti-entropy: asks for the receiver's Merkle tree of a range.
+    MerkleRequest(MerkleRequest),
+    /// The tree.
+    MerkleResponse(MerkleResponse),
+    /// The receiver refused a message (unknown peer, other cluster, not serving).
+    Refused {
+        /// Why, for the operator.
+        reason: String,
     },
     /// Asks a natural replica to mint the version of a write (vector-clock mode, when the
     /// coordinator is not itself a replica), apply it and return it.
@@ -102,8 +170,14 @@ pub enum Message {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MessageKind {
-    /// Heartbeats and (later) gossip.
+    /// Gossip rounds.
     Gossip,
+    /// Topology barriers, catch-up requests and refusals.
+    Topology,
+    /// Streaming (join, decommission, repair).
+    Stream,
+    /// Merkle tree exchange.
+    Merkle,
     /// Mint, Mutation.
     Mutation,
     /// MintAck, MutationAck, HintAck.
@@ -122,7 +196,18 @@ impl Message {
     /// The coarse kind.
     pub fn kind(&self) -> MessageKind {
         match self {
-            Message::Heartbeat { .. } => MessageKind::Gossip,
+            Message::Gossip(_) => MessageKind::Gossip,
+            Message::Barrier { .. }
+            | Message::BarrierAck { .. }
+            | Message::ViewRequest
+            | Message::ViewReply { .. }
+            | Message::Refused { .. } => MessageKind::Topology,
+            Message::StreamRequest { .. }
+            | Message::StreamData { .. }
+            | Message::StreamAck { .. } => MessageKind::Stream,
+            Message::MerkleRequest(_) | Message::MerkleResponse(_) => MessageKind::Merkle,
+            Message::HandoffHint { .. } => MessageKind::Hint,
+            Message::HandoffAck { .. } => MessageKind::Ack,
             Message::Mint { .. } | Message::Mutation { .. } => MessageKind::Mutation,
             Message::MintAck { .. } | Message::MutationAck { .. } | Message::HintAck { .. } => {
                 MessageKind::Ack

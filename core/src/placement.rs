@@ -13,7 +13,7 @@
 use crate::id::NodeId;
 use crate::ring::{Ring, RingError};
 use crate::token::{Token, TokenRange};
-use crate::topology::PendingRange;
+use crate::topology::{PendingRange, WriteRole};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -127,7 +127,10 @@ pub fn plan_leave(ring: &Ring, node: NodeId) -> Result<Vec<RangeMovement>, RingE
 
 /// The pending ranges a set of movements creates (write-only replicas until they complete).
 pub fn pending_ranges(movements: &[RangeMovement]) -> Vec<PendingRange> {
-    movements.iter().map(|m| PendingRange { range: m.range, node: m.gainer }).collect()
+    movements
+        .iter()
+        .map(|m| PendingRange { range: m.range, node: m.gainer, role: WriteRole::Counted })
+        .collect()
 }
 
 #[cfg(test)]

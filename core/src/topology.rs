@@ -8,14 +8,33 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// A node gaining a range: it receives writes for the range (and counts toward acks) before it
-/// serves reads.
+/// How a coordinator treats an extra write target of a range.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteRole {
+    /// Written to, and raises the acknowledgements required by one (Cassandra #833); hinted
+    /// when down.
+    #[default]
+    Counted,
+    /// Must acknowledge for the write to succeed, on top of the level (`sync-dual-write`).
+    Required,
+    /// Sent a best-effort copy that is neither counted nor hinted (`dual-write-cutover`).
+    Shadow,
+}
+
+/// An extra write target of a range: a node gaining it (receives writes before it serves
+/// reads), or, in the `staged` strategy's middle epoch, the node losing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PendingRange {
-    /// The range being gained.
+    /// The range.
     pub range: TokenRange,
-    /// The node gaining it.
+    /// The extra target.
     pub node: NodeId,
+    /// How writes treat it.
+    #[serde(default)]
+    pub role: WriteRole,
 }
 
 /// Read placement (the ring), write placement (ring ∪ pending) and membership.
@@ -57,10 +76,23 @@ impl Topology {
         &self.pending
     }
 
-    /// Nodes gaining `token`'s range (write-only replicas), deduplicated, in node order.
+    /// Extra write targets of `token`'s range that count toward acks (gaining nodes),
+    /// deduplicated, in node order.
     pub fn pending_replicas(&self, token: Token) -> Vec<NodeId> {
-        let set: BTreeSet<NodeId> =
-            self.pending.iter().filter(|p| p.range.contains(token)).map(|p| p.node).collect();
+        self.pending_with_role(token, WriteRole::Counted)
+    }
+
+    /// Extra write targets of `token`'s range with `role`, deduplicated, in node order.
+    pub fn pending_with_role(&self, token: Token, role: WriteRole) -> Vec<NodeId> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let set: BTreeSet<NodeId> = self
+            .pending
+            .iter()
+            .filter(|p| p.role == role && p.range.contains(token))
+            .map(|p| p.node)
+            .collect();
         set.into_iter().collect()
     }
 

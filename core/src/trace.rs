@@ -315,7 +315,70 @@ fn hash_node_trace(h: &mut Xxh3, t: &NodeTrace) {
             put_u64(h, 7);
             put_u64(h, u64::from(peer.0));
         }
+        NodeTrace::StatusChanged { status } => {
+            put_u64(h, 8);
+            put_bytes(h, status.as_str().as_bytes());
+        }
+        NodeTrace::MemberChanged { member, status } => {
+            put_u64(h, 9);
+            put_u64(h, u64::from(member.0));
+            put_bytes(h, status.as_str().as_bytes());
+        }
+        NodeTrace::BarrierComplete { status, acked } => {
+            put_u64(h, 10);
+            put_bytes(h, status.as_str().as_bytes());
+            put_u64(h, *acked as u64);
+        }
+        NodeTrace::StreamStarted { peer, range, purpose } => {
+            put_u64(h, 11);
+            put_u64(h, u64::from(peer.0));
+            put_range(h, range);
+            put_u64(h, *purpose as u64);
+        }
+        NodeTrace::RangeStreamed { peer, range, purpose, keys, bytes } => {
+            put_u64(h, 12);
+            put_u64(h, u64::from(peer.0));
+            put_range(h, range);
+            put_u64(h, *purpose as u64);
+            put_u64(h, *keys);
+            put_u64(h, *bytes);
+        }
+        NodeTrace::JoinCompleted { keys, bytes } => {
+            put_u64(h, 13);
+            put_u64(h, *keys);
+            put_u64(h, *bytes);
+        }
+        NodeTrace::JoinFailed { reason } => {
+            put_u64(h, 14);
+            put_bytes(h, reason.as_bytes());
+        }
+        NodeTrace::Decommissioned => put_u64(h, 15),
+        NodeTrace::DecommissionFailed { reason } => {
+            put_u64(h, 16);
+            put_bytes(h, reason.as_bytes());
+        }
+        NodeTrace::Cleanup { keys, bytes } => {
+            put_u64(h, 17);
+            put_u64(h, *keys);
+            put_u64(h, *bytes);
+        }
+        NodeTrace::RepairCompared { peer, range, differing } => {
+            put_u64(h, 18);
+            put_u64(h, u64::from(peer.0));
+            put_range(h, range);
+            put_u64(h, *differing);
+        }
+        NodeTrace::Refused { from, reason } => {
+            put_u64(h, 19);
+            put_u64(h, u64::from(from.0));
+            put_bytes(h, reason.as_bytes());
+        }
     }
+}
+
+fn put_range(h: &mut Xxh3, r: &crate::token::TokenRange) {
+    put_u64(h, r.start);
+    put_u64(h, r.end);
 }
 
 /// The trace summary of a message (kind and key).
@@ -331,7 +394,6 @@ mod tests {
     #[test]
     fn fast_send_path_hashes_like_the_full_event() {
         let messages = [
-            Message::Heartbeat { generation: 3 },
             Message::Read { op: 9, token: token_for(b"k"), key: b"k".to_vec() },
             Message::Read { op: 9, token: 1, key: vec![0xff, 0xfe] },
         ];

@@ -1,11 +1,12 @@
 //! Drive one `Node` handler at a time and assert the exact outputs (openraft's engine tests).
 
+use ringside_core::gossip::{EndpointState, GossipMessage, HeartbeatState, Status};
+use ringside_core::membership::{ClusterView, Member};
 use ringside_core::message::{Message, Transmit};
 use ringside_core::node::{Event, Node, NodeConfig, NodeTrace, Reply, RequestError};
 use ringside_core::ring::Ring;
 use ringside_core::storage::{MemStorage, Storage};
-use ringside_core::token::{TokenRange, token_for};
-use ringside_core::topology::{PendingRange, Topology};
+use ringside_core::token::token_for;
 use ringside_core::{CausalContext, ConflictMode, ConsistencyLevel, Instant, NodeId, Siblings};
 use std::time::Duration;
 
@@ -22,8 +23,19 @@ fn config(mode: ConflictMode) -> NodeConfig {
     NodeConfig { conflict_mode: mode, heartbeat_interval: None, ..NodeConfig::default() }
 }
 
-fn node(id: NodeId, mode: ConflictMode, topology: Topology) -> Node<MemStorage> {
-    Node::new(id, config(mode), topology, MemStorage::new(), Instant::ZERO).unwrap()
+fn node(id: NodeId, mode: ConflictMode, view: ClusterView) -> Node<MemStorage> {
+    Node::new(id, config(mode), view, MemStorage::new(), Instant::ZERO).unwrap()
+}
+
+fn three_nodes() -> ClusterView {
+    ClusterView::from_ring(&three_node_ring())
+}
+
+/// A gossip ACK2 from `from` carrying only its heartbeat: what feeds the failure detector.
+fn heartbeat(from: NodeId, generation: u64, version: u64) -> Message {
+    let state =
+        EndpointState { heartbeat: HeartbeatState { generation, version }, ..Default::default() };
+    Message::Gossip(Box::new(GossipMessage::Ack2 { states: [(from, state)].into_iter().collect() }))
 }
 
 fn drain(n: &mut Node<MemStorage>) -> (Vec<Transmit>, Vec<Event>) {
@@ -43,9 +55,9 @@ fn drain(n: &mut Node<MemStorage>) -> (Vec<Transmit>, Vec<Event>) {
 fn silence_c_until(a: &mut Node<MemStorage>, secs: u64) {
     for s in 0..secs {
         let now = Instant::from_secs(s);
-        a.handle_message(now, B, Message::Heartbeat { generation: 1 });
+        a.handle_message(now, B, heartbeat(B, 1, s + 1));
         if s == 0 {
-            a.handle_message(now, C, Message::Heartbeat { generation: 1 });
+            a.handle_message(now, C, heartbeat(C, 1, 1));
         }
         a.handle_timeout(now);
         drain(a);
@@ -54,7 +66,7 @@ fn silence_c_until(a: &mut Node<MemStorage>, secs: u64) {
 
 /// Node A (LWW) with a given configuration, on the three-node ring.
 fn coordinator_a(cfg: NodeConfig) -> Node<MemStorage> {
-    Node::new(A, cfg, Topology::new(three_node_ring()), MemStorage::new(), Instant::ZERO).unwrap()
+    Node::new(A, cfg, three_nodes(), MemStorage::new(), Instant::ZERO).unwrap()
 }
 
 /// A writes key `k` at ONE at `secs`.
@@ -78,7 +90,7 @@ fn mutation_value(t: &Transmit) -> Siblings {
 
 #[test]
 fn lww_quorum_write_fans_out_and_replies_at_two_acks() {
-    let mut a = node(A, ConflictMode::Lww, Topology::new(three_node_ring()));
+    let mut a = node(A, ConflictMode::Lww, three_nodes());
     let now = Instant::from_secs(1);
     let req = a
         .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::Quorum, CausalContext::Lww(None))
@@ -113,11 +125,12 @@ fn lww_quorum_write_fans_out_and_replies_at_two_acks() {
 
 #[test]
 fn vector_clock_write_from_a_non_replica_asks_a_replica_to_mint() {
-    // RF=1 ring where B owns everything; A only coordinates.
-    let ring = Ring::new([(100, B), (200, B)], 1).unwrap();
-    let topology = Topology::new(ring).with_pending(vec![]);
-    let mut a = node(A, ConflictMode::VectorClock, topology.clone());
-    let mut b = node(B, ConflictMode::VectorClock, topology);
+    // RF=1 ring where B owns k's token; A only coordinates.
+    let tk = token_for(b"k");
+    let ring = Ring::new([(tk, B), (tk.wrapping_add(1 << 63), A)], 1).unwrap();
+    let view = ClusterView::from_ring(&ring);
+    let mut a = node(A, ConflictMode::VectorClock, view.clone());
+    let mut b = node(B, ConflictMode::VectorClock, view);
     let now = Instant::from_secs(1);
     let req = a
         .put(now, b"k".to_vec(), b"v1".to_vec(), ConsistencyLevel::One, CausalContext::default())
@@ -145,7 +158,7 @@ fn unavailable_is_refused_up_front_without_writing() {
     let mut a = Node::new(
         A,
         NodeConfig { conflict_mode: ConflictMode::Lww, ..NodeConfig::default() },
-        Topology::new(three_node_ring()),
+        three_nodes(),
         MemStorage::new(),
         Instant::ZERO,
     )
@@ -193,7 +206,7 @@ fn unavailable_is_refused_up_front_without_writing() {
     ));
 
     // C comes back: the next replay round sends the hint; its ack removes it.
-    a.handle_message(Instant::from_secs(45), C, Message::Heartbeat { generation: 2 });
+    a.handle_message(Instant::from_secs(45), C, heartbeat(C, 2, 1));
     let (_, e) = drain(&mut a);
     assert_eq!(e, vec![Event::Trace(NodeTrace::PeerUp { peer: C })]);
     a.handle_timeout(Instant::from_secs(50));
@@ -209,10 +222,11 @@ fn unavailable_is_refused_up_front_without_writing() {
 #[test]
 fn pending_replica_raises_required_acks() {
     // Cassandra #833: RF=3 QUORUM with D joining → 4 targets, 3 acks.
-    let whole_ring = TokenRange { start: 0, end: 0 };
-    let topology = Topology::new(three_node_ring())
-        .with_pending(vec![PendingRange { range: whole_ring, node: D }]);
-    let mut a = node(A, ConflictMode::Lww, topology);
+    // D joins (BOOT) with the token of "k": it gains k's range.
+    let mut view = three_nodes();
+    view.members
+        .insert(D, Member { status: Status::Boot, tokens: vec![token_for(b"k")], rack: None });
+    let mut a = node(A, ConflictMode::Lww, view);
     let now = Instant::from_secs(1);
     let req = a
         .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::Quorum, CausalContext::Lww(None))
@@ -237,7 +251,7 @@ fn pending_replica_raises_required_acks() {
 
 #[test]
 fn read_repairs_the_stale_replica_after_answering() {
-    let mut a = node(A, ConflictMode::VectorClock, Topology::new(three_node_ring()));
+    let mut a = node(A, ConflictMode::VectorClock, three_nodes());
     let now = Instant::from_secs(1);
     // A writes v1 locally (as coordinator and replica) at ONE.
     a.put(now, b"k".to_vec(), b"v1".to_vec(), ConsistencyLevel::One, CausalContext::default())
@@ -276,7 +290,7 @@ fn read_repairs_the_stale_replica_after_answering() {
 
 #[test]
 fn bad_input_is_rejected_with_a_specific_error() {
-    let mut a = node(A, ConflictMode::VectorClock, Topology::new(three_node_ring()));
+    let mut a = node(A, ConflictMode::VectorClock, three_nodes());
     let now = Instant::ZERO;
     let e = a.get(now, vec![], ConsistencyLevel::One).unwrap_err();
     assert!(e.to_string().contains("empty key"));
@@ -297,7 +311,7 @@ fn bad_input_is_rejected_with_a_specific_error() {
 
 #[test]
 fn write_timeout_hints_the_silent_replica_and_reports_info() {
-    let mut a = node(A, ConflictMode::Lww, Topology::new(three_node_ring()));
+    let mut a = node(A, ConflictMode::Lww, three_nodes());
     let now = Instant::from_secs(1);
     let req = a
         .put(now, b"k".to_vec(), b"v".to_vec(), ConsistencyLevel::All, CausalContext::Lww(None))
@@ -324,7 +338,7 @@ fn write_timeout_hints_the_silent_replica_and_reports_info() {
 
 #[test]
 fn restart_keeps_data_and_raises_the_generation() {
-    let mut a = node(A, ConflictMode::Lww, Topology::new(three_node_ring()));
+    let mut a = node(A, ConflictMode::Lww, three_nodes());
     a.put(
         Instant::ZERO,
         b"k".to_vec(),
@@ -336,14 +350,8 @@ fn restart_keeps_data_and_raises_the_generation() {
     drain(&mut a);
     assert_eq!(a.generation(), 1);
     let storage = a.into_storage();
-    let a = Node::new(
-        A,
-        config(ConflictMode::Lww),
-        Topology::new(three_node_ring()),
-        storage,
-        Instant::from_secs(5),
-    )
-    .unwrap();
+    let a = Node::new(A, config(ConflictMode::Lww), three_nodes(), storage, Instant::from_secs(5))
+        .unwrap();
     assert_eq!(a.generation(), 2);
     assert_eq!(a.storage().key_count(), 1);
 }
@@ -362,7 +370,7 @@ fn hints_expire_after_the_grace_period_instead_of_resurrecting() {
     assert_eq!(a.storage().hints().unwrap().len(), 1);
     // C returns only after the grace period: the hint is dropped, never sent.
     let back = Instant::from_secs(105);
-    a.handle_message(back, C, Message::Heartbeat { generation: 2 });
+    a.handle_message(back, C, heartbeat(C, 2, 1));
     a.handle_timeout(back + Duration::from_secs(10));
     let (t, e) = drain(&mut a);
     assert!(!t.iter().any(|t| matches!(t.message, Message::Hint { .. })), "{t:?}");

@@ -12,10 +12,15 @@ pub mod timeline;
 pub mod workload;
 
 use crate::consistency::ConsistencyLevel;
+use crate::gossip::Status;
 use crate::history::{History, Op, OpError, OpFunction, OpType};
 use crate::id::{NodeId, RequestId};
+use crate::membership::ClusterView;
 use crate::message::{Message, Transmit};
-use crate::node::{Event, InvalidRequest, Node, NodeConfig, NodeTrace, Reply, RequestError};
+use crate::node::{
+    AdminError, Event, InvalidRequest, JoinRequest, Node, NodeConfig, NodeTrace, Reply,
+    RequestError, TopologyCache,
+};
 use crate::ring::Ring;
 use crate::storage::{MemStorage, Storage};
 use crate::time::Instant;
@@ -138,6 +143,18 @@ pub struct SimStats {
     pub hints_expired: u64,
     /// Read repairs sent.
     pub read_repairs: u64,
+    /// Bytes received by streaming (joins, decommissions, repairs), all nodes.
+    pub bytes_streamed: u64,
+    /// Keys received by streaming, all nodes.
+    pub keys_streamed: u64,
+    /// When each node was asked to join.
+    pub join_started: BTreeMap<NodeId, Instant>,
+    /// When each join completed (the node became NORMAL and owns its ranges).
+    pub join_completed: BTreeMap<NodeId, Instant>,
+    /// Joins and decommissions that failed, with the reason.
+    pub movement_failures: Vec<(NodeId, String)>,
+    /// When each decommission completed.
+    pub decommissioned: BTreeMap<NodeId, Instant>,
 }
 
 /// A running simulation. Cloning it is a checkpoint.
@@ -157,7 +174,10 @@ pub struct Simulation {
     link_clock: Vec<u64>,
     nodes: Vec<SimNode>,
     network: Network,
+    /// Every node's own announced state: the ground truth the views converge to.
+    truth: ClusterView,
     topology: Topology,
+    topology_cache: TopologyCache,
     clients: Vec<ClientState>,
     pending: BTreeMap<(NodeId, RequestId), PendingOp>,
     completions: BTreeMap<u64, Completion>,
@@ -188,6 +208,12 @@ pub enum SimError {
     /// The node refused the request.
     #[error("{0}")]
     Invalid(#[from] InvalidRequest),
+    /// The node refused the operator command.
+    #[error("{0}")]
+    Admin(#[from] AdminError),
+    /// A node with this name already exists.
+    #[error("a node named {0:?} already exists")]
+    DuplicateName(String),
 }
 
 impl Simulation {
@@ -195,6 +221,12 @@ impl Simulation {
     pub fn new(config: SimConfig) -> Self {
         let n = config.names.len();
         let topology = Topology::new(config.ring.clone());
+        let truth = ClusterView::from_ring(&config.ring);
+        let mut config = config;
+        if config.node.seeds.is_empty() {
+            config.node.seeds = (0..n.min(3) as u32).map(NodeId).collect();
+        }
+        config.node.rng_seed = config.seed;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let clients = (0..config.workload.clients).map(|_| ClientState::default()).collect();
         let read_threshold = probability_threshold(config.workload.read_fraction);
@@ -212,7 +244,9 @@ impl Simulation {
             link_clock: vec![0; n * n],
             nodes: Vec::with_capacity(n),
             network: Network::new(config.network.clone()),
+            truth,
             topology,
+            topology_cache: TopologyCache::default(),
             clients,
             pending: BTreeMap::new(),
             completions: BTreeMap::new(),
@@ -230,11 +264,12 @@ impl Simulation {
             let node = Node::new(
                 NodeId(i as u32),
                 sim.config.node.clone(),
-                sim.topology.clone(),
+                sim.truth.clone(),
                 MemStorage::new(),
                 Instant::ZERO,
             )
-            .expect("in-memory storage cannot fail");
+            .expect("in-memory storage cannot fail")
+            .with_topology_cache(sim.topology_cache.clone());
             sim.nodes.push(SimNode {
                 node: Some(node),
                 parked: None,
@@ -304,9 +339,15 @@ impl Simulation {
         n.node.as_ref().map(|node| node.storage()).or(n.parked.as_ref())
     }
 
-    /// The cluster topology.
+    /// The cluster's placement as every node's own announcement implies it (the state views
+    /// converge to): its ring gives the natural replicas used by final reads.
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// Every node's own announced state.
+    pub fn cluster_view(&self) -> &ClusterView {
+        &self.truth
     }
 
     /// The network.
@@ -428,6 +469,11 @@ impl Simulation {
             return;
         }
         self.stats.delivered += 1;
+        if let Message::StreamData { entries, .. } = &m.message {
+            self.stats.keys_streamed += entries.len() as u64;
+            self.stats.bytes_streamed +=
+                entries.iter().map(crate::streaming::entry_bytes).sum::<u64>();
+        }
         self.trace.record(self.now, TraceEvent::Deliver { id });
         let now = self.now;
         if let Some(node) = self.nodes[m.to.0 as usize].node.as_mut() {
@@ -515,6 +561,17 @@ impl Simulation {
                     NodeTrace::HintDelivered { .. } => self.stats.hints_delivered += 1,
                     NodeTrace::HintExpired { .. } => self.stats.hints_expired += 1,
                     NodeTrace::ReadRepair { .. } => self.stats.read_repairs += 1,
+                    NodeTrace::StatusChanged { .. } => self.refresh_truth(node),
+                    NodeTrace::RangeStreamed { .. } => {}
+                    NodeTrace::JoinCompleted { .. } => {
+                        self.stats.join_completed.insert(node, self.now);
+                    }
+                    NodeTrace::Decommissioned => {
+                        self.stats.decommissioned.insert(node, self.now);
+                    }
+                    NodeTrace::JoinFailed { reason } | NodeTrace::DecommissionFailed { reason } => {
+                        self.stats.movement_failures.push((node, reason.clone()));
+                    }
                     _ => {}
                 }
                 self.trace.record(self.now, TraceEvent::Node { node, event })
@@ -609,7 +666,10 @@ impl Simulation {
             return;
         }
         let now = self.now;
-        let usable = |n: &SimNode| n.node.is_some() && n.paused_until.is_none_or(|u| u <= now);
+        let usable = |n: &SimNode| {
+            n.node.as_ref().is_some_and(|n| n.accepts_clients())
+                && n.paused_until.is_none_or(|u| u <= now)
+        };
         let up = self.nodes.iter().filter(|n| usable(n)).count();
         if up == 0 {
             let next = self.now + w.think_time.max(Duration::from_millis(100));
@@ -752,6 +812,139 @@ impl Simulation {
     }
 
     // ---------------------------------------------------------------------------------------------
+    // Operator commands
+    // ---------------------------------------------------------------------------------------------
+
+    fn refresh_truth(&mut self, id: NodeId) {
+        let Some(member) = self.node(id).and_then(|n| n.view().member(id).cloned()) else { return };
+        self.truth.members.insert(id, member);
+        if let Ok(Some(t)) = self.truth.topology(self.config.node.join_strategy) {
+            self.topology = t;
+        }
+    }
+
+    fn running(&mut self, id: NodeId) -> Result<&mut Node<MemStorage>, SimError> {
+        if id.0 as usize >= self.nodes.len() {
+            return Err(SimError::UnknownNode(id.to_string()));
+        }
+        if self.is_paused(id) {
+            return Err(SimError::NodePaused(self.name(id).to_string()));
+        }
+        let name = self.config.names[id.0 as usize].clone();
+        self.nodes[id.0 as usize].node.as_mut().ok_or(SimError::NodeDown(name))
+    }
+
+    /// Starts a new, empty node named `name` and asks it to join; returns its id. It learns the
+    /// ring from the seeds by gossip, so the cluster must gossip (`heartbeat_interval` set).
+    pub fn add_node(&mut self, name: &str, request: JoinRequest) -> Result<NodeId, SimError> {
+        if self.config.names.iter().any(|n| n == name) {
+            return Err(SimError::DuplicateName(name.to_string()));
+        }
+        let old = self.config.names.len();
+        let id = NodeId(old as u32);
+        self.config.names.push(name.to_string());
+        let n = old + 1;
+        let mut links = vec![0; n * n];
+        for from in 0..old {
+            links[from * n..from * n + old]
+                .copy_from_slice(&self.link_clock[from * old..(from + 1) * old]);
+        }
+        self.link_clock = links;
+        let node = Node::new(
+            id,
+            self.config.node.clone(),
+            ClusterView::empty(self.truth.rf),
+            MemStorage::new(),
+            self.now,
+        )
+        .expect("in-memory storage cannot fail")
+        .with_topology_cache(self.topology_cache.clone());
+        self.nodes.push(SimNode { node: Some(node), parked: None, wake: None, paused_until: None });
+        self.trace.record(self.now, TraceEvent::Restart { node: id, generation: 1 });
+        self.stats.join_started.insert(id, self.now);
+        let now = self.now;
+        let result = self.running(id)?.join(now, request);
+        self.drain(id);
+        result?;
+        Ok(id)
+    }
+
+    /// Resumes an interrupted or failed join.
+    pub fn resume_join(
+        &mut self,
+        id: NodeId,
+        allow_inconsistent_source: bool,
+    ) -> Result<(), SimError> {
+        let now = self.now;
+        let request = JoinRequest { resume: true, allow_inconsistent_source, tokens: None };
+        let result = self.running(id)?.join(now, request);
+        self.drain(id);
+        Ok(result?)
+    }
+
+    /// Starts decommissioning a node.
+    pub fn decommission(&mut self, id: NodeId) -> Result<(), SimError> {
+        let now = self.now;
+        let result = self.running(id)?.decommission(now);
+        self.drain(id);
+        Ok(result?)
+    }
+
+    /// Runs cleanup on a node; returns the keys it removed.
+    pub fn cleanup(&mut self, id: NodeId) -> Result<u64, SimError> {
+        let now = self.now;
+        let result = self.running(id)?.cleanup(now);
+        self.drain(id);
+        Ok(result?.keys)
+    }
+
+    /// Starts a Merkle repair on a node; returns the comparisons started.
+    pub fn repair(&mut self, id: NodeId) -> Result<usize, SimError> {
+        let now = self.now;
+        let result = self.running(id)?.repair(now);
+        self.drain(id);
+        Ok(result?)
+    }
+
+    /// Keys held by nodes that do not replicate them (ghost data awaiting cleanup), per node.
+    pub fn ghost_keys(&self) -> BTreeMap<NodeId, u64> {
+        let mut out = BTreeMap::new();
+        for (i, slot) in self.nodes.iter().enumerate() {
+            let id = NodeId(i as u32);
+            let storage = match (&slot.node, &slot.parked) {
+                (Some(n), _) => n.storage(),
+                (None, Some(s)) => s,
+                _ => continue,
+            };
+            let ghosts = storage
+                .iter()
+                .filter(|(t, _, _)| {
+                    !self.topology.ring().replicas(*t).contains(&id)
+                        && !self
+                            .topology
+                            .pending()
+                            .iter()
+                            .any(|p| p.node == id && p.range.contains(*t))
+                })
+                .count() as u64;
+            if ghosts > 0 {
+                out.insert(id, ghosts);
+            }
+        }
+        out
+    }
+
+    /// Whether any node is joining or leaving (by its own announcement).
+    pub fn movement_in_progress(&self) -> bool {
+        self.truth.movement_in_progress().is_some()
+    }
+
+    /// A node's status as it announced it.
+    pub fn announced_status(&self, id: NodeId) -> Option<Status> {
+        self.truth.status(id)
+    }
+
+    // ---------------------------------------------------------------------------------------------
     // Faults
     // ---------------------------------------------------------------------------------------------
 
@@ -803,9 +996,15 @@ impl Simulation {
         let Some(storage) = self.nodes[idx].parked.take() else {
             return Err(SimError::NodeRunning(self.name(id).to_string()));
         };
-        let node =
-            Node::new(id, self.config.node.clone(), self.topology.clone(), storage, self.now)
-                .expect("in-memory storage cannot fail");
+        let node = Node::new(
+            id,
+            self.config.node.clone(),
+            ClusterView::empty(self.truth.rf),
+            storage,
+            self.now,
+        )
+        .expect("in-memory storage cannot fail")
+        .with_topology_cache(self.topology_cache.clone());
         let generation = node.generation();
         self.nodes[idx].node = Some(node);
         self.trace.record(self.now, TraceEvent::Restart { node: id, generation });

@@ -1,14 +1,22 @@
 //! The `Node` facade: one replica and coordinator of the cluster, as a sans-IO state machine.
 
+mod lifecycle;
+
+pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, TopologyCache};
+
+use crate::alloc::Allocation;
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{ReadOp, WriteOp, WriteProgress};
-use crate::detector::{DEFAULT_PHI_THRESHOLD, Liveness, PhiDetector};
+use crate::detector::{DEFAULT_PHI_THRESHOLD, PhiDetector};
+use crate::gossip::{Gossiper, Status};
 use crate::id::{NodeId, RequestId};
+use crate::membership::{ClusterView, JoinStrategy};
 use crate::message::{Message, Transmit};
 use crate::storage::{Hint, Storage, StorageError};
+use crate::streaming::{OutStream, StreamPurpose};
 use crate::time::Instant;
-use crate::token::{Token, token_for};
-use crate::topology::Topology;
+use crate::token::{Token, TokenRange, token_for};
+use crate::topology::{Topology, WriteRole};
 use crate::version::{CausalContext, ConflictMode, Dot, Siblings, VClock, Version, VersionTag};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -49,6 +57,27 @@ pub struct NodeConfig {
     pub max_key_bytes: usize,
     /// Largest value accepted, in bytes.
     pub max_value_bytes: usize,
+    /// The cluster identity: peers announcing another one are refused on every path.
+    pub cluster_name: String,
+    /// Seed nodes (gossip contact points; seeds do not bootstrap).
+    pub seeds: Vec<NodeId>,
+    /// How nodes join (and how coordinators place writes during a join).
+    pub join_strategy: JoinStrategy,
+    /// Cassandra's RING_DELAY: how long `pending-ranges` (and every decommission outside
+    /// `staged`) waits for its announcement to spread before streaming.
+    #[serde(with = "humantime_serde")]
+    pub ring_delay: Duration,
+    /// Outbound streaming throughput per node in bytes per second (Cassandra
+    /// `stream_throughput_outbound`: 24 MiB/s); `None` streams unthrottled.
+    pub stream_throughput: Option<u64>,
+    /// Bytes per streaming chunk.
+    pub stream_chunk_bytes: usize,
+    /// Tokens a joining node allocates when none are given.
+    pub num_tokens: usize,
+    /// How a joining node allocates its tokens.
+    pub allocation: Allocation,
+    /// Seed of the node's own random choices (gossip peers, token allocation).
+    pub rng_seed: u64,
 }
 
 impl Default for NodeConfig {
@@ -66,6 +95,15 @@ impl Default for NodeConfig {
             gc_grace: Duration::from_secs(10 * 24 * 3600),
             max_key_bytes: 64 * 1024,
             max_value_bytes: 1024 * 1024,
+            cluster_name: "ringside".into(),
+            seeds: Vec::new(),
+            join_strategy: JoinStrategy::Staged,
+            ring_delay: Duration::from_secs(30),
+            stream_throughput: Some(24 * 1024 * 1024),
+            stream_chunk_bytes: 64 * 1024,
+            num_tokens: 16,
+            allocation: Allocation::Balanced,
+            rng_seed: 0,
         }
     }
 }
@@ -104,6 +142,19 @@ pub enum InvalidRequest {
     /// The node stopped after a storage failure.
     #[error("node stopped after a storage failure")]
     Stopped,
+    /// The node is not serving clients in its current state.
+    #[error(
+        "node is {state}: it coordinates requests only when it is a NORMAL member; send the request to a NORMAL node"
+    )]
+    NotServing {
+        /// Its state, e.g. "joining (BOOT)".
+        state: String,
+    },
+    /// The node restarted and has not caught up on the topology yet.
+    #[error(
+        "node restarted and is catching up on the cluster topology; retry in a moment or use another node"
+    )]
+    CatchingUp,
 }
 
 /// Why a request failed after it was accepted.
@@ -209,6 +260,89 @@ pub enum NodeTrace {
         /// Peer.
         peer: NodeId,
     },
+    /// This node announced a new lifecycle status.
+    StatusChanged {
+        /// The status.
+        status: Status,
+    },
+    /// This node learned that a member's status changed.
+    MemberChanged {
+        /// The member.
+        member: NodeId,
+        /// Its new status.
+        status: Status,
+    },
+    /// Every live member acknowledged this node's topology change.
+    BarrierComplete {
+        /// The status acknowledged.
+        status: Status,
+        /// Members that acknowledged.
+        acked: usize,
+    },
+    /// A stream of one range started (on the receiver of the data).
+    StreamStarted {
+        /// The other end.
+        peer: NodeId,
+        /// The range.
+        range: TokenRange,
+        /// Why.
+        purpose: StreamPurpose,
+    },
+    /// A range finished streaming (on the receiver of the data).
+    RangeStreamed {
+        /// The other end.
+        peer: NodeId,
+        /// The range.
+        range: TokenRange,
+        /// Why.
+        purpose: StreamPurpose,
+        /// Keys received.
+        keys: u64,
+        /// Bytes received.
+        bytes: u64,
+    },
+    /// This node's join finished: it is NORMAL and owns its ranges.
+    JoinCompleted {
+        /// Keys streamed in.
+        keys: u64,
+        /// Bytes streamed in.
+        bytes: u64,
+    },
+    /// This node's join stopped; the reason says what to do.
+    JoinFailed {
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// This node left the cluster (decommission finished).
+    Decommissioned,
+    /// This node's decommission stopped; the reason says what to do.
+    DecommissionFailed {
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// Cleanup removed data this node no longer replicates (ghost data).
+    Cleanup {
+        /// Keys removed.
+        keys: u64,
+        /// Bytes removed.
+        bytes: u64,
+    },
+    /// A Merkle comparison with a peer finished.
+    RepairCompared {
+        /// The peer.
+        peer: NodeId,
+        /// The range compared.
+        range: TokenRange,
+        /// Differing leaf ranges.
+        differing: u64,
+    },
+    /// A message was refused.
+    Refused {
+        /// Its sender.
+        from: NodeId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// An output of the node other than a message.
@@ -247,14 +381,26 @@ pub struct NodeStats {
     pub unavailable: u64,
     /// Requests timed out.
     pub timeouts: u64,
+    /// Acknowledgements demanded beyond the level because of pending replicas (Cassandra #833).
+    pub extra_acks: u64,
+    /// Keys received by streaming.
+    pub keys_streamed_in: u64,
+    /// Bytes received by streaming.
+    pub bytes_streamed_in: u64,
+    /// Bytes sent by streaming.
+    pub bytes_streamed_out: u64,
+    /// Messages refused (unknown peer or foreign cluster).
+    pub refused: u64,
 }
 
 /// Timers of a node: an enum plus a table, as in quinn-proto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
-    Heartbeat,
+    Gossip,
     HintReplay,
     Request(RequestId),
+    /// Lifecycle steps that wait for time: RING_DELAY, throttled stream chunks.
+    Lifecycle,
 }
 
 /// Monotonic counters that survive restarts without a write per use: blocks are reserved in
@@ -314,7 +460,18 @@ impl DurableCounter {
 pub struct Node<S: Storage> {
     id: NodeId,
     config: NodeConfig,
-    topology: Topology,
+    view: ClusterView,
+    topology: Option<Topology>,
+    topology_cache: TopologyCache,
+    lifecycle: Lifecycle,
+    gossiper: Gossiper,
+    barrier: Option<lifecycle::Barrier>,
+    catching_up: bool,
+    out_streams: BTreeMap<(NodeId, u64), OutStream>,
+    next_session: u64,
+    repairs: BTreeMap<u64, lifecycle::RepairTask>,
+    handoffs: BTreeMap<u64, NodeId>,
+    rng: rand_chacha::ChaCha8Rng,
     storage: S,
     generation: u64,
     detector: PhiDetector,
@@ -335,13 +492,20 @@ const GENERATION_KEY: &str = "generation";
 
 impl<S: Storage> Node<S> {
     /// Starts (or restarts) a node on `storage`. The generation stored there is incremented.
+    ///
+    /// `view` is what the node knows of the cluster when its storage holds nothing better: the
+    /// formed cluster's members for a node of the initial cluster, [`ClusterView::empty`] for a
+    /// node about to [`Node::join`]. On restart the view persisted in storage wins, and so does
+    /// the persisted lifecycle: a node restarted in the middle of a join waits for the operator
+    /// to resume it ([`JoinRequest::resume`]).
     pub fn new(
         id: NodeId,
         config: NodeConfig,
-        topology: Topology,
+        view: ClusterView,
         mut storage: S,
         now: Instant,
     ) -> Result<Self, StorageError> {
+        use rand::SeedableRng;
         let generation = storage
             .get_meta(GENERATION_KEY)?
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
@@ -350,18 +514,68 @@ impl<S: Storage> Node<S> {
         storage.put_meta(GENERATION_KEY, &generation.to_le_bytes())?;
         let hint_ids = DurableCounter::load("hint-id", &storage)?;
         let lww_counter = DurableCounter::load("lww-counter", &storage)?;
+        let view = match storage.get_meta(lifecycle::VIEW_KEY)? {
+            Some(bytes) => ClusterView::decode(&bytes)
+                .ok_or_else(|| StorageError("persisted cluster view is corrupt".into()))?,
+            None => view,
+        };
+        storage.put_meta(lifecycle::VIEW_KEY, &view.encode())?;
+        let lifecycle = lifecycle::load(&storage, &view, id)?;
         storage.sync()?;
         let mut timers = BTreeSet::new();
         if config.heartbeat_interval.is_some() {
-            // Heartbeat immediately so peers learn of a restart at once.
-            timers.insert((now, Timer::Heartbeat));
+            // Gossip immediately so peers learn of a restart at once.
+            timers.insert((now, Timer::Gossip));
         }
         timers.insert((now + config.hint_replay_interval, Timer::HintReplay));
-        Ok(Node {
+        let mut gossiper = Gossiper::new(
+            id,
+            config.cluster_name.clone(),
+            config.seeds.clone(),
+            generation,
+            config.rng_seed ^ (u64::from(id.0) << 32) ^ generation,
+        );
+        for member in view.members.keys() {
+            if *member != id {
+                gossiper.add_known(*member);
+            }
+        }
+        for seed in &config.seeds {
+            if *seed != id {
+                gossiper.add_known(*seed);
+            }
+        }
+        if let Some(me) = view.member(id) {
+            gossiper.set_tokens(&me.tokens);
+            gossiper.set_status(me.status);
+            if let Some(rack) = &me.rack {
+                gossiper.set_local(crate::gossip::StateKey::Rack, rack.clone());
+            }
+        }
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            config.rng_seed ^ 0x6a6f_696e ^ (u64::from(id.0) << 20) ^ generation,
+        );
+        // A restarted node of a `staged` cluster may have missed a barrier while it was down.
+        let catching_up = generation > 1
+            && config.join_strategy.uses_barriers()
+            && config.heartbeat_interval.is_some()
+            && view.live_members().any(|m| m != id);
+        let mut node = Node {
             id,
             detector: PhiDetector::new(config.phi_threshold),
+            view,
+            topology: None,
+            topology_cache: TopologyCache::default(),
+            lifecycle,
+            gossiper,
+            barrier: None,
+            catching_up,
+            out_streams: BTreeMap::new(),
+            next_session: 0,
+            repairs: BTreeMap::new(),
+            handoffs: BTreeMap::new(),
+            rng,
             config,
-            topology,
             storage,
             generation,
             timers,
@@ -375,7 +589,20 @@ impl<S: Storage> Node<S> {
             events: VecDeque::new(),
             stats: NodeStats::default(),
             stopped: false,
-        })
+        };
+        node.recompute_topology();
+        if node.catching_up {
+            node.request_view();
+        }
+        Ok(node)
+    }
+
+    /// Shares a topology cache with other nodes of the same process (the simulator), so nodes
+    /// with the same view share one ring instead of building one each.
+    pub fn with_topology_cache(mut self, cache: TopologyCache) -> Self {
+        self.topology_cache = cache;
+        self.recompute_topology();
+        self
     }
 
     /// This node's id.
@@ -403,14 +630,24 @@ impl<S: Storage> Node<S> {
         self.storage
     }
 
-    /// Current topology.
-    pub fn topology(&self) -> &Topology {
-        &self.topology
+    /// Current placement, as this node's view implies; `None` before it knows any member.
+    pub fn topology(&self) -> Option<&Topology> {
+        self.topology.as_ref()
     }
 
-    /// Replaces the topology (pending ranges, new ring).
-    pub fn set_topology(&mut self, topology: Topology) {
-        self.topology = topology;
+    /// What this node believes about every member.
+    pub fn view(&self) -> &ClusterView {
+        &self.view
+    }
+
+    /// This node's own lifecycle (joining, normal, leaving…).
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The gossiper (read-only, for views).
+    pub fn gossiper(&self) -> &Gossiper {
+        &self.gossiper
     }
 
     /// Configuration.
@@ -539,9 +776,7 @@ impl<S: Storage> Node<S> {
         key: Vec<u8>,
         cl: ConsistencyLevel,
     ) -> Result<RequestId, InvalidRequest> {
-        if self.stopped {
-            return Err(InvalidRequest::Stopped);
-        }
+        self.check_serving()?;
         self.validate_key(&key)?;
         if cl == ConsistencyLevel::Any {
             return Err(InvalidRequest::AnyForRead);
@@ -549,8 +784,15 @@ impl<S: Storage> Node<S> {
         let request = self.new_request();
         self.stats.reads += 1;
         let token = token_for(&key);
-        let natural: Vec<NodeId> = self.topology.ring().replicas(token).to_vec();
-        let required = cl.block_for(self.topology.rf()).min(natural.len().max(1));
+        let topology = self.topology.as_ref().expect("serving implies a topology");
+        let mut natural: Vec<NodeId> = topology.ring().replicas(token).to_vec();
+        let required = cl.block_for(topology.rf()).min(natural.len().max(1));
+        // sync-dual-write reads the joiner too and repairs it from the old replicas.
+        for n in topology.pending_with_role(token, WriteRole::Required) {
+            if !natural.contains(&n) {
+                natural.push(n);
+            }
+        }
         let alive: Vec<NodeId> = natural.iter().copied().filter(|n| self.is_alive(*n)).collect();
         if alive.len() < required {
             self.stats.unavailable += 1;
@@ -589,9 +831,7 @@ impl<S: Storage> Node<S> {
         cl: ConsistencyLevel,
         context: CausalContext,
     ) -> Result<RequestId, InvalidRequest> {
-        if self.stopped {
-            return Err(InvalidRequest::Stopped);
-        }
+        self.check_serving()?;
         self.validate_key(&key)?;
         let mode = self.config.conflict_mode;
         let context = match (mode, context) {
@@ -604,18 +844,23 @@ impl<S: Storage> Node<S> {
         let request = self.new_request();
         self.stats.writes += 1;
         let token = token_for(&key);
-        let natural: Vec<NodeId> = self.topology.ring().replicas(token).to_vec();
-        let pending: Vec<NodeId> = self
-            .topology
-            .pending_replicas(token)
-            .into_iter()
-            .filter(|n| !natural.contains(n))
-            .collect();
+        let topology = self.topology.as_ref().expect("serving implies a topology");
+        let natural: Vec<NodeId> = topology.ring().replicas(token).to_vec();
+        let extra = |role| -> Vec<NodeId> {
+            topology
+                .pending_with_role(token, role)
+                .into_iter()
+                .filter(|n| !natural.contains(n))
+                .collect()
+        };
+        let mut pending = extra(WriteRole::Counted);
+        let must = extra(WriteRole::Required);
+        let shadow = extra(WriteRole::Shadow);
+        pending.extend(must.iter().copied());
         let required = if cl == ConsistencyLevel::Any {
             1
         } else {
-            cl.write_acks_required(self.topology.rf(), pending.len())
-                .min(natural.len() + pending.len())
+            cl.write_acks_required(topology.rf(), pending.len()).min(natural.len() + pending.len())
         };
         let targets: Vec<NodeId> = natural.iter().chain(pending.iter()).copied().collect();
         let alive: Vec<NodeId> = targets.iter().copied().filter(|n| self.is_alive(*n)).collect();
@@ -634,7 +879,7 @@ impl<S: Storage> Node<S> {
             // the version.
             mode == ConflictMode::VectorClock && leader.is_none()
         } else {
-            alive.len() < required
+            alive.len() < required || must.iter().any(|n| !self.is_alive(*n))
         };
         if unavailable {
             self.stats.unavailable += 1;
@@ -647,7 +892,10 @@ impl<S: Storage> Node<S> {
             return Ok(request);
         }
         let deadline = now + self.config.write_timeout;
+        self.stats.extra_acks += pending.len() as u64;
         let mut op = WriteOp::new(token, key, cl, required, targets, pending, deadline);
+        op.must = must;
+        op.shadow = shadow;
         match leader {
             Some(leader) if leader != self.id => {
                 op.awaiting_mint = Some(leader);
@@ -731,6 +979,16 @@ impl<S: Storage> Node<S> {
                 );
             } else {
                 self.store_hint(now, request, target);
+            }
+        }
+        // Best-effort copies (dual-write-cutover): sent once, never counted, never hinted.
+        let shadow = std::mem::take(&mut self.writes.get_mut(&request).expect("op").shadow);
+        for target in shadow {
+            if target != self.id && self.is_alive(target) {
+                self.send(
+                    target,
+                    Message::Mutation { op: 0, token, key: key.clone(), value: value.clone() },
+                );
             }
         }
     }
@@ -882,13 +1140,55 @@ impl<S: Storage> Node<S> {
         if self.stopped {
             return;
         }
+        if !matches!(message, Message::Gossip(_)) && !self.admits(from) {
+            let reason = format!(
+                "{from} is not a member of cluster {:?} known to {}; it must join through gossip first",
+                self.config.cluster_name, self.id
+            );
+            self.stats.refused += 1;
+            self.trace(NodeTrace::Refused { from, reason: reason.clone() });
+            if !matches!(message, Message::Refused { .. }) {
+                self.send(from, Message::Refused { reason });
+            }
+            return;
+        }
         let result = match message {
-            // Only heartbeats feed the detector (Cassandra reports gossip arrivals, not every
-            // message): the inter-arrival window must measure the heartbeat period.
-            Message::Heartbeat { .. } => {
-                if let Some(Liveness::Up(peer)) = self.detector.report(now, from) {
-                    self.trace(NodeTrace::PeerUp { peer });
-                }
+            Message::Gossip(m) => {
+                self.on_gossip_message(now, from, *m);
+                Ok(())
+            }
+            Message::Barrier { epoch, states } => {
+                self.on_barrier(now, from, epoch, states);
+                Ok(())
+            }
+            Message::BarrierAck { epoch } => {
+                self.on_barrier_ack(now, from, epoch);
+                Ok(())
+            }
+            Message::ViewRequest => {
+                let states = self.gossiper.snapshot();
+                self.send(from, Message::ViewReply { states });
+                Ok(())
+            }
+            Message::ViewReply { states } => {
+                self.on_view_reply(now, from, states);
+                Ok(())
+            }
+            Message::StreamRequest { session, range, purpose } => {
+                self.on_stream_request(now, from, session, range, purpose)
+            }
+            Message::StreamData { session, range, purpose, entries, last } => {
+                self.on_stream_data(now, from, session, range, purpose, entries, last)
+            }
+            Message::StreamAck { session } => self.on_stream_ack(now, from, session),
+            Message::HandoffHint { hint } => self.on_handoff_hint(now, from, hint),
+            Message::HandoffAck { id } => self.on_handoff_ack(now, id),
+            Message::MerkleRequest(req) => req.answer(&self.storage).map(|resp| {
+                self.send(from, Message::MerkleResponse(resp));
+            }),
+            Message::MerkleResponse(resp) => self.on_merkle_response(now, from, resp),
+            Message::Refused { reason } => {
+                self.on_refused(now, from, reason);
                 Ok(())
             }
             Message::Mint { op, token, key, value, context, timestamp } => {
@@ -973,7 +1273,8 @@ impl<S: Storage> Node<S> {
             }
             self.timers.pop_first();
             match timer {
-                Timer::Heartbeat => self.on_heartbeat(now),
+                Timer::Gossip => self.on_gossip_tick(now),
+                Timer::Lifecycle => self.on_lifecycle_tick(now),
                 Timer::HintReplay => self.on_hint_replay(now),
                 Timer::Request(request) => {
                     if self.writes.contains_key(&request) {
@@ -985,22 +1286,6 @@ impl<S: Storage> Node<S> {
                 }
             }
         }
-    }
-
-    fn on_heartbeat(&mut self, now: Instant) {
-        let Some(interval) = self.config.heartbeat_interval else { return };
-        let peers: Vec<NodeId> =
-            self.topology.members().iter().copied().filter(|p| *p != self.id).collect();
-        for peer in peers {
-            self.send(peer, Message::Heartbeat { generation: self.generation });
-        }
-        for change in self.detector.interpret(now) {
-            match change {
-                Liveness::Down(peer) => self.trace(NodeTrace::PeerDown { peer }),
-                Liveness::Up(peer) => self.trace(NodeTrace::PeerUp { peer }),
-            }
-        }
-        self.timers.insert((now + interval, Timer::Heartbeat));
     }
 
     fn on_write_deadline(&mut self, now: Instant, request: RequestId) {

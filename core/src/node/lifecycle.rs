@@ -1,0 +1,1451 @@
+//! A node's membership side: gossip, topology barriers, its own lifecycle (join, decommission),
+//! streaming, cleanup and Merkle repair. Same calling contract as the rest of [`Node`].
+//!
+//! ```text
+//! join:   Fresh ─▶ Discovering ─▶ announce BOOT ─▶ wait ─▶ Streaming ─▶ [MID_JOIN ─▶] NORMAL
+//!                                                  │ staged: barrier acknowledged by every live node
+//!                                                  │ pending-ranges: RING_DELAY
+//!                                                  └ others: no wait (immediate announces NORMAL)
+//! leave:  NORMAL ─▶ LEAVING ─▶ wait ─▶ stream out ─▶ hand hints over ─▶ LEFT
+//! ```
+//!
+//! Progress that must survive a crash is in storage metadata: the view, the lifecycle, the
+//! joiner's tokens and the ranges it finished. A joiner restarted mid-join stays `Interrupted`
+//! until the operator resumes it; it then streams only the ranges not finished.
+
+use super::{Node, NodeTrace, Timer};
+use crate::gossip::{GossipMessage, StateKey, Status};
+use crate::id::NodeId;
+use crate::membership::{ClusterView, JoinStrategy, Member};
+use crate::merkle::{self, MerkleRequest, MerkleResponse, MerkleTree};
+use crate::message::Message;
+use crate::placement::plan_join;
+use crate::storage::{Entry, Hint, Storage, StorageError};
+use crate::streaming::{MovementProgress, OutStream, StreamCounters, StreamPurpose, entry_bytes};
+use crate::time::Instant;
+use crate::token::{Token, TokenRange};
+use crate::topology::Topology;
+use crate::version::Siblings;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub(super) const VIEW_KEY: &str = "view";
+const LIFECYCLE_KEY: &str = "lifecycle";
+const JOIN_TOKENS_KEY: &str = "join-tokens";
+const JOIN_DONE_KEY: &str = "join-done";
+
+/// Resend period of barriers and catch-up requests, and the lifecycle's polling period.
+const RETRY: Duration = Duration::from_secs(1);
+/// A stream that made no progress for this long is restarted from the start of its range
+/// (chunks merge idempotently, so re-sending is safe).
+const STREAM_STALL: Duration = Duration::from_secs(10);
+/// A joiner that has not learned any member from its seeds in this long gives up.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A node's own place in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Lifecycle {
+    /// Not a member: started without a place in the cluster; [`Node::join`] makes it one.
+    Fresh,
+    /// Joining.
+    Joining(Box<JoinState>),
+    /// A member owning its tokens.
+    Normal,
+    /// Decommissioning.
+    Leaving(Box<LeaveState>),
+    /// Left the cluster.
+    Left,
+}
+
+impl Lifecycle {
+    /// Operator-facing description.
+    pub fn describe(&self) -> String {
+        match self {
+            Lifecycle::Fresh => "not a member (not joined)".into(),
+            Lifecycle::Joining(j) => format!("joining ({})", j.phase.describe()),
+            Lifecycle::Normal => "normal".into(),
+            Lifecycle::Leaving(l) => format!("leaving ({})", l.phase.describe()),
+            Lifecycle::Left => "left".into(),
+        }
+    }
+
+    /// Streaming progress of the join or decommission in progress.
+    pub fn progress(&self) -> Option<&MovementProgress> {
+        match self {
+            Lifecycle::Joining(j) => Some(&j.progress),
+            Lifecycle::Leaving(l) => Some(&l.progress),
+            _ => None,
+        }
+    }
+}
+
+/// Where a join or decommission stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+pub enum JoinPhase {
+    /// Learning the ring from the seeds.
+    Discovering {
+        /// Since when.
+        since: Instant,
+    },
+    /// Waiting RING_DELAY for the announcement to spread.
+    RingDelay {
+        /// Until when.
+        until: Instant,
+    },
+    /// Waiting for every live member to acknowledge a status.
+    Barrier {
+        /// The status announced.
+        status: Status,
+    },
+    /// Moving data.
+    Streaming,
+    /// Handing hints over to a live peer (decommission).
+    Handoff,
+    /// Restarted in the middle: waiting for the operator to resume.
+    Interrupted,
+    /// Stopped; the reason says what to do.
+    Failed {
+        /// Why, and what to do.
+        reason: String,
+    },
+}
+
+impl JoinPhase {
+    fn describe(&self) -> String {
+        match self {
+            JoinPhase::Discovering { .. } => "discovering the ring".into(),
+            JoinPhase::RingDelay { .. } => "waiting RING_DELAY".into(),
+            JoinPhase::Barrier { status } => format!("waiting for every node to see {status}"),
+            JoinPhase::Streaming => "streaming".into(),
+            JoinPhase::Handoff => "handing hints over".into(),
+            JoinPhase::Interrupted => "interrupted: resume to continue".into(),
+            JoinPhase::Failed { reason } => format!("failed: {reason}"),
+        }
+    }
+}
+
+/// A join in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinState {
+    /// Where it stands.
+    pub phase: JoinPhase,
+    /// Tokens (empty until announced).
+    pub tokens: Vec<Token>,
+    /// Tokens the operator asked for.
+    pub requested: Option<Vec<Token>>,
+    /// Stream from another replica when the one losing a range is down.
+    pub allow_inconsistent_source: bool,
+    /// When the join started.
+    pub started: Instant,
+    /// Ranges finished (persisted).
+    pub done: Vec<TokenRange>,
+    /// Ranges left, each with its source.
+    pub todo: VecDeque<(TokenRange, NodeId)>,
+    /// The range streaming now: session, range, source, last activity.
+    pub current: Option<(u64, TokenRange, NodeId, Instant)>,
+    /// Counters.
+    pub progress: MovementProgress,
+}
+
+/// A decommission in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveState {
+    /// Where it stands.
+    pub phase: JoinPhase,
+    /// Ranges left to push, each with the node gaining it.
+    pub todo: VecDeque<(TokenRange, NodeId)>,
+    /// The range being pushed: session, range, gainer.
+    pub current: Option<(u64, TokenRange, NodeId)>,
+    /// Counters.
+    pub progress: MovementProgress,
+}
+
+/// What the operator asks of a joining node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// Tokens to take; allocated (see [`super::NodeConfig::allocation`]) when `None`.
+    pub tokens: Option<Vec<Token>>,
+    /// When the replica losing a range is down, stream it from another replica instead of
+    /// failing (that replica may lack writes only the down one has).
+    pub allow_inconsistent_source: bool,
+    /// Continue an interrupted or failed join, streaming only the ranges not finished.
+    pub resume: bool,
+}
+
+/// An operator command the node refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// The node stopped after a storage failure.
+    #[error("node stopped after a storage failure; restart it")]
+    Stopped,
+    /// Already a member.
+    #[error("node is already a member ({0}); nothing to join")]
+    AlreadyMember(String),
+    /// Resume asked but there is nothing to resume.
+    #[error("nothing to resume: node is {0}")]
+    NothingToResume(String),
+    /// A join is in progress and was interrupted: resume it explicitly.
+    #[error(
+        "a join was interrupted on this node; resume it (join --resume) to stream the ranges not finished"
+    )]
+    MustResume,
+    /// Another node is joining or leaving.
+    #[error("{node} is {status}: one range movement at a time; wait until it is NORMAL or gone")]
+    MovementInProgress {
+        /// The node moving.
+        node: NodeId,
+        /// Its status.
+        status: Status,
+    },
+    /// Decommission would leave fewer nodes than the replication factor.
+    #[error("decommission would leave {remaining} nodes, fewer than RF={rf}; add a node first")]
+    TooFewNodes {
+        /// Nodes left after the decommission.
+        remaining: usize,
+        /// Replication factor.
+        rf: usize,
+    },
+    /// The command needs a NORMAL node.
+    #[error("node is {0}; this needs a NORMAL member")]
+    NotNormal(String),
+}
+
+/// A shared memo of topologies by view, so nodes with the same view share one ring.
+#[derive(Clone, Default)]
+pub struct TopologyCache(Arc<Mutex<BTreeMap<u64, Topology>>>);
+
+impl std::fmt::Debug for TopologyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TopologyCache")
+    }
+}
+
+impl TopologyCache {
+    const CAPACITY: usize = 32;
+
+    fn get_or_compute(
+        &self,
+        view: &ClusterView,
+        strategy: JoinStrategy,
+    ) -> Result<Option<Topology>, crate::ring::RingError> {
+        let mut bytes = view.encode();
+        bytes.push(strategy as u8);
+        let key = xxhash_rust::xxh3::xxh3_64(&bytes);
+        if let Some(t) = self.0.lock().expect("cache lock").get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let topology = view.topology(strategy)?;
+        if let Some(t) = &topology {
+            let mut map = self.0.lock().expect("cache lock");
+            if map.len() >= Self::CAPACITY {
+                map.pop_first();
+            }
+            map.insert(key, t.clone());
+        }
+        Ok(topology)
+    }
+}
+
+/// A topology barrier waiting for acknowledgements.
+#[derive(Clone, Debug)]
+pub(super) struct Barrier {
+    status: Status,
+    epoch: u64,
+    waiting: BTreeSet<NodeId>,
+    acked: usize,
+    sent_at: Instant,
+}
+
+/// A Merkle comparison waiting for the peer's tree.
+#[derive(Clone, Debug)]
+pub(super) struct RepairTask {
+    request: MerkleRequest,
+    tree: MerkleTree,
+}
+
+/// Loads the persisted lifecycle.
+pub(super) fn load<S: Storage>(
+    storage: &S,
+    view: &ClusterView,
+    me: NodeId,
+) -> Result<Lifecycle, StorageError> {
+    let code = storage.get_meta(LIFECYCLE_KEY)?.and_then(|b| b.first().copied());
+    Ok(match code {
+        Some(1) => {
+            let tokens = decode_u64s(&storage.get_meta(JOIN_TOKENS_KEY)?.unwrap_or_default());
+            let done = decode_u64s(&storage.get_meta(JOIN_DONE_KEY)?.unwrap_or_default())
+                .chunks_exact(2)
+                .map(|c| TokenRange { start: c[0], end: c[1] })
+                .collect();
+            Lifecycle::Joining(Box::new(JoinState {
+                phase: JoinPhase::Interrupted,
+                tokens,
+                requested: None,
+                allow_inconsistent_source: false,
+                started: Instant::ZERO,
+                done,
+                todo: VecDeque::new(),
+                current: None,
+                progress: MovementProgress::default(),
+            }))
+        }
+        Some(2) => Lifecycle::Leaving(Box::new(LeaveState {
+            phase: JoinPhase::Interrupted,
+            todo: VecDeque::new(),
+            current: None,
+            progress: MovementProgress::default(),
+        })),
+        Some(3) => Lifecycle::Left,
+        _ => match view.status(me) {
+            Some(Status::Normal) => Lifecycle::Normal,
+            Some(Status::Left) => Lifecycle::Left,
+            _ => Lifecycle::Fresh,
+        },
+    })
+}
+
+fn encode_u64s(values: impl IntoIterator<Item = u64>) -> Vec<u8> {
+    values.into_iter().flat_map(u64::to_le_bytes).collect()
+}
+
+fn decode_u64s(bytes: &[u8]) -> Vec<u64> {
+    bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+}
+
+impl<S: Storage> Node<S> {
+    // ---------------------------------------------------------------------------------------------
+    // Admission and serving
+    // ---------------------------------------------------------------------------------------------
+
+    /// Whether a non-gossip message from `from` is accepted: it must be a member this node knows,
+    /// from its view or from gossip that carried our cluster identity.
+    pub(super) fn admits(&self, from: NodeId) -> bool {
+        from == self.id
+            || self.view.members.contains_key(&from)
+            || self.gossiper.endpoint(from).is_some_and(|e| {
+                e.states
+                    .get(&StateKey::ClusterId)
+                    .is_some_and(|v| v.value == self.config.cluster_name)
+            })
+    }
+
+    /// Whether this node coordinates client requests now.
+    pub fn accepts_clients(&self) -> bool {
+        self.check_serving().is_ok()
+    }
+
+    pub(super) fn check_serving(&self) -> Result<(), super::InvalidRequest> {
+        if self.stopped {
+            return Err(super::InvalidRequest::Stopped);
+        }
+        if self.catching_up {
+            return Err(super::InvalidRequest::CatchingUp);
+        }
+        match self.view.status(self.id) {
+            Some(Status::Normal | Status::Leaving) if self.topology.is_some() => Ok(()),
+            _ => Err(super::InvalidRequest::NotServing { state: self.lifecycle.describe() }),
+        }
+    }
+
+    /// The nodetool-style state of this node as it sees itself: UN, UJ, UL.
+    pub fn own_status(&self) -> Option<Status> {
+        self.view.status(self.id)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // View and topology
+    // ---------------------------------------------------------------------------------------------
+
+    pub(super) fn recompute_topology(&mut self) {
+        match self.topology_cache.get_or_compute(&self.view, self.config.join_strategy) {
+            Ok(t) => self.topology = t,
+            // Cannot happen with tokens that came through the allocator or a validated scenario;
+            // keep the previous placement rather than serve from a broken one.
+            Err(e) => self.trace(NodeTrace::Refused { from: self.id, reason: format!("{e}") }),
+        }
+    }
+
+    fn persist_view(&mut self) -> Result<(), StorageError> {
+        let bytes = self.view.encode();
+        self.storage.put_meta(VIEW_KEY, &bytes)
+    }
+
+    /// Sets this node's own status (and tokens) in its view and in gossip.
+    fn announce(&mut self, status: Status, tokens: &[Token]) {
+        let rack = self.view.member(self.id).and_then(|m| m.rack.clone());
+        self.view.members.insert(self.id, Member { status, tokens: tokens.to_vec(), rack });
+        self.gossiper.set_tokens(tokens);
+        self.gossiper.set_status(status);
+        if let Err(e) = self.persist_view() {
+            return self.fatal(e);
+        }
+        self.recompute_topology();
+        self.trace(NodeTrace::StatusChanged { status });
+    }
+
+    /// Takes what gossip (or a barrier, or a catch-up reply) taught into the view.
+    fn absorb_gossip(&mut self, now: Instant) {
+        while let Some(peer) = self.gossiper.poll_alive() {
+            if let Some(crate::detector::Liveness::Up(peer)) = self.detector.report(now, peer) {
+                self.trace(NodeTrace::PeerUp { peer });
+            }
+        }
+        let mut touched = BTreeSet::new();
+        while let Some((node, key, _)) = self.gossiper.poll_change() {
+            if matches!(key, StateKey::Status | StateKey::Tokens | StateKey::Rack) {
+                touched.insert(node);
+            }
+        }
+        let mut changed = false;
+        for node in touched {
+            if node == self.id {
+                continue;
+            }
+            let Some(status) = self.gossiper.status_of(node) else { continue };
+            let tokens = self.gossiper.tokens_of(node).unwrap_or_default();
+            let rack = self
+                .gossiper
+                .endpoint(node)
+                .and_then(|e| e.states.get(&StateKey::Rack))
+                .map(|v| v.value.clone());
+            let member = Member { status, tokens, rack };
+            if self.view.members.get(&node) != Some(&member) {
+                let old = self.view.members.insert(node, member);
+                changed = true;
+                if old.map(|m| m.status) != Some(status) {
+                    self.trace(NodeTrace::MemberChanged { member: node, status });
+                }
+            }
+        }
+        if changed {
+            if let Err(e) = self.persist_view() {
+                return self.fatal(e);
+            }
+            self.recompute_topology();
+        }
+    }
+
+    pub(super) fn request_view(&mut self) {
+        let peers: Vec<NodeId> = self
+            .view
+            .live_members()
+            .filter(|p| *p != self.id && self.detector.is_alive(*p))
+            .collect();
+        if peers.is_empty() {
+            self.catching_up = false;
+        }
+        for p in peers {
+            self.send(p, Message::ViewRequest);
+        }
+    }
+
+    pub(super) fn on_view_reply(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        states: BTreeMap<NodeId, crate::gossip::EndpointState>,
+    ) {
+        match self.gossiper.apply_pushed(now, states) {
+            Ok(()) => {
+                self.absorb_gossip(now);
+                self.catching_up = false;
+            }
+            Err(e) => self.refuse(from, e.to_string()),
+        }
+    }
+
+    fn refuse(&mut self, from: NodeId, reason: String) {
+        self.stats.refused += 1;
+        self.trace(NodeTrace::Refused { from, reason: reason.clone() });
+        self.send(from, Message::Refused { reason });
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Gossip
+    // ---------------------------------------------------------------------------------------------
+
+    pub(super) fn on_gossip_message(&mut self, now: Instant, from: NodeId, msg: GossipMessage) {
+        match self.gossiper.handle(now, from, msg) {
+            Ok(replies) => {
+                for (to, m) in replies {
+                    self.send(to, Message::Gossip(Box::new(m)));
+                }
+                self.absorb_gossip(now);
+            }
+            Err(e) => self.refuse(from, e.to_string()),
+        }
+    }
+
+    pub(super) fn on_gossip_tick(&mut self, now: Instant) {
+        let Some(interval) = self.config.heartbeat_interval else { return };
+        self.timers.insert((now + interval, Timer::Gossip));
+        let (detector, view) = (&self.detector, &self.view);
+        let live = |n: NodeId| detector.is_alive(n) && view.status(n) != Some(Status::Left);
+        let out = self.gossiper.tick(now, &live);
+        for (to, m) in out {
+            self.send(to, Message::Gossip(Box::new(m)));
+        }
+        for change in self.detector.interpret(now) {
+            match change {
+                crate::detector::Liveness::Down(peer) => {
+                    self.trace(NodeTrace::PeerDown { peer });
+                    self.on_peer_down(peer);
+                }
+                crate::detector::Liveness::Up(peer) => self.trace(NodeTrace::PeerUp { peer }),
+            }
+        }
+        if self.catching_up {
+            self.request_view();
+        }
+        self.on_lifecycle_tick(now);
+    }
+
+    fn on_peer_down(&mut self, peer: NodeId) {
+        self.out_streams.retain(|(to, _), _| *to != peer);
+        let reason = match &self.lifecycle {
+            Lifecycle::Joining(j) => match (&j.phase, j.current) {
+                (JoinPhase::Streaming, Some((_, range, source, _))) if source == peer => {
+                    Some(format!(
+                        "streaming source {peer} went down while streaming {range:?} ({} of {} ranges done); restart it and resume the join, or resume with allow_inconsistent_source to stream from another replica",
+                        j.progress.ranges_done, j.progress.ranges_total
+                    ))
+                }
+                _ => None,
+            },
+            Lifecycle::Leaving(l) => match (&l.phase, l.current) {
+                (JoinPhase::Streaming, Some((_, range, gainer))) if gainer == peer => {
+                    Some(format!(
+                        "{peer}, which gains {range:?}, went down while it was streamed; bring it back and run decommission again"
+                    ))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.fail_movement(reason);
+        }
+    }
+
+    fn fail_movement(&mut self, reason: String) {
+        match &mut self.lifecycle {
+            Lifecycle::Joining(j) => {
+                j.phase = JoinPhase::Failed { reason: reason.clone() };
+                j.current = None;
+                self.trace(NodeTrace::JoinFailed { reason });
+            }
+            Lifecycle::Leaving(l) => {
+                l.phase = JoinPhase::Failed { reason: reason.clone() };
+                l.current = None;
+                self.trace(NodeTrace::DecommissionFailed { reason });
+            }
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Barriers (staged)
+    // ---------------------------------------------------------------------------------------------
+
+    fn start_barrier(&mut self, now: Instant, status: Status) {
+        let epoch = self.gossiper.local().max_version();
+        let waiting: BTreeSet<NodeId> = self
+            .view
+            .live_members()
+            .filter(|p| *p != self.id && self.detector.is_alive(*p))
+            .collect();
+        self.set_phase(JoinPhase::Barrier { status });
+        self.barrier = Some(Barrier { status, epoch, waiting, acked: 0, sent_at: now });
+        self.send_barrier();
+        self.check_barrier(now);
+    }
+
+    fn send_barrier(&mut self) {
+        let Some(b) = &self.barrier else { return };
+        let states: BTreeMap<NodeId, crate::gossip::EndpointState> =
+            [(self.id, self.gossiper.local().clone())].into_iter().collect();
+        let (epoch, targets): (u64, Vec<NodeId>) = (b.epoch, b.waiting.iter().copied().collect());
+        for t in targets {
+            self.send(t, Message::Barrier { epoch, states: states.clone() });
+        }
+    }
+
+    pub(super) fn on_barrier(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        epoch: u64,
+        states: BTreeMap<NodeId, crate::gossip::EndpointState>,
+    ) {
+        match self.gossiper.apply_pushed(now, states) {
+            Ok(()) => {
+                self.absorb_gossip(now);
+                self.send(from, Message::BarrierAck { epoch });
+            }
+            Err(e) => self.refuse(from, e.to_string()),
+        }
+    }
+
+    pub(super) fn on_barrier_ack(&mut self, now: Instant, from: NodeId, epoch: u64) {
+        if let Some(b) = &mut self.barrier
+            && b.epoch == epoch
+            && b.waiting.remove(&from)
+        {
+            b.acked += 1;
+        }
+        self.check_barrier(now);
+    }
+
+    fn check_barrier(&mut self, now: Instant) {
+        let Some(b) = &mut self.barrier else { return };
+        // A member convicted down need not acknowledge: it catches up when it restarts.
+        let detector = &self.detector;
+        b.waiting.retain(|p| detector.is_alive(*p));
+        if !b.waiting.is_empty() {
+            if now.saturating_duration_since(b.sent_at) >= RETRY {
+                b.sent_at = now;
+                self.send_barrier();
+            }
+            return;
+        }
+        let b = self.barrier.take().expect("barrier");
+        self.trace(NodeTrace::BarrierComplete { status: b.status, acked: b.acked });
+        self.barrier_done(now, b.status);
+    }
+
+    fn barrier_done(&mut self, now: Instant, status: Status) {
+        match status {
+            Status::Boot => self.start_join_streaming(now),
+            Status::MidJoin => {
+                let tokens = self.own_tokens();
+                self.announce(Status::Normal, &tokens);
+                self.start_barrier(now, Status::Normal);
+            }
+            Status::Normal => self.complete_join(now),
+            Status::Leaving => self.start_leave_streaming(now),
+            Status::Left => self.complete_leave(),
+        }
+    }
+
+    fn own_tokens(&self) -> Vec<Token> {
+        self.view.member(self.id).map(|m| m.tokens.clone()).unwrap_or_default()
+    }
+
+    fn set_phase(&mut self, phase: JoinPhase) {
+        match &mut self.lifecycle {
+            Lifecycle::Joining(j) => j.phase = phase,
+            Lifecycle::Leaving(l) => l.phase = phase,
+            _ => {}
+        }
+    }
+
+    fn persist_lifecycle(&mut self, code: u8) {
+        if let Err(e) = self.storage.put_meta(LIFECYCLE_KEY, &[code]) {
+            self.fatal(e);
+        }
+    }
+
+    fn schedule_lifecycle(&mut self, at: Instant) {
+        self.timers.insert((at, Timer::Lifecycle));
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Join
+    // ---------------------------------------------------------------------------------------------
+
+    /// Starts (or resumes) this node's join. Progress is reported as trace events
+    /// ([`NodeTrace::StatusChanged`], [`NodeTrace::RangeStreamed`], [`NodeTrace::JoinCompleted`]
+    /// or [`NodeTrace::JoinFailed`]) and in [`Node::lifecycle`].
+    pub fn join(&mut self, now: Instant, request: JoinRequest) -> Result<(), AdminError> {
+        if self.stopped {
+            return Err(AdminError::Stopped);
+        }
+        match &mut self.lifecycle {
+            Lifecycle::Fresh if !request.resume => {
+                self.lifecycle = Lifecycle::Joining(Box::new(JoinState {
+                    phase: JoinPhase::Discovering { since: now },
+                    tokens: Vec::new(),
+                    requested: request.tokens,
+                    allow_inconsistent_source: request.allow_inconsistent_source,
+                    started: now,
+                    done: Vec::new(),
+                    todo: VecDeque::new(),
+                    current: None,
+                    progress: MovementProgress::default(),
+                }));
+                self.persist_lifecycle(1);
+                self.on_lifecycle_tick(now);
+                Ok(())
+            }
+            Lifecycle::Joining(j)
+                if request.resume
+                    && matches!(j.phase, JoinPhase::Interrupted | JoinPhase::Failed { .. }) =>
+            {
+                j.allow_inconsistent_source = request.allow_inconsistent_source;
+                if j.started == Instant::ZERO {
+                    j.started = now;
+                }
+                if self.config.join_strategy.uses_barriers()
+                    && self.view.status(self.id) == Some(Status::Boot)
+                {
+                    self.start_barrier(now, Status::Boot);
+                } else {
+                    self.start_join_streaming(now);
+                }
+                Ok(())
+            }
+            Lifecycle::Joining(j) if matches!(j.phase, JoinPhase::Interrupted) => {
+                Err(AdminError::MustResume)
+            }
+            other if request.resume => Err(AdminError::NothingToResume(other.describe())),
+            other => Err(AdminError::AlreadyMember(other.describe())),
+        }
+    }
+
+    pub(super) fn on_lifecycle_tick(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        let mut next = None;
+        let phase = match &self.lifecycle {
+            Lifecycle::Joining(j) => Some(j.phase.clone()),
+            Lifecycle::Leaving(l) => Some(l.phase.clone()),
+            _ => None,
+        };
+        match phase {
+            Some(JoinPhase::Discovering { since }) => {
+                next = self.discover(now, since);
+            }
+            Some(JoinPhase::RingDelay { until }) => {
+                if now >= until {
+                    if matches!(self.lifecycle, Lifecycle::Joining(_)) {
+                        self.start_join_streaming(now);
+                    } else {
+                        self.start_leave_streaming(now);
+                    }
+                } else {
+                    next = Some(until);
+                }
+            }
+            Some(JoinPhase::Barrier { .. }) => {
+                self.check_barrier(now);
+                next = Some(now + RETRY);
+            }
+            Some(JoinPhase::Streaming) => {
+                self.check_stalled_join_stream(now);
+                next = Some(now + RETRY);
+            }
+            Some(JoinPhase::Handoff) => {
+                self.hand_off_hints(now);
+                next = Some(now + RETRY);
+            }
+            _ => {}
+        }
+        if let Some(t) = self.pump_out_streams(now) {
+            next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        }
+        if let Some(t) = next
+            && !self.stopped
+        {
+            self.schedule_lifecycle(t);
+        }
+    }
+
+    /// Discovery: wait until gossip taught us a ring (two rounds after the first member was
+    /// learned), then pick tokens and announce. Returns the next wake-up.
+    fn discover(&mut self, now: Instant, since: Instant) -> Option<Instant> {
+        let interval = self.config.heartbeat_interval.unwrap_or(RETRY);
+        let ring = match self.view.ring() {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_movement(format!("the ring learned from gossip is invalid: {e}"));
+                return None;
+            }
+        };
+        let Some(ring) = ring else {
+            if now.saturating_duration_since(since) > DISCOVERY_TIMEOUT {
+                self.fail_movement(format!(
+                    "learned no member from seeds {:?} in {}s: check the seed list and that they run cluster {:?}",
+                    self.config.seeds,
+                    DISCOVERY_TIMEOUT.as_secs(),
+                    self.config.cluster_name
+                ));
+                return None;
+            }
+            return Some(now + interval);
+        };
+        if self.config.heartbeat_interval.is_some()
+            && now.saturating_duration_since(since) < interval * 3
+        {
+            return Some(since + interval * 3);
+        }
+        if let Some((node, status)) =
+            self.view.movement_in_progress().filter(|(n, _)| *n != self.id)
+        {
+            self.fail_movement(format!(
+                "{node} is {status}: one range movement at a time; join again when it is NORMAL or gone"
+            ));
+            return None;
+        }
+        let requested = match &self.lifecycle {
+            Lifecycle::Joining(j) => j.requested.clone(),
+            _ => None,
+        };
+        let tokens = match requested {
+            Some(mut t) => {
+                t.sort_unstable();
+                t.dedup();
+                if let Some(taken) = t.iter().find(|t| ring.tokens().binary_search(t).is_ok()) {
+                    self.fail_movement(format!(
+                        "token {taken} is already owned by {}; choose other tokens or let the node allocate them",
+                        ring.owners()[ring.tokens().binary_search(taken).expect("found")]
+                    ));
+                    return None;
+                }
+                t
+            }
+            None => crate::alloc::allocate_tokens(
+                Some(&ring),
+                self.id,
+                self.config.num_tokens.max(1),
+                self.view.rf,
+                self.config.allocation,
+                &mut self.rng,
+            ),
+        };
+        if let Err(e) = self.storage.put_meta(JOIN_TOKENS_KEY, &encode_u64s(tokens.iter().copied()))
+        {
+            self.fatal(e);
+            return None;
+        }
+        if let Lifecycle::Joining(j) = &mut self.lifecycle {
+            j.tokens = tokens.clone();
+        }
+        let strategy = self.config.join_strategy;
+        if strategy == JoinStrategy::Immediate {
+            // Reference doc 000's "approach 3": the joiner owns its ranges at once, empty.
+            self.announce(Status::Normal, &tokens);
+            self.start_join_streaming(now);
+            return None;
+        }
+        self.announce(Status::Boot, &tokens);
+        match strategy {
+            JoinStrategy::Staged => self.start_barrier(now, Status::Boot),
+            JoinStrategy::PendingRanges => {
+                let until = now + self.config.ring_delay;
+                self.set_phase(JoinPhase::RingDelay { until });
+                return Some(until);
+            }
+            _ => self.start_join_streaming(now),
+        }
+        None
+    }
+
+    /// Plans the ranges to stream (skipping finished ones) and starts the first.
+    fn start_join_streaming(&mut self, now: Instant) {
+        let Lifecycle::Joining(j) = &self.lifecycle else { return };
+        let (tokens, done, allow) = (j.tokens.clone(), j.done.clone(), j.allow_inconsistent_source);
+        // The ring the joiner enters: every owning member but itself.
+        let mut base = self.view.clone();
+        base.members.remove(&self.id);
+        let ring = match base.ring() {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.fail_movement("no member owns tokens: nothing to join".into()),
+            Err(e) => return self.fail_movement(format!("invalid ring: {e}")),
+        };
+        let moves = match plan_join(&ring, self.id, &tokens) {
+            Ok(m) => m,
+            Err(e) => return self.fail_movement(format!("cannot place tokens: {e}")),
+        };
+        let mut todo = VecDeque::new();
+        for m in &moves {
+            if done.contains(&m.range) {
+                continue;
+            }
+            let source = match m.source {
+                Some(s) if self.detector.is_alive(s) => s,
+                Some(s) if !allow => {
+                    return self.fail_movement(format!(
+                        "streaming source {s} for {:?} is down: it is the replica losing that range, the only one guaranteed to hold every acknowledged write. Bring it back and resume the join, or resume with allow_inconsistent_source to stream from {:?}",
+                        m.range,
+                        m.alternative_sources()
+                    ));
+                }
+                _ => {
+                    let candidates: Vec<NodeId> = match m.source {
+                        Some(_) => m.alternative_sources(),
+                        None => m.old.clone(),
+                    };
+                    match candidates
+                        .into_iter()
+                        .find(|n| *n != self.id && self.detector.is_alive(*n))
+                    {
+                        Some(n) => n,
+                        None => {
+                            return self.fail_movement(format!(
+                                "no live replica holds {:?}; bring one back and resume the join",
+                                m.range
+                            ));
+                        }
+                    }
+                }
+            };
+            todo.push_back((m.range, source));
+        }
+        if let Lifecycle::Joining(j) = &mut self.lifecycle {
+            j.phase = JoinPhase::Streaming;
+            j.progress.ranges_total = moves.len();
+            j.progress.ranges_done = moves.len() - todo.len();
+            j.todo = todo;
+            j.current = None;
+        }
+        self.next_join_range(now);
+        self.schedule_lifecycle(now + RETRY);
+    }
+
+    fn next_session(&mut self) -> u64 {
+        self.next_session += 1;
+        (self.generation << 40) | self.next_session
+    }
+
+    fn next_join_range(&mut self, now: Instant) {
+        let session = self.next_session();
+        let Lifecycle::Joining(j) = &mut self.lifecycle else { return };
+        match j.todo.pop_front() {
+            Some((range, source)) => {
+                j.current = Some((session, range, source, now));
+                self.trace(NodeTrace::StreamStarted {
+                    peer: source,
+                    range,
+                    purpose: StreamPurpose::Join,
+                });
+                self.send(
+                    source,
+                    Message::StreamRequest { session, range, purpose: StreamPurpose::Join },
+                );
+            }
+            None => {
+                j.current = None;
+                self.join_streaming_done(now);
+            }
+        }
+    }
+
+    fn check_stalled_join_stream(&mut self, now: Instant) {
+        let session = self.next_session();
+        let Lifecycle::Joining(j) = &mut self.lifecycle else { return };
+        if let Some((s, range, source, last)) = &mut j.current
+            && now.saturating_duration_since(*last) >= STREAM_STALL
+        {
+            // Lost chunk or acknowledgement, or a source that did not know us yet: ask again.
+            *s = session;
+            *last = now;
+            let (range, source) = (*range, *source);
+            self.send(
+                source,
+                Message::StreamRequest { session, range, purpose: StreamPurpose::Join },
+            );
+        }
+    }
+
+    fn join_streaming_done(&mut self, now: Instant) {
+        let tokens = self.own_tokens();
+        match self.config.join_strategy {
+            JoinStrategy::Staged => {
+                self.announce(Status::MidJoin, &tokens);
+                self.start_barrier(now, Status::MidJoin);
+            }
+            JoinStrategy::Immediate => self.complete_join(now),
+            _ => {
+                self.announce(Status::Normal, &tokens);
+                self.complete_join(now);
+            }
+        }
+    }
+
+    fn complete_join(&mut self, _now: Instant) {
+        let moved = match &self.lifecycle {
+            Lifecycle::Joining(j) => j.progress.moved,
+            _ => StreamCounters::default(),
+        };
+        self.lifecycle = Lifecycle::Normal;
+        self.persist_lifecycle(0);
+        self.trace(NodeTrace::JoinCompleted { keys: moved.keys, bytes: moved.bytes });
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Streaming
+    // ---------------------------------------------------------------------------------------------
+
+    pub(super) fn on_stream_request(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        session: u64,
+        range: TokenRange,
+        purpose: StreamPurpose,
+    ) -> Result<(), StorageError> {
+        self.out_streams
+            .insert((from, session), OutStream::new(from, session, range, purpose, now));
+        self.pump_out_streams(now).map_or(Ok(()), |t| {
+            self.schedule_lifecycle(t);
+            Ok(())
+        })
+    }
+
+    /// Sends every chunk the throttle allows; returns when the next throttled one may leave.
+    fn pump_out_streams(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let keys: Vec<(NodeId, u64)> = self.out_streams.keys().copied().collect();
+        for key in keys {
+            let Some(s) = self.out_streams.get_mut(&key) else { continue };
+            if s.awaiting_ack && now.saturating_duration_since(s.sent_at) >= STREAM_STALL {
+                // A chunk or its acknowledgement was lost. A joiner asks again by itself; a
+                // pushed stream (decommission, repair) starts its range over.
+                if s.purpose == StreamPurpose::Join {
+                    self.out_streams.remove(&key);
+                    continue;
+                }
+                s.restart(now);
+            }
+            if s.awaiting_ack {
+                next = Some(
+                    next.map_or(s.sent_at + STREAM_STALL, |n| n.min(s.sent_at + STREAM_STALL)),
+                );
+                continue;
+            }
+            if s.next_send > now {
+                next = Some(next.map_or(s.next_send, |n| n.min(s.next_send)));
+                continue;
+            }
+            let (chunk, throughput) =
+                (self.config.stream_chunk_bytes, self.config.stream_throughput);
+            let s = self.out_streams.get_mut(&key).expect("stream");
+            let before = s.sent.bytes;
+            match s.next_chunk(&self.storage, chunk, throughput, now) {
+                Ok((entries, last)) => {
+                    let (to, session, range, purpose) = (s.to, s.session, s.range, s.purpose);
+                    self.stats.bytes_streamed_out += s.sent.bytes - before;
+                    self.send(to, Message::StreamData { session, range, purpose, entries, last });
+                }
+                Err(e) => {
+                    self.fatal(e);
+                    return None;
+                }
+            }
+        }
+        next
+    }
+
+    pub(super) fn on_stream_ack(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        session: u64,
+    ) -> Result<(), StorageError> {
+        let Some(s) = self.out_streams.get_mut(&(from, session)) else { return Ok(()) };
+        s.awaiting_ack = false;
+        if s.finished {
+            let s = self.out_streams.remove(&(from, session)).expect("stream");
+            if s.purpose == StreamPurpose::Leave {
+                self.leave_range_done(now, session, s.sent);
+            }
+        }
+        if let Some(t) = self.pump_out_streams(now) {
+            self.schedule_lifecycle(t);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_stream_data(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        session: u64,
+        range: TokenRange,
+        purpose: StreamPurpose,
+        entries: Vec<Entry>,
+        last: bool,
+    ) -> Result<(), StorageError> {
+        let mut chunk = StreamCounters::default();
+        for e in &entries {
+            chunk.keys += 1;
+            chunk.bytes += entry_bytes(e);
+            self.merge_local(e.token, &e.key, &e.value)?;
+        }
+        self.stats.keys_streamed_in += chunk.keys;
+        self.stats.bytes_streamed_in += chunk.bytes;
+        self.send(from, Message::StreamAck { session });
+        if purpose != StreamPurpose::Join {
+            if last {
+                self.trace(NodeTrace::RangeStreamed {
+                    peer: from,
+                    range,
+                    purpose,
+                    keys: chunk.keys,
+                    bytes: chunk.bytes,
+                });
+            }
+            return Ok(());
+        }
+        let Lifecycle::Joining(j) = &mut self.lifecycle else { return Ok(()) };
+        let Some((current, r, source, last_activity)) = &mut j.current else { return Ok(()) };
+        if *current != session || *source != from {
+            return Ok(());
+        }
+        *last_activity = now;
+        let r = *r;
+        j.progress.moved.keys += chunk.keys;
+        j.progress.moved.bytes += chunk.bytes;
+        if last {
+            j.done.push(r);
+            j.progress.ranges_done += 1;
+            let done = encode_u64s(j.done.iter().flat_map(|r| [r.start, r.end]));
+            let moved = j.progress.moved;
+            self.storage.put_meta(JOIN_DONE_KEY, &done)?;
+            self.trace(NodeTrace::RangeStreamed {
+                peer: from,
+                range: r,
+                purpose,
+                keys: moved.keys,
+                bytes: moved.bytes,
+            });
+            self.next_join_range(now);
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Decommission
+    // ---------------------------------------------------------------------------------------------
+
+    /// Starts decommissioning this node: LEAVING, stream every range to the node gaining it,
+    /// hand hints over, LEFT.
+    pub fn decommission(&mut self, now: Instant) -> Result<(), AdminError> {
+        if self.stopped {
+            return Err(AdminError::Stopped);
+        }
+        let resuming = matches!(&self.lifecycle, Lifecycle::Leaving(l) if matches!(l.phase, JoinPhase::Interrupted | JoinPhase::Failed { .. }));
+        if !resuming {
+            if self.lifecycle != Lifecycle::Normal {
+                return Err(AdminError::NotNormal(self.lifecycle.describe()));
+            }
+            if let Some((node, status)) = self.view.movement_in_progress() {
+                return Err(AdminError::MovementInProgress { node, status });
+            }
+            let owners = self
+                .view
+                .members
+                .values()
+                .filter(|m| matches!(m.status, Status::Normal | Status::Leaving))
+                .count();
+            if owners <= self.view.rf {
+                return Err(AdminError::TooFewNodes { remaining: owners - 1, rf: self.view.rf });
+            }
+        }
+        self.lifecycle = Lifecycle::Leaving(Box::new(LeaveState {
+            phase: JoinPhase::Streaming,
+            todo: VecDeque::new(),
+            current: None,
+            progress: MovementProgress::default(),
+        }));
+        self.persist_lifecycle(2);
+        let tokens = self.own_tokens();
+        if self.view.status(self.id) != Some(Status::Leaving) {
+            self.announce(Status::Leaving, &tokens);
+        }
+        if self.config.join_strategy.uses_barriers() {
+            self.start_barrier(now, Status::Leaving);
+        } else {
+            let until = now + self.config.ring_delay;
+            self.set_phase(JoinPhase::RingDelay { until });
+            self.schedule_lifecycle(until);
+        }
+        Ok(())
+    }
+
+    fn start_leave_streaming(&mut self, now: Instant) {
+        let moves = match self.view.movements(self.id) {
+            Ok(m) => m,
+            Err(e) => return self.fail_movement(format!("cannot plan the decommission: {e}")),
+        };
+        if let Some(m) = moves.iter().find(|m| !self.detector.is_alive(m.gainer)) {
+            return self.fail_movement(format!(
+                "{} gains {:?} but is down; bring it back and run decommission again",
+                m.gainer, m.range
+            ));
+        }
+        if let Lifecycle::Leaving(l) = &mut self.lifecycle {
+            l.phase = JoinPhase::Streaming;
+            l.progress.ranges_total = moves.len();
+            l.progress.ranges_done = 0;
+            l.todo = moves.iter().map(|m| (m.range, m.gainer)).collect();
+        }
+        self.next_leave_range(now);
+    }
+
+    fn next_leave_range(&mut self, now: Instant) {
+        let session = self.next_session();
+        let Lifecycle::Leaving(l) = &mut self.lifecycle else { return };
+        match l.todo.pop_front() {
+            Some((range, gainer)) => {
+                l.current = Some((session, range, gainer));
+                self.out_streams.insert(
+                    (gainer, session),
+                    OutStream::new(gainer, session, range, StreamPurpose::Leave, now),
+                );
+                if let Some(t) = self.pump_out_streams(now) {
+                    self.schedule_lifecycle(t);
+                }
+            }
+            None => {
+                l.current = None;
+                l.phase = JoinPhase::Handoff;
+                self.hand_off_hints(now);
+                self.schedule_lifecycle(now + RETRY);
+            }
+        }
+    }
+
+    fn leave_range_done(&mut self, now: Instant, session: u64, sent: StreamCounters) {
+        let Lifecycle::Leaving(l) = &mut self.lifecycle else { return };
+        if l.current.is_some_and(|(s, _, _)| s == session) {
+            l.progress.ranges_done += 1;
+            l.progress.moved.keys += sent.keys;
+            l.progress.moved.bytes += sent.bytes;
+            self.next_leave_range(now);
+        }
+    }
+
+    /// Sends every stored hint to a live peer that keeps it for its target; LEFT when none
+    /// remain.
+    fn hand_off_hints(&mut self, now: Instant) {
+        let hints = match self.storage.hints() {
+            Ok(h) => h,
+            Err(e) => return self.fatal(e),
+        };
+        if hints.is_empty() {
+            let tokens = self.own_tokens();
+            self.announce(Status::Left, &tokens);
+            if self.config.join_strategy.uses_barriers() {
+                self.start_barrier(now, Status::Left);
+            } else {
+                self.complete_leave();
+            }
+            return;
+        }
+        let peers: Vec<NodeId> = self
+            .view
+            .members
+            .iter()
+            .filter(|(n, m)| {
+                **n != self.id && m.status == Status::Normal && self.detector.is_alive(**n)
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for (i, hint) in hints.into_iter().enumerate() {
+            if self.handoffs.contains_key(&hint.id) {
+                continue;
+            }
+            let candidates: Vec<NodeId> =
+                peers.iter().copied().filter(|p| *p != hint.target).collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let to = candidates[i % candidates.len()];
+            self.handoffs.insert(hint.id, to);
+            self.send(to, Message::HandoffHint { hint });
+        }
+    }
+
+    pub(super) fn on_handoff_hint(
+        &mut self,
+        _now: Instant,
+        from: NodeId,
+        hint: Hint,
+    ) -> Result<(), StorageError> {
+        let sender_id = hint.id;
+        let id = self.hint_ids.next(&mut self.storage)?;
+        self.storage.put_hint(&Hint { id, ..hint })?;
+        self.send(from, Message::HandoffAck { id: sender_id });
+        Ok(())
+    }
+
+    pub(super) fn on_handoff_ack(&mut self, now: Instant, id: u64) -> Result<(), StorageError> {
+        if self.handoffs.remove(&id).is_some() {
+            self.storage.remove_hint(id)?;
+            if self.handoffs.is_empty()
+                && matches!(&self.lifecycle, Lifecycle::Leaving(l) if l.phase == JoinPhase::Handoff)
+            {
+                self.hand_off_hints(now);
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_leave(&mut self) {
+        self.lifecycle = Lifecycle::Left;
+        self.persist_lifecycle(3);
+        self.trace(NodeTrace::Decommissioned);
+    }
+
+    pub(super) fn on_refused(&mut self, _now: Instant, from: NodeId, reason: String) {
+        if let Lifecycle::Joining(j) = &self.lifecycle
+            && matches!(j.phase, JoinPhase::Discovering { .. })
+            && reason.contains("cluster mismatch")
+        {
+            self.fail_movement(format!("seed {from} refused us: {reason}"));
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Cleanup and repair
+    // ---------------------------------------------------------------------------------------------
+
+    /// Removes every key this node no longer replicates (ghost data left by a join). Returns
+    /// the keys and bytes removed.
+    pub fn cleanup(&mut self, _now: Instant) -> Result<StreamCounters, AdminError> {
+        if self.stopped {
+            return Err(AdminError::Stopped);
+        }
+        if self.lifecycle != Lifecycle::Normal {
+            return Err(AdminError::NotNormal(self.lifecycle.describe()));
+        }
+        let Some(topology) = self.topology.clone() else {
+            return Err(AdminError::NotNormal(self.lifecycle.describe()));
+        };
+        let whole = TokenRange { start: 0, end: 0 };
+        let mut removed = StreamCounters::default();
+        let mut after: Option<(Token, Vec<u8>)> = None;
+        loop {
+            let page = match self.storage.scan(
+                whole,
+                after.as_ref().map(|(t, k)| (*t, k.as_slice())),
+                256,
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.fatal(e);
+                    return Err(AdminError::Stopped);
+                }
+            };
+            let full = page.len() == 256;
+            for e in page {
+                after = Some((e.token, e.key.clone()));
+                let keeps = topology.ring().replicas(e.token).contains(&self.id)
+                    || topology
+                        .pending()
+                        .iter()
+                        .any(|p| p.node == self.id && p.range.contains(e.token));
+                if !keeps {
+                    removed.keys += 1;
+                    removed.bytes += entry_bytes(&e);
+                    if let Err(err) = self.storage.put(e.token, &e.key, Siblings::new()) {
+                        self.fatal(err);
+                        return Err(AdminError::Stopped);
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        self.trace(NodeTrace::Cleanup { keys: removed.keys, bytes: removed.bytes });
+        Ok(removed)
+    }
+
+    /// Starts a Merkle-tree repair of every range this node replicates against each other live
+    /// replica. Differing leaves are streamed both ways; [`NodeTrace::RepairCompared`] reports
+    /// each comparison.
+    pub fn repair(&mut self, _now: Instant) -> Result<usize, AdminError> {
+        if self.stopped {
+            return Err(AdminError::Stopped);
+        }
+        if !matches!(self.lifecycle, Lifecycle::Normal) {
+            return Err(AdminError::NotNormal(self.lifecycle.describe()));
+        }
+        let Some(topology) = self.topology.clone() else {
+            return Err(AdminError::NotNormal(self.lifecycle.describe()));
+        };
+        let mut started = 0;
+        let ranges: Vec<(TokenRange, Vec<NodeId>)> = topology
+            .ring()
+            .ranges()
+            .filter(|(_, replicas)| replicas.contains(&self.id))
+            .map(|(r, replicas)| (r, replicas.to_vec()))
+            .collect();
+        for (range, replicas) in ranges {
+            let keys = match merkle::count_keys(&self.storage, range) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.fatal(e);
+                    return Err(AdminError::Stopped);
+                }
+            };
+            let depth = merkle::depth_for(keys);
+            let tree = match MerkleTree::from_storage(&self.storage, range, depth) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.fatal(e);
+                    return Err(AdminError::Stopped);
+                }
+            };
+            for peer in replicas {
+                if peer == self.id || !self.detector.is_alive(peer) {
+                    continue;
+                }
+                let session = self.next_session();
+                let request = MerkleRequest { session, range, depth };
+                self.repairs
+                    .insert(session, RepairTask { request: request.clone(), tree: tree.clone() });
+                self.send(peer, Message::MerkleRequest(request));
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    pub(super) fn on_merkle_response(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        response: MerkleResponse,
+    ) -> Result<(), StorageError> {
+        let Some(task) = self.repairs.remove(&response.session) else { return Ok(()) };
+        let range = response.range;
+        let Ok(theirs) = MerkleTree::from_response(&task.request, &response) else {
+            self.trace(NodeTrace::Refused { from, reason: "malformed Merkle response".into() });
+            return Ok(());
+        };
+        let differing = merkle::diff(&task.tree, &theirs);
+        self.trace(NodeTrace::RepairCompared {
+            peer: from,
+            range,
+            differing: differing.len() as u64,
+        });
+        for sub in differing {
+            // Push ours, pull theirs: both end with the join of the two.
+            let push = self.next_session();
+            self.out_streams
+                .insert((from, push), OutStream::new(from, push, sub, StreamPurpose::Repair, now));
+            let pull = self.next_session();
+            self.send(
+                from,
+                Message::StreamRequest {
+                    session: pull,
+                    range: sub,
+                    purpose: StreamPurpose::Repair,
+                },
+            );
+        }
+        if let Some(t) = self.pump_out_streams(now) {
+            self.schedule_lifecycle(t);
+        }
+        Ok(())
+    }
+}

@@ -35,13 +35,15 @@
 use crate::alloc::{Allocation, build_ring};
 use crate::checker::{AnomalyKind, CheckConfig, CheckReport, check};
 use crate::consistency::ConsistencyLevel;
+use crate::gossip::Status;
 use crate::history::{OpFunction, OpType};
 use crate::id::NodeId;
-use crate::node::{NodeConfig, Reply, RequestError};
+use crate::membership::JoinStrategy;
+use crate::node::{JoinRequest, NodeConfig, Reply, RequestError};
 use crate::ring::Ring;
 use crate::sim::network::NetworkConfig;
 use crate::sim::workload::WorkloadConfig;
-use crate::sim::{SimConfig, Simulation};
+use crate::sim::{SimConfig, SimError, Simulation};
 use crate::time::Instant;
 use crate::token::{Token, token_for};
 use crate::version::{CausalContext, ConflictMode};
@@ -140,6 +142,9 @@ pub struct ClusterSpec {
     /// Rack of each node (rack-aware placement when given).
     #[serde(default)]
     pub racks: BTreeMap<String, String>,
+    /// How nodes join (`ringside sim compare` runs every strategy instead).
+    #[serde(default)]
+    pub strategy: JoinStrategy,
 }
 
 fn default_num_tokens() -> usize {
@@ -152,7 +157,8 @@ fn default_num_tokens() -> usize {
 pub enum TokenSpec {
     /// A literal token.
     Literal(u64),
-    /// `key:NAME+N` or `key:NAME-N`.
+    /// `key:NAME+N` or `key:NAME-N`, or `ring:N/D` (the fraction N/D of the ring) or a decimal
+    /// string (tokens above 2^63 do not fit a TOML integer).
     Relative(String),
 }
 
@@ -162,8 +168,25 @@ impl TokenSpec {
         match self {
             TokenSpec::Literal(t) => Ok(*t),
             TokenSpec::Relative(s) => {
+                if let Ok(t) = s.parse::<u64>() {
+                    return Ok(t);
+                }
+                if let Some(frac) = s.strip_prefix("ring:") {
+                    let bad = || format!("token {s:?}: expected ring:N/D with 0 <= N < D");
+                    let (n, d) = frac.split_once('/').ok_or_else(bad)?;
+                    let (n, d): (u128, u128) = (
+                        n.trim().parse().map_err(|_| bad())?,
+                        d.trim().parse().map_err(|_| bad())?,
+                    );
+                    if d == 0 || n >= d {
+                        return Err(bad());
+                    }
+                    return Ok(((n << 64) / d) as u64);
+                }
                 let rest = s.strip_prefix("key:").ok_or_else(|| {
-                    format!("token {s:?} must be an integer or \"key:NAME+N\" / \"key:NAME-N\"")
+                    format!(
+                        "token {s:?} must be an integer, \"ring:N/D\", or \"key:NAME+N\" / \"key:NAME-N\""
+                    )
                 })?;
                 let (name, sign, offset) = match rest.rfind(['+', '-']) {
                     Some(i) => {
@@ -207,6 +230,11 @@ pub struct NodeOverrides {
     /// Tombstone grace period.
     #[serde(default, with = "humantime_serde")]
     pub gc_grace: Option<Duration>,
+    /// Cassandra's RING_DELAY (default 30 s).
+    #[serde(default, with = "humantime_serde")]
+    pub ring_delay: Option<Duration>,
+    /// Outbound streaming throughput in MiB/s (default 24, Cassandra's); 0 is unthrottled.
+    pub stream_mib_per_sec: Option<f64>,
 }
 
 /// What happens after the timeline: heal, let hints drain, read everything at ALL (read repair),
@@ -291,9 +319,68 @@ pub struct EventSpec {
     /// A read.
     #[serde(default)]
     pub read: Option<OpSpec>,
+    /// Start a new node and join it: `{ name = "D" }`, optionally with `tokens = [...]`.
+    #[serde(default)]
+    pub add_node: Option<AddNodeSpec>,
+    /// Resume an interrupted or failed join: `{ node = "D" }`, optionally with
+    /// `allow_inconsistent_source = true`.
+    #[serde(default)]
+    pub resume_join: Option<ResumeSpec>,
+    /// Decommission a node.
+    #[serde(default)]
+    pub decommission: Option<Spanned<String>>,
+    /// Remove ghost data from a node (`"all"`: every NORMAL node).
+    #[serde(default)]
+    pub cleanup: Option<Spanned<String>>,
+    /// Merkle repair from a node (`"all"`: every NORMAL node).
+    #[serde(default)]
+    pub repair: Option<Spanned<String>>,
+    /// Slow gossip on a node: membership changes reach it late, `{ node = "C", for = "60s" }`.
+    #[serde(default)]
+    pub slow_gossip: Option<PauseSpec>,
+    /// Check the cluster at this moment (with `expect_cluster`); changes nothing.
+    #[serde(default)]
+    pub inspect: Option<bool>,
     /// Expectations about this operation.
     #[serde(default)]
     pub expect: Option<OpExpect>,
+    /// Expectations about the cluster at this moment (for `inspect` and operator events).
+    #[serde(default)]
+    pub expect_cluster: Option<ClusterExpect>,
+}
+
+/// A node to add.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddNodeSpec {
+    /// Its name (new).
+    pub name: Spanned<String>,
+    /// Tokens to take; allocated by the cluster's allocator when absent.
+    #[serde(default)]
+    pub tokens: Option<Vec<TokenSpec>>,
+}
+
+/// A join to resume.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeSpec {
+    /// The joining node.
+    pub node: Spanned<String>,
+    /// Stream from another replica when the one losing a range is down.
+    #[serde(default)]
+    pub allow_inconsistent_source: bool,
+}
+
+/// Expectations about the cluster at one moment.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterExpect {
+    /// Status per node as `status` prints it: UN, UJ, UL, DN, DJ, LEFT.
+    pub status: Option<BTreeMap<String, String>>,
+    /// Effective ownership per node: `"75%"` (±0.5 points) or `"?"` for a joining node.
+    pub ownership: Option<BTreeMap<String, String>>,
+    /// The operator command was refused with an error containing this text.
+    pub error_contains: Option<String>,
 }
 
 /// A process pause.
@@ -397,6 +484,16 @@ pub struct RunExpect {
     pub ownership: Option<BTreeMap<String, String>>,
     /// Whether every key's running replicas hold identical versions at the end.
     pub converged: Option<bool>,
+    /// Status per node at the end (UN, UJ, UL, DN, LEFT…).
+    pub status: Option<BTreeMap<String, String>>,
+    /// Joins and decommissions that failed.
+    pub movement_failures: Option<Count>,
+    /// Some failed movement's reason contains this text.
+    pub failure_contains: Option<String>,
+    /// Keys held by nodes that no longer replicate them (ghost data) at the end.
+    pub ghost_keys: Option<Count>,
+    /// Joins that completed.
+    pub joins_completed: Option<Count>,
 }
 
 /// One checked expectation.
@@ -475,6 +572,18 @@ pub struct ScenarioReport {
     pub ownership: BTreeMap<String, f64>,
     /// Keys whose running replicas disagree at the end.
     pub divergent_keys: Vec<String>,
+    /// Status per node at the end, as `status` prints it (UN, UJ, DN, LEFT…).
+    pub status: BTreeMap<String, String>,
+    /// Seconds from each join's start to NORMAL.
+    pub time_to_normal: BTreeMap<String, f64>,
+    /// Joins and decommissions that failed, with the reason.
+    pub movement_failures: Vec<String>,
+    /// Keys held by nodes that no longer replicate them, at the end.
+    pub ghost_keys: u64,
+    /// Bytes streamed (joins, decommissions, repairs).
+    pub bytes_streamed: u64,
+    /// Acknowledgements demanded beyond the level because of pending replicas.
+    pub extra_acks: u64,
     /// Scripted operations and what they did.
     pub operations: Vec<OpOutcome>,
     /// Expectation results.
@@ -530,14 +639,31 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
     if scenario.cluster.rf == 0 {
         return Err(ScenarioError::Semantic("cluster.rf must be at least 1".into()));
     }
+    // Nodes added by the timeline are valid names for every event (a too-early reference fails
+    // at run time with a clear error).
+    let mut all_names = names.clone();
+    for e in &scenario.events {
+        if let Some(a) = &e.add_node {
+            if all_names.contains(a.name.get_ref()) {
+                return Err(ScenarioError::Invalid {
+                    line: line_of(text, a.name.span().start),
+                    message: format!(
+                        "add_node: a node named {:?} already exists",
+                        a.name.get_ref()
+                    ),
+                });
+            }
+            all_names.push(a.name.get_ref().clone());
+        }
+    }
     let check_name = |s: &Spanned<String>| -> Result<NodeId, ScenarioError> {
-        names.iter().position(|n| n == s.get_ref()).map(|i| NodeId(i as u32)).ok_or_else(|| {
+        all_names.iter().position(|n| n == s.get_ref()).map(|i| NodeId(i as u32)).ok_or_else(|| {
             ScenarioError::Invalid {
                 line: line_of(text, s.span().start),
                 message: format!(
                     "unknown node {:?}: the cluster's nodes are {}",
                     s.get_ref(),
-                    names.join(", ")
+                    all_names.join(", ")
                 ),
             }
         })
@@ -561,18 +687,55 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
             e.write.is_some(),
             e.delete.is_some(),
             e.read.is_some(),
+            e.add_node.is_some(),
+            e.resume_join.is_some(),
+            e.decommission.is_some(),
+            e.cleanup.is_some(),
+            e.repair.is_some(),
+            e.slow_gossip.is_some(),
+            e.inspect.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
         if actions != 1 {
             return Err(ScenarioError::Semantic(format!(
-                "events[{i}] (at {:?}) must have exactly one action (crash, restart, pause, partition, heal, loss, write, delete or read), found {actions}",
+                "events[{i}] (at {:?}) must have exactly one action (crash, restart, pause, partition, heal, loss, write, delete, read, add_node, resume_join, decommission, cleanup, repair, slow_gossip or inspect), found {actions}",
                 e.at
             )));
         }
-        for s in e.crash.iter().chain(e.restart.iter()).chain(e.pause.iter().map(|p| &p.node)) {
+        for s in e
+            .crash
+            .iter()
+            .chain(e.restart.iter())
+            .chain(e.pause.iter().map(|p| &p.node))
+            .chain(e.slow_gossip.iter().map(|p| &p.node))
+            .chain(e.resume_join.iter().map(|r| &r.node))
+            .chain(e.decommission.iter())
+            .chain(e.cleanup.iter().filter(|s| s.get_ref() != "all"))
+            .chain(e.repair.iter().filter(|s| s.get_ref() != "all"))
+        {
             check_name(s)?;
+        }
+        if let Some(a) = &e.add_node {
+            for t in a.tokens.iter().flatten() {
+                t.resolve().map_err(|m| ScenarioError::Semantic(format!("events[{i}]: {m}")))?;
+            }
+        }
+        if let Some(x) = &e.expect_cluster {
+            for n in x
+                .status
+                .iter()
+                .flat_map(|m| m.keys())
+                .chain(x.ownership.iter().flat_map(|m| m.keys()))
+            {
+                if !all_names.contains(n) {
+                    return Err(ScenarioError::Semantic(format!(
+                        "events[{i}].expect_cluster names unknown node {n:?}: the nodes are {}",
+                        all_names.join(", ")
+                    )));
+                }
+            }
         }
         for g in e.partition.iter().flatten() {
             for s in g {
@@ -668,6 +831,15 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
         max_hint_window: o.max_hint_window.unwrap_or(d.max_hint_window),
         hint_replay_interval: o.hint_replay_interval.unwrap_or(d.hint_replay_interval),
         gc_grace: o.gc_grace.unwrap_or(d.gc_grace),
+        ring_delay: o.ring_delay.unwrap_or(d.ring_delay),
+        stream_throughput: match o.stream_mib_per_sec {
+            None => d.stream_throughput,
+            Some(m) if m <= 0.0 => None,
+            Some(m) => Some((m * 1024.0 * 1024.0) as u64),
+        },
+        num_tokens: scenario.cluster.num_tokens.max(1),
+        allocation: scenario.cluster.allocation,
+        join_strategy: scenario.cluster.strategy,
         ..d
     };
     Ok(Prepared { scenario, names, ring, node })
@@ -703,16 +875,22 @@ pub struct RunOptions {
     pub keep_trace: bool,
     /// The file the scenario came from, for the replay command.
     pub file: Option<String>,
+    /// Replace the scenario's join strategy.
+    pub strategy: Option<JoinStrategy>,
 }
 
 /// Builds the simulation of a prepared scenario at time zero.
 pub fn build_simulation(p: &Prepared, options: &RunOptions) -> Simulation {
     let seed = options.seed.unwrap_or(p.scenario.seed);
+    let mut node = p.node.clone();
+    if let Some(s) = options.strategy {
+        node.join_strategy = s;
+    }
     Simulation::new(SimConfig {
         seed,
         names: p.names.clone(),
         ring: p.ring.clone(),
-        node: p.node.clone(),
+        node,
         network: p.scenario.network.clone(),
         workload: p.scenario.workload.clone(),
         keep_trace: options.keep_trace,
@@ -720,40 +898,164 @@ pub fn build_simulation(p: &Prepared, options: &RunOptions) -> Simulation {
     })
 }
 
-/// Applies one timeline event. Returns the invoke index of a client operation.
+/// What applying one timeline event did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The invoke index of a client operation.
+    pub invoke: Option<u64>,
+    /// The error an operator command or fault was refused with.
+    pub error: Option<String>,
+}
+
+/// Applies one timeline event.
 pub fn apply_event(
     sim: &mut Simulation,
     e: &EventSpec,
     last_read: &BTreeMap<String, CausalContext>,
-) -> Option<u64> {
-    let id = |s: &Spanned<String>| sim.node_id(s.get_ref()).expect("validated");
-    if let Some(n) = &e.crash {
-        let _ = sim.crash(id(n));
-    } else if let Some(n) = &e.restart {
-        let _ = sim.restart(id(n));
-    } else if let Some(groups) = &e.partition {
-        let groups = groups.iter().map(|g| g.iter().map(id).collect()).collect();
-        sim.partition(groups);
-    } else if let Some(p) = &e.pause {
-        let _ = sim.pause(id(&p.node), p.duration);
-    } else if e.heal.is_some() {
-        sim.heal();
-    } else if let Some(p) = e.loss {
-        sim.set_loss(p);
-    } else {
-        let (f, op) = if let Some(op) = &e.write {
-            (OpFunction::Write, op)
-        } else if let Some(op) = &e.delete {
-            (OpFunction::Delete, op)
+) -> Applied {
+    let id = |sim: &Simulation, s: &Spanned<String>| {
+        sim.node_id(s.get_ref()).map_err(|_| {
+            SimError::UnknownNode(format!("{} (not added yet at {:?})", s.get_ref(), e.at))
+        })
+    };
+    let each_normal = |sim: &Simulation, s: &Spanned<String>| -> Result<Vec<NodeId>, SimError> {
+        if s.get_ref() == "all" {
+            Ok((0..sim.names().len() as u32)
+                .map(NodeId)
+                .filter(|n| sim.is_up(*n) && sim.announced_status(*n) == Some(Status::Normal))
+                .collect())
         } else {
-            (OpFunction::Read, e.read.as_ref().expect("validated: one action"))
-        };
-        let cl: ConsistencyLevel = op.cl.get_ref().parse().expect("validated");
-        let context = if op.with_context { last_read.get(&op.key).cloned() } else { None };
-        let coordinator = id(&op.node);
-        return sim.client_op(coordinator, f, &op.key, op.value.as_deref(), cl, context).ok();
+            Ok(vec![id(sim, s)?])
+        }
+    };
+    let result: Result<Option<u64>, SimError> = (|| {
+        if let Some(n) = &e.crash {
+            sim.crash(id(sim, n)?)?;
+        } else if let Some(n) = &e.restart {
+            sim.restart(id(sim, n)?)?;
+        } else if let Some(groups) = &e.partition {
+            let mut ids = Vec::new();
+            for g in groups {
+                ids.push(g.iter().map(|s| id(sim, s)).collect::<Result<Vec<_>, _>>()?);
+            }
+            sim.partition(ids);
+        } else if let Some(p) = &e.pause {
+            sim.pause(id(sim, &p.node)?, p.duration)?;
+        } else if let Some(p) = &e.slow_gossip {
+            sim.slow_gossip(id(sim, &p.node)?, p.duration)?;
+        } else if e.heal.is_some() {
+            sim.heal();
+        } else if let Some(p) = e.loss {
+            sim.set_loss(p);
+        } else if let Some(a) = &e.add_node {
+            let tokens = a.tokens.as_ref().map(|specs| {
+                specs.iter().map(|t| t.resolve().expect("validated")).collect::<Vec<Token>>()
+            });
+            sim.add_node(a.name.get_ref(), JoinRequest { tokens, ..JoinRequest::default() })?;
+        } else if let Some(r) = &e.resume_join {
+            sim.resume_join(id(sim, &r.node)?, r.allow_inconsistent_source)?;
+        } else if let Some(n) = &e.decommission {
+            sim.decommission(id(sim, n)?)?;
+        } else if let Some(n) = &e.cleanup {
+            for node in each_normal(sim, n)? {
+                sim.cleanup(node)?;
+            }
+        } else if let Some(n) = &e.repair {
+            for node in each_normal(sim, n)? {
+                sim.repair(node)?;
+            }
+        } else if e.inspect.is_some() {
+        } else {
+            let (f, op) = if let Some(op) = &e.write {
+                (OpFunction::Write, op)
+            } else if let Some(op) = &e.delete {
+                (OpFunction::Delete, op)
+            } else {
+                (OpFunction::Read, e.read.as_ref().expect("validated: one action"))
+            };
+            let cl: ConsistencyLevel = op.cl.get_ref().parse().expect("validated");
+            let context = if op.with_context { last_read.get(&op.key).cloned() } else { None };
+            let coordinator = id(sim, &op.node)?;
+            return Ok(sim
+                .client_op(coordinator, f, &op.key, op.value.as_deref(), cl, context)
+                .ok());
+        }
+        Ok(None)
+    })();
+    match result {
+        Ok(invoke) => Applied { invoke, error: None },
+        Err(err) => Applied { invoke: None, error: Some(err.to_string()) },
     }
-    None
+}
+
+/// The status column of `ringside status` for a node of a simulation: `U`/`D` (up or down)
+/// then `N`/`J`/`L` (normal, joining, leaving), or `LEFT`.
+pub fn status_code(sim: &Simulation, id: NodeId) -> String {
+    let state = match sim.announced_status(id) {
+        Some(Status::Boot | Status::MidJoin) => 'J',
+        Some(Status::Leaving) => 'L',
+        Some(Status::Left) => return "LEFT".into(),
+        Some(Status::Normal) => 'N',
+        None => '?',
+    };
+    format!("{}{state}", if sim.is_up(id) { 'U' } else { 'D' })
+}
+
+/// Effective ownership as `status` prints it: a percentage, or `?` for a joining node.
+pub fn ownership_text(sim: &Simulation, id: NodeId) -> String {
+    match sim.announced_status(id) {
+        Some(Status::Boot | Status::MidJoin) | None => "?".into(),
+        Some(Status::Left) => "0.0%".into(),
+        _ => {
+            let own = sim.topology().ring().effective_ownership();
+            format!("{:.1}%", own.get(&id).copied().unwrap_or(0.0) * 100.0)
+        }
+    }
+}
+
+fn check_cluster(
+    sim: &Simulation,
+    label: &str,
+    x: &ClusterExpect,
+    applied: &Applied,
+) -> Vec<ExpectationResult> {
+    let mut out = Vec::new();
+    let id = |name: &str| sim.node_id(name).ok();
+    for (name, want) in x.status.iter().flatten() {
+        let actual = id(name).map_or("absent".to_string(), |n| status_code(sim, n));
+        out.push(ExpectationResult {
+            what: format!("{label}: status of {name}"),
+            passed: actual.eq_ignore_ascii_case(want.trim()),
+            expected: want.clone(),
+            actual,
+        });
+    }
+    for (name, want) in x.ownership.iter().flatten() {
+        let actual = id(name).map_or("absent".to_string(), |n| ownership_text(sim, n));
+        let passed = match (
+            want.trim().trim_end_matches('%').parse::<f64>(),
+            actual.trim_end_matches('%').parse::<f64>(),
+        ) {
+            (Ok(w), Ok(a)) => (w - a).abs() <= 0.5,
+            _ => want.trim() == actual,
+        };
+        out.push(ExpectationResult {
+            what: format!("{label}: ownership of {name}"),
+            expected: want.clone(),
+            actual,
+            passed,
+        });
+    }
+    if let Some(want) = &x.error_contains {
+        let actual = applied.error.clone().unwrap_or_else(|| "no error".into());
+        out.push(ExpectationResult {
+            what: format!("{label}: refused"),
+            passed: actual.contains(want.as_str()),
+            expected: format!("an error containing {want:?}"),
+            actual,
+        });
+    }
+    out
 }
 
 /// Runs a prepared scenario to the end and checks it.
@@ -763,6 +1065,7 @@ pub fn run(p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
     let mut order: Vec<usize> = (0..s.events.len()).collect();
     order.sort_by_key(|i| s.events[*i].at);
     let mut scripted: Vec<(usize, Option<u64>)> = Vec::new();
+    let mut moments: Vec<ExpectationResult> = Vec::new();
     let mut last_read: BTreeMap<String, CausalContext> = BTreeMap::new();
     for i in order {
         let e = &s.events[i];
@@ -776,14 +1079,30 @@ pub fn run(p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
                 last_read.insert(key, context.clone());
             }
         }
-        let invoke = apply_event(&mut sim, e, &last_read);
+        let applied = apply_event(&mut sim, e, &last_read);
         if e.write.is_some() || e.read.is_some() || e.delete.is_some() {
-            scripted.push((i, invoke));
+            scripted.push((i, applied.invoke));
+        } else if let Some(x) = &e.expect_cluster {
+            let label = e.label.clone().unwrap_or_else(|| format!("at {:?}", e.at));
+            moments.extend(check_cluster(&sim, &label, x, &applied));
+        } else if let Some(err) = &applied.error {
+            moments.push(ExpectationResult {
+                what: format!("events[{i}] at {:?} applies", e.at),
+                expected: "accepted".into(),
+                actual: err.clone(),
+                passed: false,
+            });
         }
     }
     sim.run_until(Instant::ZERO + s.duration);
     finish(&mut sim, &s.final_phase);
-    let report = report(p, options, &sim, &scripted);
+    let mut report = report(p, options, &sim, &scripted);
+    if !moments.is_empty() {
+        let passed = moments.iter().all(|m| m.passed);
+        moments.append(&mut report.expectations);
+        report.expectations = moments;
+        report.passed &= passed;
+    }
     (report, sim)
 }
 
@@ -855,13 +1174,28 @@ fn report(
             }
         }
     }
-    let ownership: BTreeMap<String, f64> = p
-        .ring
+    let ownership: BTreeMap<String, f64> = sim
+        .topology()
+        .ring()
         .effective_ownership()
         .into_iter()
         .map(|(n, f)| (sim.name(n).to_string(), f))
         .collect();
     let divergent_keys = sim.divergent_keys();
+    let status: BTreeMap<String, String> = (0..sim.names().len() as u32)
+        .map(|i| (sim.name(NodeId(i)).to_string(), status_code(sim, NodeId(i))))
+        .collect();
+    let time_to_normal: BTreeMap<String, f64> = stats
+        .join_completed
+        .iter()
+        .filter_map(|(n, done)| {
+            let start = stats.join_started.get(n)?;
+            Some((sim.name(*n).to_string(), done.saturating_duration_since(*start).as_secs_f64()))
+        })
+        .collect();
+    let movement_failures: Vec<String> =
+        stats.movement_failures.iter().map(|(n, r)| format!("{}: {r}", sim.name(*n))).collect();
+    let ghost_keys: u64 = sim.ghost_keys().values().sum();
 
     let mut operations = Vec::new();
     let mut expectations = Vec::new();
@@ -973,6 +1307,9 @@ fn report(
     count("read repairs", &x.read_repairs, read_repairs);
     count("hints stored (total)", &x.hints_total, hints_stored.values().sum());
     count("hints delivered", &x.hints_delivered, hints_delivered);
+    count("movement failures", &x.movement_failures, movement_failures.len() as u64);
+    count("ghost keys", &x.ghost_keys, ghost_keys);
+    count("joins completed", &x.joins_completed, time_to_normal.len() as u64);
     if let Some(per) = &x.hints_stored {
         for (name, c) in per {
             let actual = hints_stored.get(name).copied().unwrap_or(0);
@@ -1013,6 +1350,28 @@ fn report(
         });
     }
 
+    for (name, want) in x.status.iter().flatten() {
+        let actual = status.get(name).cloned().unwrap_or_else(|| "absent".into());
+        expectations.push(ExpectationResult {
+            what: format!("status of {name}"),
+            passed: actual.eq_ignore_ascii_case(want.trim()),
+            expected: want.clone(),
+            actual,
+        });
+    }
+    if let Some(want) = &x.failure_contains {
+        expectations.push(ExpectationResult {
+            what: "a movement failure".into(),
+            expected: format!("a reason containing {want:?}"),
+            actual: if movement_failures.is_empty() {
+                "no failure".into()
+            } else {
+                movement_failures.join("; ")
+            },
+            passed: movement_failures.iter().any(|f| f.contains(want.as_str())),
+        });
+    }
+
     let passed = expectations.iter().all(|e| e.passed);
     let file = options.file.clone().unwrap_or_else(|| format!("<{}>", s.name));
     ScenarioReport {
@@ -1029,6 +1388,12 @@ fn report(
         messages: sim.stats().clone(),
         ownership,
         divergent_keys,
+        status,
+        time_to_normal,
+        movement_failures,
+        ghost_keys,
+        bytes_streamed: stats.bytes_streamed,
+        extra_acks: sim.extra_acks(),
         operations,
         expectations,
         passed,
@@ -1050,6 +1415,21 @@ impl std::fmt::Display for ScenarioReport {
             let own: Vec<String> =
                 self.ownership.iter().map(|(n, o)| format!("{n} {:.1}%", o * 100.0)).collect();
             writeln!(f, "owns (effective): {}", own.join(", "))?;
+        }
+        let status: Vec<String> = self.status.iter().map(|(n, s)| format!("{n} {s}")).collect();
+        writeln!(f, "status: {}", status.join(", "))?;
+        for (n, t) in &self.time_to_normal {
+            writeln!(f, "join of {n}: NORMAL after {t:.1}s")?;
+        }
+        for m in &self.movement_failures {
+            writeln!(f, "movement failed: {m}")?;
+        }
+        if self.bytes_streamed > 0 || self.ghost_keys > 0 {
+            writeln!(
+                f,
+                "streamed {} bytes; extra acks demanded {}; ghost keys {}",
+                self.bytes_streamed, self.extra_acks, self.ghost_keys
+            )?;
         }
         if !self.operations.is_empty() {
             writeln!(f, "scripted operations:")?;

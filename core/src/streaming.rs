@@ -54,6 +54,8 @@ pub struct OutStream {
     pub purpose: StreamPurpose,
     /// What has been sent.
     pub sent: StreamCounters,
+    /// A chunk read and waiting for the throttle (leaves at `next_send`).
+    pub staged: Option<(Vec<Entry>, bool)>,
     /// A chunk is waiting for its acknowledgement.
     pub awaiting_ack: bool,
     /// The last chunk has been sent.
@@ -80,12 +82,20 @@ impl OutStream {
             range,
             purpose,
             sent: StreamCounters::default(),
+            staged: None,
             awaiting_ack: false,
             finished: false,
             next_send: now,
             sent_at: now,
             cursor: None,
         }
+    }
+
+    /// Records that a chunk left at `now` (`last`: the final one).
+    pub fn mark_sent(&mut self, now: Instant, last: bool) {
+        self.awaiting_ack = true;
+        self.finished = last;
+        self.sent_at = now;
     }
 
     /// Starts the range over (after a lost chunk or acknowledgement); the receiver merges, so
@@ -95,15 +105,18 @@ impl OutStream {
     }
 
     /// Reads the next chunk: entries after the cursor until `chunk_bytes` is reached (at least
-    /// one entry). Returns the entries and whether this is the last chunk. Advances the cursor,
-    /// the counters and the throttle (`throughput` bytes per second; `None` is unthrottled).
+    /// one entry). Returns the entries and whether this is the last chunk. Advances the cursor
+    /// and the counters, and sets `next_send`, when the chunk may leave: a rate limiter pays
+    /// before sending, so a chunk of `b` bytes leaves `b / throughput` after `not_before` (the
+    /// end of the previous chunk's slot; `None` is unthrottled).
     pub fn next_chunk<S: Storage + ?Sized>(
         &mut self,
         storage: &S,
         chunk_bytes: usize,
         throughput: Option<u64>,
-        now: Instant,
+        not_before: Instant,
     ) -> Result<(Vec<Entry>, bool), StorageError> {
+        let now = not_before;
         const PAGE: usize = 64;
         let mut out = Vec::new();
         let mut bytes = 0u64;
@@ -143,9 +156,7 @@ impl OutStream {
     ) {
         self.sent.keys += keys as u64;
         self.sent.bytes += bytes;
-        self.awaiting_ack = true;
-        self.finished = last;
-        self.sent_at = now;
+        let _ = last;
         self.next_send = match throughput {
             Some(rate) if rate > 0 => now + Duration::from_micros(bytes * 1_000_000 / rate),
             _ => now,
@@ -200,9 +211,10 @@ mod tests {
             for e in entries {
                 assert!(seen.insert(e.key), "sent twice");
             }
-            // ~4 KiB at 1 MiB/s: about 4 ms until the next chunk may leave.
+            // ~4 KiB at 1 MiB/s: the chunk leaves about 4 ms later.
             assert!(out.next_send > now);
             now = out.next_send;
+            out.mark_sent(now, last);
             if last {
                 break;
             }

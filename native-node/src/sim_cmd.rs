@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use ringside_core::membership::JoinStrategy;
 use ringside_core::scenario::{self, RunOptions};
 use ringside_core::token::token_for;
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ pub enum SimCommand {
         /// Write the full trace (JSON lines) to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Replace the scenario's join strategy.
+        #[arg(long)]
+        strategy: Option<JoinStrategy>,
     },
     /// Print the token of a key (to place nodes around it in scenario files).
     Token {
@@ -36,7 +40,7 @@ pub enum SimCommand {
 
 pub fn run(cmd: SimCommand) -> Result<ExitCode> {
     match cmd {
-        SimCommand::Run { file, seed, json, history, trace } => {
+        SimCommand::Run { file, seed, json, history, trace, strategy } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read scenario file {}", file.display()))?;
             let parsed =
@@ -47,6 +51,7 @@ pub fn run(cmd: SimCommand) -> Result<ExitCode> {
                 seed,
                 keep_trace: trace.is_some(),
                 file: Some(file.display().to_string()),
+                strategy,
             };
             let (report, sim) = scenario::run(&prepared, &options);
             if let Some(path) = history {

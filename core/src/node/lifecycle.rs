@@ -40,7 +40,7 @@ const JOIN_DONE_KEY: &str = "join-done";
 const RETRY: Duration = Duration::from_secs(1);
 /// A stream that made no progress for this long is restarted from the start of its range
 /// (chunks merge idempotently, so re-sending is safe).
-const STREAM_STALL: Duration = Duration::from_secs(10);
+const STREAM_STALL: Duration = Duration::from_secs(30);
 /// A joiner that has not learned any member from its seeds in this long gives up.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -387,18 +387,35 @@ impl<S: Storage> Node<S> {
         self.trace(NodeTrace::StatusChanged { status });
     }
 
-    /// Takes what gossip (or a barrier, or a catch-up reply) taught into the view.
+    /// A fault for demonstrations: until `until`, membership changes that arrive by gossip are
+    /// not applied (heartbeats still are, so the node looks healthy). Barriers and catch-up
+    /// replies are explicit pushes and still apply at once.
+    pub fn delay_gossip_state(&mut self, until: Instant) {
+        self.view_delay = Some(until);
+    }
+
+    /// Takes what gossip taught into the view.
     fn absorb_gossip(&mut self, now: Instant) {
+        self.absorb(now, false);
+    }
+
+    /// Takes what gossip, a barrier or a catch-up reply taught into the view; `forced` for the
+    /// explicit pushes, which slow gossip does not delay.
+    fn absorb(&mut self, now: Instant, forced: bool) {
         while let Some(peer) = self.gossiper.poll_alive() {
             if let Some(crate::detector::Liveness::Up(peer)) = self.detector.report(now, peer) {
                 self.trace(NodeTrace::PeerUp { peer });
             }
         }
-        let mut touched = BTreeSet::new();
+        let mut touched = std::mem::take(&mut self.deferred_members);
         while let Some((node, key, _)) = self.gossiper.poll_change() {
             if matches!(key, StateKey::Status | StateKey::Tokens | StateKey::Rack) {
                 touched.insert(node);
             }
+        }
+        if !forced && self.view_delay.is_some_and(|until| now < until) {
+            self.deferred_members = touched;
+            return;
         }
         let mut changed = false;
         for node in touched {
@@ -451,7 +468,7 @@ impl<S: Storage> Node<S> {
     ) {
         match self.gossiper.apply_pushed(now, states) {
             Ok(()) => {
-                self.absorb_gossip(now);
+                self.absorb(now, true);
                 self.catching_up = false;
             }
             Err(e) => self.refuse(from, e.to_string()),
@@ -500,6 +517,9 @@ impl<S: Storage> Node<S> {
         }
         if self.catching_up {
             self.request_view();
+        }
+        if !self.deferred_members.is_empty() {
+            self.absorb_gossip(now);
         }
         self.on_lifecycle_tick(now);
     }
@@ -583,7 +603,7 @@ impl<S: Storage> Node<S> {
     ) {
         match self.gossiper.apply_pushed(now, states) {
             Ok(()) => {
-                self.absorb_gossip(now);
+                self.absorb(now, true);
                 self.send(from, Message::BarrierAck { epoch });
             }
             Err(e) => self.refuse(from, e.to_string()),
@@ -997,9 +1017,10 @@ impl<S: Storage> Node<S> {
         })
     }
 
-    /// Sends every chunk the throttle allows; returns when the next throttled one may leave.
+    /// Sends every chunk the node-wide throttle allows; returns when the next one may leave.
     fn pump_out_streams(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
+        let mut earliest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         let keys: Vec<(NodeId, u64)> = self.out_streams.keys().copied().collect();
         for key in keys {
             let Some(s) = self.out_streams.get_mut(&key) else { continue };
@@ -1013,30 +1034,36 @@ impl<S: Storage> Node<S> {
                 s.restart(now);
             }
             if s.awaiting_ack {
-                next = Some(
-                    next.map_or(s.sent_at + STREAM_STALL, |n| n.min(s.sent_at + STREAM_STALL)),
-                );
+                earliest(s.sent_at + STREAM_STALL);
                 continue;
+            }
+            if s.finished {
+                continue;
+            }
+            if s.staged.is_none() {
+                let (chunk, throughput) =
+                    (self.config.stream_chunk_bytes, self.config.stream_throughput);
+                let not_before = self.stream_throttle.max(now);
+                match s.next_chunk(&self.storage, chunk, throughput, not_before) {
+                    Ok(c) => {
+                        self.stream_throttle = s.next_send;
+                        s.staged = Some(c);
+                    }
+                    Err(e) => {
+                        self.fatal(e);
+                        return None;
+                    }
+                }
             }
             if s.next_send > now {
-                next = Some(next.map_or(s.next_send, |n| n.min(s.next_send)));
+                earliest(s.next_send);
                 continue;
             }
-            let (chunk, throughput) =
-                (self.config.stream_chunk_bytes, self.config.stream_throughput);
-            let s = self.out_streams.get_mut(&key).expect("stream");
-            let before = s.sent.bytes;
-            match s.next_chunk(&self.storage, chunk, throughput, now) {
-                Ok((entries, last)) => {
-                    let (to, session, range, purpose) = (s.to, s.session, s.range, s.purpose);
-                    self.stats.bytes_streamed_out += s.sent.bytes - before;
-                    self.send(to, Message::StreamData { session, range, purpose, entries, last });
-                }
-                Err(e) => {
-                    self.fatal(e);
-                    return None;
-                }
-            }
+            let (entries, last) = s.staged.take().expect("staged chunk");
+            s.mark_sent(now, last);
+            let (to, session, range, purpose) = (s.to, s.session, s.range, s.purpose);
+            self.stats.bytes_streamed_out += entries.iter().map(entry_bytes).sum::<u64>();
+            self.send(to, Message::StreamData { session, range, purpose, entries, last });
         }
         next
     }

@@ -471,6 +471,11 @@ pub struct Node<S: Storage> {
     next_session: u64,
     repairs: BTreeMap<u64, lifecycle::RepairTask>,
     handoffs: BTreeMap<u64, NodeId>,
+    /// Slow gossip (a fault): membership changes learned by gossip are applied only then.
+    view_delay: Option<Instant>,
+    deferred_members: BTreeSet<NodeId>,
+    /// Outbound streaming throttle, node-wide: no chunk leaves before this.
+    stream_throttle: Instant,
     rng: rand_chacha::ChaCha8Rng,
     storage: S,
     generation: u64,
@@ -574,6 +579,9 @@ impl<S: Storage> Node<S> {
             next_session: 0,
             repairs: BTreeMap::new(),
             handoffs: BTreeMap::new(),
+            view_delay: None,
+            deferred_members: BTreeSet::new(),
+            stream_throttle: now,
             rng,
             config,
             storage,

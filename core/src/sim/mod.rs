@@ -155,6 +155,8 @@ pub struct SimStats {
     pub movement_failures: Vec<(NodeId, String)>,
     /// When each decommission completed.
     pub decommissioned: BTreeMap<NodeId, Instant>,
+    /// Extra acknowledgements demanded by nodes that have since crashed.
+    pub extra_acks_before_crashes: u64,
 }
 
 /// A running simulation. Cloning it is a checkpoint.
@@ -906,6 +908,14 @@ impl Simulation {
         Ok(result?)
     }
 
+    /// Slow gossip on a node: membership changes reach its view only after `duration` (its
+    /// heartbeats flow normally). Explicit barriers are not delayed.
+    pub fn slow_gossip(&mut self, id: NodeId, duration: Duration) -> Result<(), SimError> {
+        let until = self.now + duration;
+        self.running(id)?.delay_gossip_state(until);
+        Ok(())
+    }
+
     /// Keys held by nodes that do not replicate them (ghost data awaiting cleanup), per node.
     pub fn ghost_keys(&self) -> BTreeMap<NodeId, u64> {
         let mut out = BTreeMap::new();
@@ -934,6 +944,17 @@ impl Simulation {
         out
     }
 
+    /// Acknowledgements demanded beyond the level because of pending replicas, all nodes.
+    pub fn extra_acks(&self) -> u64 {
+        self.stats.extra_acks_before_crashes
+            + self
+                .nodes
+                .iter()
+                .filter_map(|n| n.node.as_ref())
+                .map(|n| n.stats().extra_acks)
+                .sum::<u64>()
+    }
+
     /// Whether any node is joining or leaving (by its own announcement).
     pub fn movement_in_progress(&self) -> bool {
         self.truth.movement_in_progress().is_some()
@@ -951,6 +972,7 @@ impl Simulation {
     fn crash_node(&mut self, id: NodeId) {
         let slot = &mut self.nodes[id.0 as usize];
         let Some(node) = slot.node.take() else { return };
+        self.stats.extra_acks_before_crashes += node.stats().extra_acks;
         slot.parked = Some(node.into_storage());
         slot.wake = None;
         slot.paused_until = None;

@@ -837,7 +837,9 @@ impl Simulation {
     }
 
     /// Starts a new, empty node named `name` and asks it to join; returns its id. It learns the
-    /// ring from the seeds by gossip, so the cluster must gossip (`heartbeat_interval` set).
+    /// ring from the seeds by gossip; in a cluster without gossip (`heartbeat_interval` unset)
+    /// it is handed the cluster's current view instead, and only `staged`, whose barriers push
+    /// state directly, can complete a join.
     pub fn add_node(&mut self, name: &str, request: JoinRequest) -> Result<NodeId, SimError> {
         if self.config.names.iter().any(|n| n == name) {
             return Err(SimError::DuplicateName(name.to_string()));
@@ -852,15 +854,14 @@ impl Simulation {
                 .copy_from_slice(&self.link_clock[from * old..(from + 1) * old]);
         }
         self.link_clock = links;
-        let node = Node::new(
-            id,
-            self.config.node.clone(),
-            ClusterView::empty(self.truth.rf),
-            MemStorage::new(),
-            self.now,
-        )
-        .expect("in-memory storage cannot fail")
-        .with_topology_cache(self.topology_cache.clone());
+        let view = if self.config.node.heartbeat_interval.is_some() {
+            ClusterView::empty(self.truth.rf)
+        } else {
+            self.truth.clone()
+        };
+        let node = Node::new(id, self.config.node.clone(), view, MemStorage::new(), self.now)
+            .expect("in-memory storage cannot fail")
+            .with_topology_cache(self.topology_cache.clone());
         self.nodes.push(SimNode { node: Some(node), parked: None, wake: None, paused_until: None });
         self.trace.record(self.now, TraceEvent::Restart { node: id, generation: 1 });
         self.stats.join_started.insert(id, self.now);

@@ -151,6 +151,11 @@ impl PhiDetector {
         !self.down.contains_key(&peer)
     }
 
+    /// Whether `peer` was ever reported.
+    pub fn heard_from(&self, peer: NodeId) -> bool {
+        self.peers.contains_key(&peer)
+    }
+
     /// When `peer` was convicted, if it is down.
     pub fn down_since(&self, peer: NodeId) -> Option<Instant> {
         self.down.get(&peer).copied()

@@ -9,6 +9,7 @@
 
 pub mod alloc;
 pub mod checker;
+pub mod compare;
 pub mod consistency;
 pub mod coordinator;
 pub mod detector;

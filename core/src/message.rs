@@ -19,6 +19,10 @@ pub enum Message {
     /// One message of a gossip round (SYN, ACK or ACK2). Heartbeats travel inside; their
     /// arrivals feed the phi-accrual detector.
     Gossip(Box<GossipMessage>),
+    /// Are you alive? Sent before believing a peer learned second-hand is up (Cassandra's echo).
+    Echo,
+    /// Yes.
+    EchoReply,
     /// A topology barrier (`staged`): apply the sender's state now and acknowledge.
     Barrier {
         /// The sender's state version being announced.
@@ -196,7 +200,7 @@ impl Message {
     /// The coarse kind.
     pub fn kind(&self) -> MessageKind {
         match self {
-            Message::Gossip(_) => MessageKind::Gossip,
+            Message::Gossip(_) | Message::Echo | Message::EchoReply => MessageKind::Gossip,
             Message::Barrier { .. }
             | Message::BarrierAck { .. }
             | Message::ViewRequest

@@ -31,6 +31,22 @@ pub enum SimCommand {
         #[arg(long)]
         strategy: Option<JoinStrategy>,
     },
+    /// Run a scenario once per join strategy (same seed, workload and faults) and print a table:
+    /// stale reads, lost writes, errors, extra acks, bytes streamed, time to NORMAL, ghost data.
+    Compare {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Strategies to compare: `all`, or a comma-separated list such as
+        /// `staged,pending-ranges,immediate`.
+        #[arg(long, default_value = "all")]
+        strategies: String,
+        /// Replace the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the lanes as JSON (the explorer's data structure) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the token of a key (to place nodes around it in scenario files).
     Token {
         /// The key.
@@ -41,12 +57,7 @@ pub enum SimCommand {
 pub fn run(cmd: SimCommand) -> Result<ExitCode> {
     match cmd {
         SimCommand::Run { file, seed, json, history, trace, strategy } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read scenario file {}", file.display()))?;
-            let parsed =
-                scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let prepared = scenario::prepare(parsed, &text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let prepared = load(&file)?;
             let options = RunOptions {
                 seed,
                 keep_trace: trace.is_some(),
@@ -84,9 +95,49 @@ pub fn run(cmd: SimCommand) -> Result<ExitCode> {
             }
             Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        SimCommand::Compare { file, strategies, seed, json } => {
+            let strategies = parse_strategies(&strategies)?;
+            let prepared = load(&file)?;
+            let options = RunOptions {
+                seed,
+                file: Some(file.display().to_string()),
+                ..RunOptions::default()
+            };
+            let comparison = ringside_core::compare::compare(&prepared, &strategies, &options);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&comparison)?);
+            } else {
+                print!("{comparison}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         SimCommand::Token { key } => {
             println!("{}", token_for(key.as_bytes()));
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn load(file: &std::path::Path) -> Result<scenario::Prepared> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read scenario file {}", file.display()))?;
+    let parsed = scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    scenario::prepare(parsed, &text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+fn parse_strategies(text: &str) -> Result<Vec<JoinStrategy>> {
+    if text.trim() == "all" {
+        return Ok(JoinStrategy::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let s: JoinStrategy = name.parse().map_err(|e| anyhow::anyhow!("--strategies: {e}"))?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("--strategies is empty: give `all` or names such as staged,pending-ranges");
+    }
+    Ok(out)
 }

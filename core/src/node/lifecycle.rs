@@ -403,6 +403,20 @@ impl<S: Storage> Node<S> {
     /// explicit pushes, which slow gossip does not delay.
     fn absorb(&mut self, now: Instant, forced: bool) {
         while let Some(peer) = self.gossiper.poll_alive() {
+            // A state learned second-hand proves nothing about the peer being alive now: a peer
+            // this node did not start with counts only after it answered an echo (Cassandra
+            // marks a new endpoint alive only after its echo round trip).
+            if !self.presumed_alive.contains(&peer) && !self.echoed.contains(&peer) {
+                let due = self
+                    .echo_sent
+                    .get(&peer)
+                    .is_none_or(|t| now.saturating_duration_since(*t) >= RETRY);
+                if due {
+                    self.echo_sent.insert(peer, now);
+                    self.send(peer, Message::Echo);
+                }
+                continue;
+            }
             if let Some(crate::detector::Liveness::Up(peer)) = self.detector.report(now, peer) {
                 self.trace(NodeTrace::PeerUp { peer });
             }
@@ -446,12 +460,18 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    pub(super) fn on_echo_reply(&mut self, now: Instant, from: NodeId) {
+        if self.echo_sent.remove(&from).is_some() {
+            self.echoed.insert(from);
+            if let Some(crate::detector::Liveness::Up(peer)) = self.detector.report(now, from) {
+                self.trace(NodeTrace::PeerUp { peer });
+            }
+        }
+    }
+
     pub(super) fn request_view(&mut self) {
-        let peers: Vec<NodeId> = self
-            .view
-            .live_members()
-            .filter(|p| *p != self.id && self.detector.is_alive(*p))
-            .collect();
+        let peers: Vec<NodeId> =
+            self.view.live_members().filter(|p| *p != self.id && self.is_alive(*p)).collect();
         if peers.is_empty() {
             self.catching_up = false;
         }
@@ -500,8 +520,12 @@ impl<S: Storage> Node<S> {
     pub(super) fn on_gossip_tick(&mut self, now: Instant) {
         let Some(interval) = self.config.heartbeat_interval else { return };
         self.timers.insert((now + interval, Timer::Gossip));
-        let (detector, view) = (&self.detector, &self.view);
-        let live = |n: NodeId| detector.is_alive(n) && view.status(n) != Some(Status::Left);
+        let live_set: BTreeSet<NodeId> = self
+            .gossiper
+            .known_nodes()
+            .filter(|n| self.is_alive(*n) && self.view.status(*n) != Some(Status::Left))
+            .collect();
+        let live = |n: NodeId| live_set.contains(&n);
         let out = self.gossiper.tick(now, &live);
         for (to, m) in out {
             self.send(to, Message::Gossip(Box::new(m)));
@@ -530,7 +554,7 @@ impl<S: Storage> Node<S> {
             Lifecycle::Joining(j) => match (&j.phase, j.current) {
                 (JoinPhase::Streaming, Some((_, range, source, _))) if source == peer => {
                     Some(format!(
-                        "streaming source {peer} went down while streaming {range:?} ({} of {} ranges done); restart it and resume the join, or resume with allow_inconsistent_source to stream from another replica",
+                        "streaming source {peer} went down while streaming {range} ({} of {} ranges done); restart it and resume the join, or resume with allow_inconsistent_source to stream from another replica",
                         j.progress.ranges_done, j.progress.ranges_total
                     ))
                 }
@@ -539,7 +563,7 @@ impl<S: Storage> Node<S> {
             Lifecycle::Leaving(l) => match (&l.phase, l.current) {
                 (JoinPhase::Streaming, Some((_, range, gainer))) if gainer == peer => {
                     Some(format!(
-                        "{peer}, which gains {range:?}, went down while it was streamed; bring it back and run decommission again"
+                        "{peer}, which gains {range}, went down while it was streamed; bring it back and run decommission again"
                     ))
                 }
                 _ => None,
@@ -573,11 +597,8 @@ impl<S: Storage> Node<S> {
 
     fn start_barrier(&mut self, now: Instant, status: Status) {
         let epoch = self.gossiper.local().max_version();
-        let waiting: BTreeSet<NodeId> = self
-            .view
-            .live_members()
-            .filter(|p| *p != self.id && self.detector.is_alive(*p))
-            .collect();
+        let waiting: BTreeSet<NodeId> =
+            self.view.live_members().filter(|p| *p != self.id && self.is_alive(*p)).collect();
         self.set_phase(JoinPhase::Barrier { status });
         self.barrier = Some(Barrier { status, epoch, waiting, acked: 0, sent_at: now });
         self.send_barrier();
@@ -621,10 +642,13 @@ impl<S: Storage> Node<S> {
     }
 
     fn check_barrier(&mut self, now: Instant) {
-        let Some(b) = &mut self.barrier else { return };
+        let Some(b) = &self.barrier else { return };
         // A member convicted down need not acknowledge: it catches up when it restarts.
-        let detector = &self.detector;
-        b.waiting.retain(|p| detector.is_alive(*p));
+        let dead: Vec<NodeId> = b.waiting.iter().copied().filter(|p| !self.is_alive(*p)).collect();
+        let Some(b) = &mut self.barrier else { return };
+        for p in dead {
+            b.waiting.remove(&p);
+        }
         if !b.waiting.is_empty() {
             if now.saturating_duration_since(b.sent_at) >= RETRY {
                 b.sent_at = now;
@@ -887,12 +911,12 @@ impl<S: Storage> Node<S> {
                 continue;
             }
             let source = match m.source {
-                Some(s) if self.detector.is_alive(s) => s,
+                Some(s) if self.is_alive(s) => s,
                 Some(s) if !allow => {
                     return self.fail_movement(format!(
-                        "streaming source {s} for {:?} is down: it is the replica losing that range, the only one guaranteed to hold every acknowledged write. Bring it back and resume the join, or resume with allow_inconsistent_source to stream from {:?}",
+                        "streaming source {s} for {} is down: it is the replica losing that range, the only one guaranteed to hold every acknowledged write. Bring it back and resume the join, or resume with allow_inconsistent_source to stream from {}",
                         m.range,
-                        m.alternative_sources()
+                        m.alternative_sources().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" or ")
                     ));
                 }
                 _ => {
@@ -900,14 +924,11 @@ impl<S: Storage> Node<S> {
                         Some(_) => m.alternative_sources(),
                         None => m.old.clone(),
                     };
-                    match candidates
-                        .into_iter()
-                        .find(|n| *n != self.id && self.detector.is_alive(*n))
-                    {
+                    match candidates.into_iter().find(|n| *n != self.id && self.is_alive(*n)) {
                         Some(n) => n,
                         None => {
                             return self.fail_movement(format!(
-                                "no live replica holds {:?}; bring one back and resume the join",
+                                "no live replica holds {}; bring one back and resume the join",
                                 m.range
                             ));
                         }
@@ -1201,9 +1222,9 @@ impl<S: Storage> Node<S> {
             Ok(m) => m,
             Err(e) => return self.fail_movement(format!("cannot plan the decommission: {e}")),
         };
-        if let Some(m) = moves.iter().find(|m| !self.detector.is_alive(m.gainer)) {
+        if let Some(m) = moves.iter().find(|m| !self.is_alive(m.gainer)) {
             return self.fail_movement(format!(
-                "{} gains {:?} but is down; bring it back and run decommission again",
+                "{} gains {} but is down; bring it back and run decommission again",
                 m.gainer, m.range
             ));
         }
@@ -1270,9 +1291,7 @@ impl<S: Storage> Node<S> {
             .view
             .members
             .iter()
-            .filter(|(n, m)| {
-                **n != self.id && m.status == Status::Normal && self.detector.is_alive(**n)
-            })
+            .filter(|(n, m)| **n != self.id && m.status == Status::Normal && self.is_alive(**n))
             .map(|(n, _)| *n)
             .collect();
         for (i, hint) in hints.into_iter().enumerate() {
@@ -1423,7 +1442,7 @@ impl<S: Storage> Node<S> {
                 }
             };
             for peer in replicas {
-                if peer == self.id || !self.detector.is_alive(peer) {
+                if peer == self.id || !self.is_alive(peer) {
                     continue;
                 }
                 let session = self.next_session();

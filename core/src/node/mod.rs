@@ -296,9 +296,10 @@ pub enum NodeTrace {
         range: TokenRange,
         /// Why.
         purpose: StreamPurpose,
-        /// Keys received.
+        /// Keys received so far by this movement (a join: all its ranges since it started or
+        /// resumed; otherwise this range's last chunk).
         keys: u64,
-        /// Bytes received.
+        /// Bytes received, counted like `keys`.
         bytes: u64,
     },
     /// This node's join finished: it is NORMAL and owns its ranges.
@@ -476,6 +477,12 @@ pub struct Node<S: Storage> {
     deferred_members: BTreeSet<NodeId>,
     /// Outbound streaming throttle, node-wide: no chunk leaves before this.
     stream_throttle: Instant,
+    /// Members when this node started: presumed alive until the detector says otherwise.
+    presumed_alive: BTreeSet<NodeId>,
+    /// Peers that answered an echo: their heartbeats count as arrivals.
+    echoed: BTreeSet<NodeId>,
+    /// When an echo was last sent to a peer that has not answered yet.
+    echo_sent: BTreeMap<NodeId, Instant>,
     rng: rand_chacha::ChaCha8Rng,
     storage: S,
     generation: u64,
@@ -565,6 +572,7 @@ impl<S: Storage> Node<S> {
             && config.join_strategy.uses_barriers()
             && config.heartbeat_interval.is_some()
             && view.live_members().any(|m| m != id);
+        let presumed_alive: BTreeSet<NodeId> = view.live_members().collect();
         let mut node = Node {
             id,
             detector: PhiDetector::new(config.phi_threshold),
@@ -582,6 +590,9 @@ impl<S: Storage> Node<S> {
             view_delay: None,
             deferred_members: BTreeSet::new(),
             stream_throttle: now,
+            presumed_alive: BTreeSet::new(),
+            echoed: BTreeSet::new(),
+            echo_sent: BTreeMap::new(),
             rng,
             config,
             storage,
@@ -598,6 +609,7 @@ impl<S: Storage> Node<S> {
             stats: NodeStats::default(),
             stopped: false,
         };
+        node.presumed_alive = presumed_alive;
         node.recompute_topology();
         if node.catching_up {
             node.request_view();
@@ -669,8 +681,15 @@ impl<S: Storage> Node<S> {
     }
 
     /// Whether this node currently believes `peer` is alive.
+    ///
+    /// A peer heard from is judged by the phi detector. A peer never heard from is presumed
+    /// alive only if it was a member when this node started (a formed cluster starts serving at
+    /// once); a node that joins learns peers by gossip and believes one alive only once its
+    /// heartbeat advances, so a peer that is down when it joins is never taken for alive.
     pub fn is_alive(&self, peer: NodeId) -> bool {
-        peer == self.id || self.detector.is_alive(peer)
+        peer == self.id
+            || (self.detector.is_alive(peer)
+                && (self.detector.heard_from(peer) || self.presumed_alive.contains(&peer)))
     }
 
     /// Phi of `peer` at `now`.
@@ -1148,7 +1167,7 @@ impl<S: Storage> Node<S> {
         if self.stopped {
             return;
         }
-        if !matches!(message, Message::Gossip(_)) && !self.admits(from) {
+        if !matches!(message, Message::Gossip(_) | Message::Echo) && !self.admits(from) {
             let reason = format!(
                 "{from} is not a member of cluster {:?} known to {}; it must join through gossip first",
                 self.config.cluster_name, self.id
@@ -1163,6 +1182,14 @@ impl<S: Storage> Node<S> {
         let result = match message {
             Message::Gossip(m) => {
                 self.on_gossip_message(now, from, *m);
+                Ok(())
+            }
+            Message::Echo => {
+                self.send(from, Message::EchoReply);
+                Ok(())
+            }
+            Message::EchoReply => {
+                self.on_echo_reply(now, from);
                 Ok(())
             }
             Message::Barrier { epoch, states } => {

@@ -8,6 +8,7 @@
 //! configuration and seed always produce the same trace hash.
 
 pub mod network;
+mod preload;
 pub mod timeline;
 pub mod workload;
 
@@ -572,7 +573,8 @@ impl Simulation {
                         self.stats.decommissioned.insert(node, self.now);
                     }
                     NodeTrace::JoinFailed { reason } | NodeTrace::DecommissionFailed { reason } => {
-                        self.stats.movement_failures.push((node, reason.clone()));
+                        let named = self.with_names(reason);
+                        self.stats.movement_failures.push((node, named));
                     }
                     _ => {}
                 }
@@ -816,6 +818,36 @@ impl Simulation {
     // ---------------------------------------------------------------------------------------------
     // Operator commands
     // ---------------------------------------------------------------------------------------------
+
+    /// Replaces node ids (`n3`) in an engine message with the simulation's node names.
+    pub fn with_names(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = rest.find('n') {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i + 1..];
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            let boundary_before = out.chars().last().is_none_or(|c| !c.is_alphanumeric());
+            let boundary_after = tail[digits..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+            match tail[..digits].parse::<usize>() {
+                Ok(id)
+                    if digits > 0
+                        && boundary_before
+                        && boundary_after
+                        && id < self.config.names.len() =>
+                {
+                    out.push_str(&self.config.names[id]);
+                }
+                _ => {
+                    out.push('n');
+                    out.push_str(&tail[..digits]);
+                }
+            }
+            rest = &tail[digits..];
+        }
+        out.push_str(rest);
+        out
+    }
 
     fn refresh_truth(&mut self, id: NodeId) {
         let Some(member) = self.node(id).and_then(|n| n.view().member(id).cloned()) else { return };

@@ -1,14 +1,18 @@
 //! A node joining a 1,000-node cluster that holds 10,000,000 keys (RF = 3, 16 balanced tokens
 //! per node): wall time of the simulated join and peak memory. The keys are put on their
 //! replicas with `Simulation::preload` (no network), then one node is added with `add_node` and
-//! the simulation runs until the join completes. Failure detection and gossip are off
+//! the simulation runs until the join completes. Gossip and failure detection are off
 //! (`heartbeat_interval: None`), so the only traffic is the join's: the `staged` barriers, which
 //! push state directly, and the streams, which are unthrottled. No client workload.
 //!
-//! Not a criterion benchmark: it runs once and prints its figures.
+//! Not a criterion benchmark: it runs once, prints its figures and checks that the joiner ends
+//! up holding exactly the keys the final ring gives it. BENCHMARKS.md has the results.
 //!
-//! Run: `cargo bench -p ringside-core --bench join`; `RINGSIDE_JOIN_KEYS=1000000` for a smaller
-//! data set, `RINGSIDE_JOIN_VALUE_BYTES` for another value size (default 16).
+//! Run: `cargo bench -p ringside-core --bench join`. Environment:
+//! * `RINGSIDE_JOIN_KEYS` — keys to preload (default 10,000,000);
+//! * `RINGSIDE_JOIN_VALUE_BYTES` — value size (default 16, as `sim_memory`);
+//! * `RINGSIDE_JOIN_GOSSIP_MS` — run with gossip and failure detection, this heartbeat period;
+//! * `RINGSIDE_JOIN_SEEDS=all` — every node a seed (default: the simulator's three).
 
 // A benchmark measures wall time: the engine's ban on reading the clock does not apply here.
 #![allow(clippy::disallowed_methods)]
@@ -68,11 +72,9 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let keys: u64 = env_or("RINGSIDE_JOIN_KEYS", if bench { 10_000_000 } else { 10_000 });
     let value_bytes: usize = env_or("RINGSIDE_JOIN_VALUE_BYTES", 16);
-    // Heartbeat (gossip) interval in ms; unset: no gossip and no failure detection.
     let gossip: Option<u64> = std::env::var("RINGSIDE_JOIN_GOSSIP_MS")
         .ok()
         .map(|v| v.parse().unwrap_or_else(|_| panic!("RINGSIDE_JOIN_GOSSIP_MS={v:?}")));
-    // Every node a seed: a joiner then learns the whole ring from its first gossip exchange.
     let all_seeds = std::env::var("RINGSIDE_JOIN_SEEDS").is_ok_and(|v| v == "all");
     let nodes = if bench { 1_000u32 } else { 100 };
     let ids: Vec<NodeId> = (0..nodes).map(NodeId).collect();
@@ -89,8 +91,8 @@ fn main() {
         names: (0..nodes).map(|i| format!("n{i}")).collect(),
         ring,
         node: NodeConfig {
-            // No gossip and no failure detection: every peer is presumed up, and the join's
-            // barriers push the joiner's state directly.
+            // By default no gossip and no failure detection: every peer is presumed up, and the
+            // joiner, handed the cluster's view by `add_node`, pushes its state with barriers.
             heartbeat_interval: gossip.map(Duration::from_millis),
             join_strategy: JoinStrategy::Staged,
             stream_throughput: None,
@@ -109,6 +111,7 @@ fn main() {
     sim.preload(keys, value_bytes);
     let preload_wall = t.elapsed();
     let preload_rss_kib = proc_status_kib("VmRSS");
+    let preload_hwm_kib = proc_status_kib("VmHWM");
     let stored: u64 =
         (0..nodes).filter_map(|n| sim.storage(NodeId(n))).map(|s| s.key_count()).sum();
     assert_eq!(stored, keys * 3, "every key is stored on RF replicas");
@@ -135,7 +138,6 @@ fn main() {
         sim.run_for(Duration::from_millis(1));
         let p = phase(&sim, id);
         if phases.last().is_none_or(|(last, _, _)| *last != p) {
-            eprintln!("DEBUG phase {p} at {:?}: joiner view has {} members", sim.now(), sim.node(id).unwrap().view().members.len());
             phases.push((p, sim.now(), t.elapsed()));
         }
         if sim.stats().sent != last_sent.0 {
@@ -144,39 +146,41 @@ fn main() {
     }
     let join_wall = t.elapsed();
     let peak_kib = proc_status_kib("VmHWM");
+    let print_phases = |phases: &[(String, Instant, Duration)]| {
+        for w in phases.windows(2) {
+            let ((name, sim_at, wall_at), (_, sim_next, wall_next)) = (&w[0], &w[1]);
+            println!(
+                "join:   {name:<16} simulated {:>8.3} s   wall {:>7.2} s",
+                sim_next.saturating_duration_since(*sim_at).as_secs_f64(),
+                (*wall_next - *wall_at).as_secs_f64(),
+            );
+        }
+        if let Some((name, at, _)) = phases.last() {
+            println!("join:   {name:<16} since {:.3} s simulated", at.as_micros() as f64 / 1e6);
+        }
+    };
     assert!(
         sim.stats().movement_failures.is_empty(),
         "join failed: {:?}",
         sim.stats().movement_failures
     );
     let Some(&completed) = sim.stats().join_completed.get(&id) else {
-        for (name, at, wall) in &phases {
-            eprintln!("join: phase {name} from {at:?} (wall {:.2} s)", wall.as_secs_f64());
-        }
+        print_phases(&phases);
         let refused: u64 =
             (0..nodes).filter_map(|n| sim.node(NodeId(n))).map(|n| n.stats().refused).sum();
         eprintln!(
-            "join: stuck at {:?}: nothing sent since {:?}; {refused} messages refused by the \
-             cluster's nodes, {} sent in all",
-            sim.now(),
-            last_sent.1,
+            "join: stuck: nothing sent since {:.3} s simulated; the cluster's nodes refused \
+             {refused} messages; {} sent in all",
+            last_sent.1.as_micros() as f64 / 1e6,
             sim.stats().sent
         );
-        if gossip.is_none() {
-            eprintln!(
-                "join: without gossip the cluster refuses the joiner's BOOT barrier (it is not \
-                 in their views) and the barrier is never resent: see BENCHMARKS.md. \
-                 RINGSIDE_JOIN_GOSSIP_MS=1000 measures the join with gossip on."
-            );
-        }
-        panic!("the join did not complete");
+        panic!("the join did not complete (see BENCHMARKS.md, \"Joining a node\")");
     };
     let sim_time = completed.saturating_duration_since(started);
     let stats = sim.stats();
     let streamed_keys = stats.keys_streamed - before.keys_streamed;
     let streamed_bytes = stats.bytes_streamed - before.bytes_streamed;
     let delivered = stats.delivered - before.delivered;
-    let wakeups = stats.wakeups - before.wakeups;
 
     // Check: the joiner holds exactly the keys the final ring gives it.
     let t = std::time::Instant::now();
@@ -185,30 +189,21 @@ fn main() {
         .filter(|i| ring.replicas(token_for(format!("k{i}").as_bytes())).contains(&id))
         .count() as u64;
     let held = sim.storage(id).expect("joiner storage").key_count();
-    eprintln!(
-        "DEBUG topology from truth: {:?}",
-        sim.cluster_view()
-            .topology(JoinStrategy::Staged)
-            .map(|t| t.map(|t| t.ring().tokens().len()))
-    );
-    eprintln!(
-        "DEBUG truth tokens of joiner {} status {:?} ring size {} joiner view tokens {}",
-        ring.tokens_of(id).len(),
-        sim.announced_status(id),
-        ring.tokens().len(),
-        sim.node(id).unwrap().view().member(id).map_or(0, |m| m.tokens.len())
-    );
     let check_wall = t.elapsed();
 
     println!(
-        "join: {nodes} nodes (RF 3, 16 balanced tokens each), {keys} keys of {value_bytes} B \
-         values, {stored} stored copies ({:.2} GiB by load accounting), gossip {}",
+        "join: {nodes} nodes (RF 3, 16 balanced tokens each), {keys} keys of {value_bytes} B, \
+         {stored} stored copies ({:.2} GiB by load accounting); gossip {}",
         stored_bytes as f64 / (1u64 << 30) as f64,
-        gossip.map_or("off".to_string(), |ms| format!("every {ms} ms")),
+        match (gossip, all_seeds) {
+            (None, _) => "off".to_string(),
+            (Some(ms), false) => format!("every {ms} ms, 3 seeds"),
+            (Some(ms), true) => format!("every {ms} ms, every node a seed"),
+        },
     );
     println!(
-        "join: wall: ring {:.2} s, Simulation::new {:.2} s, preload {:.2} s ({:.0} k keys/s), \
-         join {:.2} s, check {:.2} s",
+        "join: wall: build_ring {:.2} s, Simulation::new {:.2} s, preload {:.2} s \
+         ({:.0} k keys/s), join {:.2} s, check {:.2} s",
         ring_wall.as_secs_f64(),
         new_wall.as_secs_f64(),
         preload_wall.as_secs_f64(),
@@ -217,17 +212,19 @@ fn main() {
         check_wall.as_secs_f64(),
     );
     println!(
-        "join: memory: RSS {:.1} MiB before the cluster, {:.1} MiB with the empty cluster, \
-         {:.1} MiB after preload ({:.0} B per stored copy); peak (VmHWM) {:.1} MiB",
+        "join: memory: RSS {:.1} MiB at start, {:.1} MiB with the empty cluster, {:.1} MiB after \
+         preload ({:.0} B per stored copy); peak (VmHWM) {:.1} MiB before the join, {:.1} MiB \
+         after",
         mib(base_kib),
         mib(cluster_kib),
         mib(preload_rss_kib),
         (preload_rss_kib.saturating_sub(cluster_kib)) as f64 * 1024.0 / stored.max(1) as f64,
+        mib(preload_hwm_kib),
         mib(peak_kib),
     );
     println!(
-        "join: streamed {streamed_keys} keys, {:.1} MiB ({:.2} % of the data set); \
-         {delivered} messages delivered, {wakeups} wake-ups during the join",
+        "join: streamed {streamed_keys} keys, {:.2} MiB ({:.3} % of the keys); {delivered} \
+         messages delivered during the join",
         streamed_bytes as f64 / (1u64 << 20) as f64,
         100.0 * streamed_keys as f64 / keys.max(1) as f64,
     );
@@ -236,27 +233,17 @@ fn main() {
         .find(|w| w[0].0 == "streaming")
         .map(|w| w[1].1.saturating_duration_since(w[0].1));
     println!(
-        "join: simulated time to NORMAL {:.3} s; {:.1} MiB/s simulated over the whole join{}",
+        "join: simulated time to NORMAL {:.3} s; {:.2} MiB/s simulated over the whole join{}",
         sim_time.as_secs_f64(),
         streamed_bytes as f64 / (1u64 << 20) as f64 / sim_time.as_secs_f64(),
         streaming_sim.map_or(String::new(), |d| format!(
-            ", {:.1} MiB/s over the streaming phase ({:.3} s)",
+            ", {:.2} MiB/s over the streaming phase ({:.3} s)",
             streamed_bytes as f64 / (1u64 << 20) as f64 / d.as_secs_f64(),
             d.as_secs_f64()
         )),
     );
-    println!(
-        "join: the joiner holds {held} keys; the final ring gives it {expected} ({:.2} s to check)",
-        check_wall.as_secs_f64()
-    );
-    for w in phases.windows(2) {
-        let ((name, sim_at, wall_at), (_, sim_next, wall_next)) = (&w[0], &w[1]);
-        println!(
-            "join:   {name:<16} simulated {:>8.3} s   wall {:>7.2} s",
-            sim_next.saturating_duration_since(*sim_at).as_secs_f64(),
-            (*wall_next - *wall_at).as_secs_f64(),
-        );
-    }
-    assert_eq!(held, expected, "the joiner holds the keys it replicates");
-    assert_eq!(streamed_keys, expected, "each key streamed once (no loss on the network)");
+    println!("join: the joiner holds {held} keys; the final ring gives it {expected}");
+    print_phases(&phases);
+    assert_eq!(held, expected, "the joiner holds exactly the keys it replicates");
+    assert_eq!(streamed_keys, expected, "each key streamed once (the network loses nothing)");
 }

@@ -116,3 +116,45 @@ fn broken_scenario_files_name_the_line_and_field() {
     let e = error_of(&format!("{base}[[events]]\nat = \"soon\"\nheal = true\n"));
     assert!(e.contains("line 6"), "{e}");
 }
+
+fn prepared(name: &str) -> scenario::Prepared {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
+    let text = std::fs::read_to_string(&file).expect("readable scenario");
+    scenario::prepare(scenario::parse(&text).unwrap(), &text).unwrap()
+}
+
+#[test]
+fn pairdb_story_dual_write_cutover_loses_writes_and_staged_does_not() {
+    use ringside_core::compare::compare;
+    use ringside_core::membership::JoinStrategy::*;
+    let p = prepared("pairdb-dual-write-cutover.toml");
+    let c = compare(
+        &p,
+        &[Staged, PendingRanges, DualWriteCutover, StreamThenCutover],
+        &RunOptions::default(),
+    );
+    let lane = |s| c.lane(s).unwrap();
+    for s in [Staged, PendingRanges] {
+        assert_eq!((lane(s).lost_writes, lane(s).stale_reads), (0, 0), "{s}:\n{c}");
+        assert!(lane(s).time_to_normal.is_some(), "{s} completes its join:\n{c}");
+        assert!(lane(s).extra_acks > 0, "{s} demands the joiner's ack:\n{c}");
+    }
+    // The copy to the joiner is best effort: writes A acknowledged alone never reach it.
+    assert!(lane(DualWriteCutover).lost_writes > 0, "{c}");
+    assert!(lane(StreamThenCutover).lost_writes > 0, "{c}");
+    assert_eq!(lane(DualWriteCutover).extra_acks, 0, "{c}");
+}
+
+#[test]
+fn a_join_shows_uj_then_un_and_ownership_moves_from_100_to_75_percent() {
+    let p = prepared("join-fourth-node-staged.toml");
+    let (report, sim) = scenario::run(&p, &RunOptions::default());
+    assert!(report.passed, "{report}");
+    // The inspections in the file are the assertions; check they ran.
+    let checked: Vec<&str> = report.expectations.iter().map(|e| e.what.as_str()).collect();
+    assert!(checked.iter().any(|w| w.starts_with("while D joins: status of D")), "{checked:?}");
+    assert!(checked.iter().any(|w| w.starts_with("after the join: ownership of D")), "{checked:?}");
+    let d = sim.node_id("D").unwrap();
+    assert_eq!(scenario::status_code(&sim, d), "UN");
+    assert_eq!(scenario::ownership_text(&sim, d), "75.0%");
+}

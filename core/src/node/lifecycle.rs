@@ -827,8 +827,12 @@ impl<S: Storage> Node<S> {
         {
             return Some(since + interval * 3);
         }
+        // One range movement at a time is Cassandra's rule (and staged's); the naive strategies
+        // of the reference documents track concurrent migrations and allow them.
+        let one_at_a_time =
+            matches!(self.config.join_strategy, JoinStrategy::Staged | JoinStrategy::PendingRanges);
         if let Some((node, status)) =
-            self.view.movement_in_progress().filter(|(n, _)| *n != self.id)
+            self.view.movement_in_progress().filter(|(n, _)| *n != self.id && one_at_a_time)
         {
             self.fail_movement(format!(
                 "{node} is {status}: one range movement at a time; join again when it is NORMAL or gone"

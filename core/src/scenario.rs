@@ -381,6 +381,8 @@ pub struct ClusterExpect {
     pub ownership: Option<BTreeMap<String, String>>,
     /// The operator command was refused with an error containing this text.
     pub error_contains: Option<String>,
+    /// Keys held by nodes that no longer replicate them (ghost data), all nodes.
+    pub ghost_keys: Option<Count>,
 }
 
 /// A process pause.
@@ -1044,6 +1046,15 @@ fn check_cluster(
             expected: want.clone(),
             actual,
             passed,
+        });
+    }
+    if let Some(c) = &x.ghost_keys {
+        let actual: u64 = sim.ghost_keys().values().sum();
+        out.push(ExpectationResult {
+            what: format!("{label}: ghost keys"),
+            passed: c.matches(actual).unwrap_or(false),
+            expected: c.describe(),
+            actual: actual.to_string(),
         });
     }
     if let Some(want) = &x.error_contains {

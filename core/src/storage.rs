@@ -228,22 +228,38 @@ impl Storage for MemStorage {
                 (Bound::Included(0), Bound::Included(range.end)),
             ]
         };
-        let mut skipping = after.is_some();
-        for (lo, hi) in pieces {
-            let lo = match lo {
-                Bound::Excluded(t) if t == Token::MAX => continue,
-                Bound::Excluded(t) => t + 1,
-                Bound::Included(t) => t,
-                Bound::Unbounded => 0,
+        // Resume strictly after `after` in scan order, even if that key was removed meanwhile
+        // (cleanup deletes as it pages): pieces before the cursor's are skipped whole, and in
+        // its piece every entry up to the cursor.
+        let bounds: Vec<(Token, Token)> = pieces
+            .iter()
+            .filter_map(|(lo, hi)| {
+                let lo = match lo {
+                    Bound::Excluded(t) if *t == Token::MAX => return None,
+                    Bound::Excluded(t) => t + 1,
+                    Bound::Included(t) => *t,
+                    Bound::Unbounded => 0,
+                };
+                let Bound::Included(hi) = hi else { unreachable!() };
+                Some((lo, *hi))
+            })
+            .collect();
+        let cursor_piece =
+            after.and_then(|(t, _)| bounds.iter().position(|(lo, hi)| (*lo..=*hi).contains(&t)));
+        for (i, (lo, hi)) in bounds.into_iter().enumerate() {
+            if cursor_piece.is_some_and(|c| i < c) {
+                continue;
+            }
+            let lo = match (cursor_piece == Some(i), after) {
+                (true, Some((t, _))) => t,
+                _ => lo,
             };
-            let Bound::Included(hi) = hi else { unreachable!() };
             for (t, bucket) in self.data.range(lo..=hi) {
                 for (k, v) in bucket {
-                    if skipping {
-                        let (at, ak) = after.expect("skipping implies after");
-                        if (*t, k.as_slice()) == (at, ak) {
-                            skipping = false;
-                        }
+                    if cursor_piece == Some(i)
+                        && let Some((at, ak)) = after
+                        && (*t, k.as_slice()) <= (at, ak)
+                    {
                         continue;
                     }
                     out.push(Entry { token: *t, key: k.clone(), value: v.clone() });
@@ -324,6 +340,27 @@ mod tests {
         assert_eq!(keys(TokenRange { start: 0, end: 10 }, Some((10, b"b")), 10), ["c"]);
         assert_eq!(keys(TokenRange { start: 10, end: 5 }, None, 2), ["z", "zero"]);
         assert_eq!(keys(TokenRange { start: 10, end: 5 }, Some((0, b"zero")), 5), ["a"]);
+    }
+
+    #[test]
+    fn paging_resumes_after_a_removed_cursor_key() {
+        let mut s = MemStorage::new();
+        for t in [10u64, 20, 30, u64::MAX - 5] {
+            s.put(t, b"k", val("v")).unwrap();
+        }
+        let whole = TokenRange { start: 0, end: 0 };
+        let first = s.scan(whole, None, 2).unwrap();
+        assert_eq!(first.iter().map(|e| e.token).collect::<Vec<_>>(), vec![10, 20]);
+        // The cursor key disappears before the next page is read (cleanup deletes as it pages).
+        s.put(20, b"k", Siblings::new()).unwrap();
+        let next = s.scan(whole, Some((20, b"k")), 10).unwrap();
+        assert_eq!(next.iter().map(|e| e.token).collect::<Vec<_>>(), vec![30, u64::MAX - 5]);
+        // A wrapping range resumes in its second piece without revisiting the first.
+        let wrap = TokenRange { start: 25, end: 15 };
+        let page = s.scan(wrap, Some((10, b"k")), 10).unwrap();
+        assert!(page.is_empty(), "{page:?}");
+        let page = s.scan(wrap, Some((u64::MAX - 5, b"k")), 10).unwrap();
+        assert_eq!(page.iter().map(|e| e.token).collect::<Vec<_>>(), vec![10]);
     }
 
     #[test]

@@ -400,3 +400,86 @@ fn no_hint_once_the_target_is_down_longer_than_the_window() {
     ));
     assert!(a.storage().hints().unwrap().is_empty());
 }
+
+#[test]
+fn messages_from_a_node_outside_the_cluster_are_refused_on_every_path() {
+    use ringside_core::gossip::GossipDigest;
+    use ringside_core::storage::{Entry, Hint};
+    use ringside_core::streaming::StreamPurpose;
+    use ringside_core::token::TokenRange;
+    const X: NodeId = NodeId(42);
+    let mut a = node(A, ConflictMode::Lww, three_nodes());
+    let now = Instant::from_secs(1);
+    let value = {
+        a.put(
+            now,
+            b"seed".to_vec(),
+            b"v".to_vec(),
+            ConsistencyLevel::One,
+            CausalContext::Lww(None),
+        )
+        .unwrap();
+        let (t, _) = drain(&mut a);
+        mutation_value(&t[0])
+    };
+    let keys_before = a.storage().key_count();
+    let whole = TokenRange { start: 0, end: 0 };
+    let foreign = [
+        Message::Mutation {
+            op: 1,
+            token: token_for(b"k"),
+            key: b"k".to_vec(),
+            value: value.clone().into(),
+        },
+        Message::StreamData {
+            session: 1,
+            range: whole,
+            purpose: StreamPurpose::Join,
+            entries: vec![Entry {
+                token: token_for(b"k"),
+                key: b"k".to_vec(),
+                value: value.clone(),
+            }],
+            last: true,
+        },
+        Message::StreamRequest { session: 1, range: whole, purpose: StreamPurpose::Join },
+        Message::Hint { id: 1, token: token_for(b"k"), key: b"k".to_vec(), value: value.clone() },
+        Message::HandoffHint {
+            hint: Hint {
+                id: 1,
+                target: B,
+                token: token_for(b"k"),
+                key: b"k".to_vec(),
+                value: value.clone(),
+                created: now,
+            },
+        },
+        Message::Repair { token: token_for(b"k"), key: b"k".to_vec(), value },
+        Message::Read { op: 1, token: token_for(b"k"), key: b"k".to_vec() },
+        Message::ViewRequest,
+    ];
+    for m in foreign {
+        let what = format!("{m:?}");
+        a.handle_message(now, X, m);
+        let (t, e) = drain(&mut a);
+        assert!(
+            matches!(&t[..], [Transmit { to: X, message: Message::Refused { .. } }]),
+            "{what}: {t:?}"
+        );
+        assert!(matches!(&e[..], [Event::Trace(NodeTrace::Refused { from: X, .. })]), "{what}");
+    }
+    assert_eq!(a.storage().key_count(), keys_before, "nothing applied");
+    assert!(a.storage().hints().unwrap().is_empty(), "no hint kept");
+    // Gossip from another cluster is refused too, and X is not learned.
+    let syn = GossipMessage::Syn {
+        cluster_id: "other".into(),
+        digests: vec![GossipDigest { node: X, generation: 1, max_version: 5 }],
+    };
+    a.handle_message(now, X, Message::Gossip(Box::new(syn)));
+    let (t, _) = drain(&mut a);
+    assert!(
+        matches!(&t[..], [Transmit { to: X, message: Message::Refused { reason } }] if reason.contains("cluster mismatch"))
+    );
+    assert!(a.gossiper().endpoint(X).is_none());
+    assert!(!a.admits(X));
+}

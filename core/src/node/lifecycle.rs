@@ -323,7 +323,7 @@ impl<S: Storage> Node<S> {
 
     /// Whether a non-gossip message from `from` is accepted: it must be a member this node knows,
     /// from its view or from gossip that carried our cluster identity.
-    pub(super) fn admits(&self, from: NodeId) -> bool {
+    pub fn admits(&self, from: NodeId) -> bool {
         from == self.id
             || self.view.members.contains_key(&from)
             || self.gossiper.endpoint(from).is_some_and(|e| {

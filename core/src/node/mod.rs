@@ -1167,7 +1167,9 @@ impl<S: Storage> Node<S> {
         if self.stopped {
             return;
         }
-        if !matches!(message, Message::Gossip(_) | Message::Echo) && !self.admits(from) {
+        if !matches!(message, Message::Gossip(_) | Message::Echo | Message::Refused { .. })
+            && !self.admits(from)
+        {
             let reason = format!(
                 "{from} is not a member of cluster {:?} known to {}; it must join through gossip first",
                 self.config.cluster_name, self.id

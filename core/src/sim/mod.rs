@@ -873,6 +873,17 @@ impl Simulation {
     /// it is handed the cluster's current view instead, and only `staged`, whose barriers push
     /// state directly, can complete a join.
     pub fn add_node(&mut self, name: &str, request: JoinRequest) -> Result<NodeId, SimError> {
+        self.add_node_configured(name, request, |_| {})
+    }
+
+    /// [`Simulation::add_node`] with the new node's configuration adjusted by `configure` (for
+    /// example another `cluster_name`, to check that the cluster refuses it).
+    pub fn add_node_configured(
+        &mut self,
+        name: &str,
+        request: JoinRequest,
+        configure: impl FnOnce(&mut NodeConfig),
+    ) -> Result<NodeId, SimError> {
         if self.config.names.iter().any(|n| n == name) {
             return Err(SimError::DuplicateName(name.to_string()));
         }
@@ -891,7 +902,9 @@ impl Simulation {
         } else {
             self.truth.clone()
         };
-        let node = Node::new(id, self.config.node.clone(), view, MemStorage::new(), self.now)
+        let mut config = self.config.node.clone();
+        configure(&mut config);
+        let node = Node::new(id, config, view, MemStorage::new(), self.now)
             .expect("in-memory storage cannot fail")
             .with_topology_cache(self.topology_cache.clone());
         self.nodes.push(SimNode { node: Some(node), parked: None, wake: None, paused_until: None });
@@ -1298,6 +1311,50 @@ mod tests {
         let bn = sim.node(b).unwrap();
         assert!(bn.is_alive(a) && bn.is_alive(c));
         assert!(sim.node(a).unwrap().is_alive(b));
+    }
+
+    #[test]
+    fn a_node_of_another_cluster_is_refused_everywhere_and_never_joins() {
+        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let ring =
+            crate::alloc::build_ring(&ids, 4, 3, crate::alloc::Allocation::Balanced, &mut rng)
+                .unwrap();
+        let mut sim = Simulation::new(SimConfig {
+            seed: 1,
+            names: vec!["A".into(), "B".into(), "C".into()],
+            ring,
+            node: NodeConfig::default(),
+            network: NetworkConfig::default(),
+            workload: WorkloadConfig {
+                clients: 2,
+                keys: 10,
+                stop: Duration::from_secs(60),
+                ..WorkloadConfig::default()
+            },
+            keep_trace: false,
+            record_history: true,
+        });
+        sim.run_for(Duration::from_secs(5));
+        let x = sim
+            .add_node_configured("X", JoinRequest::default(), |c| c.cluster_name = "other".into())
+            .unwrap();
+        sim.run_for(Duration::from_secs(90));
+        for i in 0..3 {
+            let n = sim.node(NodeId(i)).unwrap();
+            assert!(n.view().member(x).is_none(), "{:?}", n.view());
+            assert!(!n.admits(x));
+            assert!(n.stats().refused > 0 || i >= 3, "seed {i} refused X's gossip");
+        }
+        assert!(
+            sim.stats()
+                .movement_failures
+                .iter()
+                .any(|(n, r)| *n == x && r.contains("cluster mismatch")),
+            "{:?}",
+            sim.stats().movement_failures
+        );
+        assert_eq!(sim.announced_status(x), None, "X never announced a status");
     }
 
     #[test]

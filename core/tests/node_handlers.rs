@@ -483,3 +483,49 @@ fn messages_from_a_node_outside_the_cluster_are_refused_on_every_path() {
     assert!(a.gossiper().endpoint(X).is_none());
     assert!(!a.admits(X));
 }
+
+#[test]
+fn operator_commands_refuse_what_would_break_the_cluster() {
+    use ringside_core::node::{AdminError, JoinRequest};
+    let mut a = node(A, ConflictMode::Lww, three_nodes());
+    let now = Instant::from_secs(1);
+    // Three nodes at RF=3: leaving would leave two replicas for every range.
+    let err = a.decommission(now).unwrap_err();
+    assert_eq!(err, AdminError::TooFewNodes { remaining: 2, rf: 3 });
+    assert!(err.to_string().contains("add a node first"), "{err}");
+    // A member has nothing to join; a resume with nothing interrupted says so.
+    assert!(matches!(a.join(now, JoinRequest::default()), Err(AdminError::AlreadyMember(_))));
+    let err = a.join(now, JoinRequest { resume: true, ..JoinRequest::default() }).unwrap_err();
+    assert!(err.to_string().starts_with("nothing to resume"), "{err}");
+    // With D joining, a decommission waits for the movement in progress.
+    let mut view = three_nodes();
+    view.members.insert(D, Member { status: Status::Boot, tokens: vec![50], rack: None });
+    view.members
+        .insert(NodeId(4), Member { status: Status::Normal, tokens: vec![250], rack: None });
+    let mut a = node(A, ConflictMode::Lww, view);
+    assert_eq!(
+        a.decommission(now).unwrap_err(),
+        AdminError::MovementInProgress { node: D, status: Status::Boot }
+    );
+    // Nothing was announced.
+    assert_eq!(a.own_status(), Some(Status::Normal));
+}
+
+#[test]
+fn a_joining_node_does_not_coordinate_client_requests() {
+    use ringside_core::node::{InvalidRequest, JoinRequest};
+    let mut d = Node::new(
+        D,
+        config(ConflictMode::Lww),
+        ClusterView::empty(3),
+        MemStorage::new(),
+        Instant::ZERO,
+    )
+    .unwrap();
+    let err = d.get(Instant::ZERO, b"k".to_vec(), ConsistencyLevel::One).unwrap_err();
+    assert!(matches!(err, InvalidRequest::NotServing { .. }), "{err}");
+    d.join(Instant::ZERO, JoinRequest::default()).unwrap();
+    let err = d.get(Instant::ZERO, b"k".to_vec(), ConsistencyLevel::One).unwrap_err();
+    assert!(err.to_string().contains("joining"), "{err}");
+    assert!(!d.accepts_clients());
+}

@@ -120,6 +120,9 @@ pub enum Status {
     Normal,
     /// Decommissioning: its ranges are moving to pending replicas.
     Leaving,
+    /// Decommissioning, reads switched: the nodes gaining its ranges serve them, and it still
+    /// takes writes until every coordinator has switched (the mirror of [`Status::MidJoin`]).
+    MidLeave,
     /// Gone for good.
     Left,
 }
@@ -132,6 +135,7 @@ impl Status {
             Status::MidJoin => "MID_JOIN",
             Status::Normal => "NORMAL",
             Status::Leaving => "LEAVING",
+            Status::MidLeave => "MID_LEAVE",
             Status::Left => "LEFT",
         }
     }
@@ -151,6 +155,7 @@ impl FromStr for Status {
             "MID_JOIN" => Ok(Status::MidJoin),
             "NORMAL" => Ok(Status::Normal),
             "LEAVING" => Ok(Status::Leaving),
+            "MID_LEAVE" => Ok(Status::MidLeave),
             "LEFT" => Ok(Status::Left),
             other => Err(GossipError::InvalidStatus(other.to_string())),
         }
@@ -1171,7 +1176,14 @@ mod tests {
 
     #[test]
     fn status_and_tokens_round_trip() {
-        for s in [Status::Boot, Status::MidJoin, Status::Normal, Status::Leaving, Status::Left] {
+        for s in [
+            Status::Boot,
+            Status::MidJoin,
+            Status::Normal,
+            Status::Leaving,
+            Status::MidLeave,
+            Status::Left,
+        ] {
             assert_eq!(s.to_string().parse::<Status>(), Ok(s));
         }
         assert_eq!("UP".parse::<Status>(), Err(GossipError::InvalidStatus("UP".into())));

@@ -10,11 +10,13 @@
 //! | status of X | `pending-ranges`, `staged` | `sync-dual-write` | `dual-write-cutover` | `stream-then-cutover` |
 //! |---|---|---|---|---|
 //! | `BOOT` | X pending, counted (+1 ack) | X pending, required | X shadow copy | not written |
-//! | `MID_JOIN` (`staged` only) | X in the read ring; the replicas it replaces still written, counted | — | — | — |
+//! | `MID_JOIN` (`staged`, `pending-ranges`) | X in the read ring; the replicas it replaces still written, counted | — | — | — |
 //! | `NORMAL` | X in the ring | X in the ring | X in the ring | X in the ring |
 //!
-//! `immediate` announces `NORMAL` at once. A `LEAVING` node stays in the ring while the nodes that
-//! gain its ranges are pending (counted), under every strategy.
+//! `immediate` announces `NORMAL` at once; `pending-ranges` passes through `MID_JOIN` too, for one
+//! RING_DELAY. A `LEAVING` node stays in the ring while the nodes that gain its ranges are pending
+//! (counted), under every strategy; then `MID_LEAVE` switches reads to them while it still takes
+//! writes, and `LEFT` removes it.
 
 use crate::gossip::Status;
 use crate::id::NodeId;
@@ -166,7 +168,12 @@ impl ClusterView {
     pub fn movement_in_progress(&self) -> Option<(NodeId, Status)> {
         self.members
             .iter()
-            .find(|(_, m)| matches!(m.status, Status::Boot | Status::MidJoin | Status::Leaving))
+            .find(|(_, m)| {
+                matches!(
+                    m.status,
+                    Status::Boot | Status::MidJoin | Status::Leaving | Status::MidLeave
+                )
+            })
             .map(|(n, m)| (*n, m.status))
     }
 
@@ -192,9 +199,9 @@ impl ClusterView {
         Ok(Some(ring))
     }
 
-    /// The settled ring: members that own their tokens (`NORMAL` and `LEAVING`).
+    /// The settled ring: members that own their tokens (`NORMAL`, `LEAVING`, `MID_LEAVE`).
     pub fn ring(&self) -> Result<Option<Ring>, RingError> {
-        self.ring_of(|s| matches!(s, Status::Normal | Status::Leaving))
+        self.ring_of(|s| matches!(s, Status::Normal | Status::Leaving | Status::MidLeave))
     }
 
     /// The movements of the member in progress: `node` joining (from the settled ring) or leaving.
@@ -203,7 +210,7 @@ impl ClusterView {
         let Some(ring) = self.ring()? else { return Ok(Vec::new()) };
         match m.status {
             Status::Boot | Status::MidJoin => plan_join(&ring, node, &m.tokens),
-            Status::Leaving => plan_leave(&ring, node),
+            Status::Leaving | Status::MidLeave => plan_leave(&ring, node),
             Status::Normal | Status::Left => Ok(Vec::new()),
         }
     }
@@ -254,6 +261,18 @@ impl ClusterView {
                             role: WriteRole::Counted,
                         });
                     }
+                }
+                Status::MidLeave => {
+                    // Reads switch to the gainers; the leaver keeps taking writes until every
+                    // coordinator reads the new placement.
+                    for mv in plan_leave(&settled, *node)? {
+                        pending.push(PendingRange {
+                            range: mv.range,
+                            node: *node,
+                            role: WriteRole::Counted,
+                        });
+                    }
+                    read_ring = read_ring.without_node(*node)?;
                 }
                 Status::Normal | Status::Left => {}
             }
@@ -327,6 +346,7 @@ fn status_code(s: Status) -> u8 {
         Status::Normal => 2,
         Status::Leaving => 3,
         Status::Left => 4,
+        Status::MidLeave => 5,
     }
 }
 
@@ -337,6 +357,7 @@ fn status_from_code(c: u8) -> Option<Status> {
         2 => Status::Normal,
         3 => Status::Leaving,
         4 => Status::Left,
+        5 => Status::MidLeave,
         _ => return None,
     })
 }
@@ -416,6 +437,10 @@ mod tests {
         assert!(t.ring().contains_node(X));
         assert!(!t.pending().is_empty());
         assert!(t.pending().iter().all(|p| p.node != X));
+        v.members.get_mut(&X).unwrap().status = Status::MidLeave;
+        let t = v.topology(JoinStrategy::Staged).unwrap().unwrap();
+        assert!(!t.ring().contains_node(X), "reads have switched");
+        assert!(!t.pending().is_empty() && t.pending().iter().all(|p| p.node == X));
         v.members.get_mut(&X).unwrap().status = Status::Left;
         let t = v.topology(JoinStrategy::Staged).unwrap().unwrap();
         assert!(!t.ring().contains_node(X) && t.pending().is_empty());

@@ -995,7 +995,7 @@ pub fn apply_event(
 pub fn status_code(sim: &Simulation, id: NodeId) -> String {
     let state = match sim.announced_status(id) {
         Some(Status::Boot | Status::MidJoin) => 'J',
-        Some(Status::Leaving) => 'L',
+        Some(Status::Leaving | Status::MidLeave) => 'L',
         Some(Status::Left) => return "LEFT".into(),
         Some(Status::Normal) => 'N',
         None => '?',

@@ -1,6 +1,8 @@
 //! Shared harness of Ringside's cross-crate tests: random fault schedules over the simulator
 //! (in the spirit of TigerBeetle's VOPR), with the one-line command that replays a failing seed.
 
+pub mod movements;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ringside_core::alloc::{Allocation, build_ring};

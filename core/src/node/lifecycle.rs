@@ -91,10 +91,12 @@ pub enum JoinPhase {
         /// Since when.
         since: Instant,
     },
-    /// Waiting RING_DELAY for the announcement to spread.
+    /// Waiting RING_DELAY for an announcement to spread.
     RingDelay {
         /// Until when.
         until: Instant,
+        /// The status announced.
+        status: Status,
     },
     /// Waiting for every live member to acknowledge a status.
     Barrier {
@@ -118,7 +120,7 @@ impl JoinPhase {
     fn describe(&self) -> String {
         match self {
             JoinPhase::Discovering { .. } => "discovering the ring".into(),
-            JoinPhase::RingDelay { .. } => "waiting RING_DELAY".into(),
+            JoinPhase::RingDelay { status, .. } => format!("waiting RING_DELAY after {status}"),
             JoinPhase::Barrier { status } => format!("waiting for every node to see {status}"),
             JoinPhase::Streaming => "streaming".into(),
             JoinPhase::Handoff => "handing hints over".into(),
@@ -149,6 +151,9 @@ pub struct JoinState {
     pub current: Option<(u64, TokenRange, NodeId, Instant)>,
     /// Counters.
     pub progress: MovementProgress,
+    /// When a seed answered the joiner's request for its whole view (discovery needs one).
+    #[serde(default)]
+    pub seed_view_at: Option<Instant>,
 }
 
 /// A decommission in progress.
@@ -291,6 +296,7 @@ pub(super) fn load<S: Storage>(
                 todo: VecDeque::new(),
                 current: None,
                 progress: MovementProgress::default(),
+                seed_view_at: None,
             }))
         }
         Some(2) => Lifecycle::Leaving(Box::new(LeaveState {
@@ -346,7 +352,11 @@ impl<S: Storage> Node<S> {
             return Err(super::InvalidRequest::CatchingUp);
         }
         match self.view.status(self.id) {
-            Some(Status::Normal | Status::Leaving) if self.topology.is_some() => Ok(()),
+            Some(Status::Normal | Status::Leaving | Status::MidLeave)
+                if self.topology.is_some() =>
+            {
+                Ok(())
+            }
             _ => Err(super::InvalidRequest::NotServing { state: self.lifecycle.describe() }),
         }
     }
@@ -490,6 +500,12 @@ impl<S: Storage> Node<S> {
             Ok(()) => {
                 self.absorb(now, true);
                 self.catching_up = false;
+                if let Lifecycle::Joining(j) = &mut self.lifecycle
+                    && matches!(j.phase, JoinPhase::Discovering { .. })
+                    && j.seed_view_at.is_none()
+                {
+                    j.seed_view_at = Some(now);
+                }
             }
             Err(e) => self.refuse(from, e.to_string()),
         }
@@ -602,6 +618,8 @@ impl<S: Storage> Node<S> {
         self.set_phase(JoinPhase::Barrier { status });
         self.barrier = Some(Barrier { status, epoch, waiting, acked: 0, sent_at: now });
         self.send_barrier();
+        // Resent every RETRY to members that have not acknowledged (gossip may be off).
+        self.schedule_lifecycle(now + RETRY);
         self.check_barrier(now);
     }
 
@@ -658,19 +676,44 @@ impl<S: Storage> Node<S> {
         }
         let b = self.barrier.take().expect("barrier");
         self.trace(NodeTrace::BarrierComplete { status: b.status, acked: b.acked });
-        self.barrier_done(now, b.status);
+        self.after_wait(now, b.status);
     }
 
-    fn barrier_done(&mut self, now: Instant, status: Status) {
+    /// Waits until `status` (just announced) is known everywhere: a barrier under `staged`,
+    /// RING_DELAY otherwise.
+    fn wait_for(&mut self, now: Instant, status: Status) {
+        if self.config.join_strategy.uses_barriers() {
+            self.start_barrier(now, status);
+        } else {
+            let until = now + self.config.ring_delay;
+            self.set_phase(JoinPhase::RingDelay { until, status });
+            self.schedule_lifecycle(until);
+        }
+    }
+
+    /// The next step once `status` is known everywhere.
+    fn after_wait(&mut self, now: Instant, status: Status) {
+        let tokens = self.own_tokens();
         match status {
             Status::Boot => self.start_join_streaming(now),
             Status::MidJoin => {
-                let tokens = self.own_tokens();
                 self.announce(Status::Normal, &tokens);
-                self.start_barrier(now, Status::Normal);
+                if self.config.join_strategy.uses_barriers() {
+                    self.start_barrier(now, Status::Normal);
+                } else {
+                    self.complete_join(now);
+                }
             }
             Status::Normal => self.complete_join(now),
             Status::Leaving => self.start_leave_streaming(now),
+            Status::MidLeave => {
+                self.announce(Status::Left, &tokens);
+                if self.config.join_strategy.uses_barriers() {
+                    self.start_barrier(now, Status::Left);
+                } else {
+                    self.complete_leave();
+                }
+            }
             Status::Left => self.complete_leave(),
         }
     }
@@ -720,6 +763,7 @@ impl<S: Storage> Node<S> {
                     todo: VecDeque::new(),
                     current: None,
                     progress: MovementProgress::default(),
+                    seed_view_at: None,
                 }));
                 self.persist_lifecycle(1);
                 self.on_lifecycle_tick(now);
@@ -764,13 +808,9 @@ impl<S: Storage> Node<S> {
             Some(JoinPhase::Discovering { since }) => {
                 next = self.discover(now, since);
             }
-            Some(JoinPhase::RingDelay { until }) => {
+            Some(JoinPhase::RingDelay { until, status }) => {
                 if now >= until {
-                    if matches!(self.lifecycle, Lifecycle::Joining(_)) {
-                        self.start_join_streaming(now);
-                    } else {
-                        self.start_leave_streaming(now);
-                    }
+                    self.after_wait(now, status);
                 } else {
                     next = Some(until);
                 }
@@ -822,10 +862,26 @@ impl<S: Storage> Node<S> {
             }
             return Some(now + interval);
         };
-        if self.config.heartbeat_interval.is_some()
-            && now.saturating_duration_since(since) < interval * 3
-        {
-            return Some(since + interval * 3);
+        if self.config.heartbeat_interval.is_some() {
+            // Gossip only answers about the nodes a digest names, so a joiner knows its seeds
+            // long before it knows everyone: ask a seed for its whole view, then give the echoes
+            // to the members learned from it one more round before announcing.
+            let seed_view_at = match &self.lifecycle {
+                Lifecycle::Joining(j) => j.seed_view_at,
+                _ => None,
+            };
+            let Some(at) = seed_view_at else {
+                for seed in self.config.seeds.clone() {
+                    if seed != self.id {
+                        self.send(seed, Message::ViewRequest);
+                    }
+                }
+                return Some(now + RETRY);
+            };
+            let ready = (since + interval * 3).max(at + interval);
+            if now < ready {
+                return Some(ready);
+            }
         }
         // One range movement at a time is Cassandra's rule (and staged's); the naive strategies
         // of the reference documents track concurrent migrations and allow them.
@@ -882,12 +938,7 @@ impl<S: Storage> Node<S> {
         }
         self.announce(Status::Boot, &tokens);
         match strategy {
-            JoinStrategy::Staged => self.start_barrier(now, Status::Boot),
-            JoinStrategy::PendingRanges => {
-                let until = now + self.config.ring_delay;
-                self.set_phase(JoinPhase::RingDelay { until });
-                return Some(until);
-            }
+            JoinStrategy::Staged | JoinStrategy::PendingRanges => self.wait_for(now, Status::Boot),
             _ => self.start_join_streaming(now),
         }
         None
@@ -1000,9 +1051,11 @@ impl<S: Storage> Node<S> {
     fn join_streaming_done(&mut self, now: Instant) {
         let tokens = self.own_tokens();
         match self.config.join_strategy {
-            JoinStrategy::Staged => {
+            // Reads switch first while the replicas losing ranges still take writes, until
+            // every coordinator has switched (a barrier, or RING_DELAY); only then NORMAL.
+            JoinStrategy::Staged | JoinStrategy::PendingRanges => {
                 self.announce(Status::MidJoin, &tokens);
-                self.start_barrier(now, Status::MidJoin);
+                self.wait_for(now, Status::MidJoin);
             }
             JoinStrategy::Immediate => self.complete_join(now),
             _ => {
@@ -1194,7 +1247,7 @@ impl<S: Storage> Node<S> {
                 .view
                 .members
                 .values()
-                .filter(|m| matches!(m.status, Status::Normal | Status::Leaving))
+                .filter(|m| matches!(m.status, Status::Normal | Status::Leaving | Status::MidLeave))
                 .count();
             if owners <= self.view.rf {
                 return Err(AdminError::TooFewNodes { remaining: owners - 1, rf: self.view.rf });
@@ -1211,13 +1264,7 @@ impl<S: Storage> Node<S> {
         if self.view.status(self.id) != Some(Status::Leaving) {
             self.announce(Status::Leaving, &tokens);
         }
-        if self.config.join_strategy.uses_barriers() {
-            self.start_barrier(now, Status::Leaving);
-        } else {
-            let until = now + self.config.ring_delay;
-            self.set_phase(JoinPhase::RingDelay { until });
-            self.schedule_lifecycle(until);
-        }
+        self.wait_for(now, Status::Leaving);
         Ok(())
     }
 
@@ -1282,13 +1329,11 @@ impl<S: Storage> Node<S> {
             Err(e) => return self.fatal(e),
         };
         if hints.is_empty() {
+            // Reads switch to the gainers while this node still takes writes; LEFT once every
+            // coordinator has switched.
             let tokens = self.own_tokens();
-            self.announce(Status::Left, &tokens);
-            if self.config.join_strategy.uses_barriers() {
-                self.start_barrier(now, Status::Left);
-            } else {
-                self.complete_leave();
-            }
+            self.announce(Status::MidLeave, &tokens);
+            self.wait_for(now, Status::MidLeave);
             return;
         }
         let peers: Vec<NodeId> = self

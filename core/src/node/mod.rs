@@ -1167,8 +1167,12 @@ impl<S: Storage> Node<S> {
         if self.stopped {
             return;
         }
-        if !matches!(message, Message::Gossip(_) | Message::Echo | Message::Refused { .. })
-            && !self.admits(from)
+        // Gossip and barriers carry the sender's cluster identity and are checked on it instead
+        // (a barrier may come from a joiner no gossip has announced yet).
+        if !matches!(
+            message,
+            Message::Gossip(_) | Message::Barrier { .. } | Message::Echo | Message::Refused { .. }
+        ) && !self.admits(from)
         {
             let reason = format!(
                 "{from} is not a member of cluster {:?} known to {}; it must join through gossip first",

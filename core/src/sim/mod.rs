@@ -96,6 +96,8 @@ struct SimNode {
     wake: Option<Instant>,
     /// A process pause (GC, VM stall): nothing is processed before this time.
     paused_until: Option<Instant>,
+    /// The node's own configuration when it differs from the cluster's (kept across restarts).
+    config: Option<Box<NodeConfig>>,
 }
 
 #[derive(Clone, Debug)]
@@ -278,6 +280,7 @@ impl Simulation {
                 parked: None,
                 wake: None,
                 paused_until: None,
+                config: None,
             });
         }
         for i in 0..n {
@@ -904,10 +907,17 @@ impl Simulation {
         };
         let mut config = self.config.node.clone();
         configure(&mut config);
+        let own = (config != self.config.node).then(|| Box::new(config.clone()));
         let node = Node::new(id, config, view, MemStorage::new(), self.now)
             .expect("in-memory storage cannot fail")
             .with_topology_cache(self.topology_cache.clone());
-        self.nodes.push(SimNode { node: Some(node), parked: None, wake: None, paused_until: None });
+        self.nodes.push(SimNode {
+            node: Some(node),
+            parked: None,
+            wake: None,
+            paused_until: None,
+            config: own,
+        });
         self.trace.record(self.now, TraceEvent::Restart { node: id, generation: 1 });
         self.stats.join_started.insert(id, self.now);
         let now = self.now;
@@ -1064,15 +1074,13 @@ impl Simulation {
         let Some(storage) = self.nodes[idx].parked.take() else {
             return Err(SimError::NodeRunning(self.name(id).to_string()));
         };
-        let node = Node::new(
-            id,
-            self.config.node.clone(),
-            ClusterView::empty(self.truth.rf),
-            storage,
-            self.now,
-        )
-        .expect("in-memory storage cannot fail")
-        .with_topology_cache(self.topology_cache.clone());
+        let config = match &self.nodes[idx].config {
+            Some(c) => (**c).clone(),
+            None => self.config.node.clone(),
+        };
+        let node = Node::new(id, config, ClusterView::empty(self.truth.rf), storage, self.now)
+            .expect("in-memory storage cannot fail")
+            .with_topology_cache(self.topology_cache.clone());
         let generation = node.generation();
         self.nodes[idx].node = Some(node);
         self.trace.record(self.now, TraceEvent::Restart { node: id, generation });

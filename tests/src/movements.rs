@@ -1,0 +1,777 @@
+//! Randomized range movements (DESIGN.md, "Node lifecycle"): a node joins a live cluster under
+//! faults and, in some runs, an original node is decommissioned once the join completed. Each
+//! run is derived from its seed; a failing one is replayed with the command
+//! [`MovementRun::replay_command`] prints.
+//!
+//! Also the small builders the negative controls of `tests/join_invariants.rs` share.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use ringside_core::alloc::{Allocation, build_ring};
+use ringside_core::checker::{Anomaly, AnomalyKind, CheckConfig, CheckReport, check};
+use ringside_core::gossip::Status;
+use ringside_core::history::OpType;
+use ringside_core::membership::JoinStrategy;
+use ringside_core::message::Message;
+use ringside_core::node::{Event, Node};
+use ringside_core::node::{JoinPhase, JoinRequest, Lifecycle, NodeConfig};
+use ringside_core::scenario::{FinalPhase, finish};
+use ringside_core::sim::network::{LatencyModel, NetworkConfig};
+use ringside_core::sim::workload::WorkloadConfig;
+use ringside_core::sim::{SimConfig, Simulation};
+use ringside_core::storage::MemStorage;
+use ringside_core::{ConflictMode, ConsistencyLevel, Instant, NodeId};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+/// The test file these runs belong to (for replay commands).
+pub const TEST_FILE: &str = "join_invariants";
+
+/// Tokens per node, initial ring and joiner alike.
+pub const TOKENS_PER_NODE: usize = 8;
+
+/// When the workload stops issuing requests.
+const WORKLOAD_STOP: Duration = Duration::from_secs(75);
+/// Random faults end here; then everything is healed and restarted.
+const FAULTS_END: Duration = Duration::from_secs(45);
+/// Movements must have completed by then (virtual time).
+const MOVEMENT_DEADLINE: Duration = Duration::from_secs(240);
+/// After a restart, how long to let gossip and the failure detector catch up before resuming.
+const RESUME_AFTER: Duration = Duration::from_secs(4);
+
+/// The shape of one randomized movement run, derived from its seed and a strategy.
+#[derive(Clone, Debug)]
+pub struct MovementRun {
+    /// Seed.
+    pub seed: u64,
+    /// Join strategy of every node.
+    pub strategy: JoinStrategy,
+    /// Nodes in the initial cluster.
+    pub nodes: usize,
+    /// Replication factor.
+    pub rf: usize,
+    /// Read level.
+    pub read_cl: ConsistencyLevel,
+    /// Write level.
+    pub write_cl: ConsistencyLevel,
+    /// Conflict mode.
+    pub mode: ConflictMode,
+    /// Loss probability while faults are active.
+    pub loss: f64,
+    /// Original node decommissioned after the join completed, if any.
+    pub leaver: Option<NodeId>,
+    /// RING_DELAY (`pending-ranges`, and decommissions outside `staged`).
+    pub ring_delay: Duration,
+    /// Outbound stream throughput per node, bytes per second.
+    pub stream_throughput: u64,
+    /// Every original node is a seed (else the first three, the simulator's default).
+    pub all_seeds: bool,
+    /// Also start a node of another cluster ("other") right after the joiner; it tries to join
+    /// through the same seeds and must never be admitted (invariant 9).
+    pub foreign_node: bool,
+}
+
+/// The cluster name of [`MovementRun::foreign_node`].
+pub const FOREIGN_CLUSTER: &str = "other";
+
+/// What a movement run produced.
+pub struct MovementOutcome {
+    /// The run's parameters.
+    pub run: MovementRun,
+    /// The simulation at the end (after the final phase).
+    pub sim: Simulation,
+    /// The checker's report.
+    pub check: CheckReport,
+    /// The joining node.
+    pub joiner: NodeId,
+    /// Movement failures recorded and then recovered from (with the documented reason).
+    pub recovered: Vec<String>,
+    /// Movement problems: failures for an undocumented reason, movements that never completed.
+    pub movement_problems: Vec<String>,
+    /// When each node learned that a movement completed (the joiner `NORMAL`, the leaver `LEFT`).
+    pub switches: Vec<Switch>,
+    /// The node of another cluster, when the run started one.
+    pub foreign: Option<NodeId>,
+    /// Every time a member was seen to know the foreign node (view, ring or gossip state).
+    pub admitted: Vec<String>,
+}
+
+/// The end of a range movement — the joiner announcing `NORMAL`, the leaver `LEFT` — and when
+/// each node's view learned it. Until a node has, it still reads from the replica that lost the
+/// range, which coordinators that did learn it no longer write to.
+#[derive(Clone, Debug)]
+pub struct Switch {
+    /// The node that moved.
+    pub mover: NodeId,
+    /// The status it announced.
+    pub status: Status,
+    /// When it announced it.
+    pub at: Instant,
+    /// When each node's view first showed it (sampled every [`SWITCH_SAMPLE`]).
+    pub learned: BTreeMap<NodeId, Instant>,
+}
+
+/// How often [`Switch::learned`] is sampled.
+pub const SWITCH_SAMPLE: Duration = Duration::from_millis(50);
+
+impl Switch {
+    /// Whether `node`'s view had not learned this switch at `t` (within one sample).
+    pub fn lagging(&self, node: NodeId, t: Instant) -> bool {
+        node != self.mover
+            && t >= self.at
+            && self.learned.get(&node).is_none_or(|l| t < *l + SWITCH_SAMPLE)
+    }
+}
+
+/// Samples the views until every switch is learned everywhere.
+#[derive(Default)]
+struct SwitchWatch {
+    switches: Vec<Switch>,
+    /// A node of another cluster no member may ever know.
+    foreign: Option<NodeId>,
+    admitted: Vec<String>,
+}
+
+impl SwitchWatch {
+    fn advance(&mut self, sim: &mut Simulation, until: Instant, watched: &[(NodeId, Status)]) {
+        while sim.now() < until {
+            let next = (sim.now() + SWITCH_SAMPLE).min(until);
+            sim.run_until(next);
+            self.sample(sim, watched);
+        }
+    }
+
+    fn sample(&mut self, sim: &Simulation, watched: &[(NodeId, Status)]) {
+        let now = sim.now();
+        if let Some(f) = self.foreign
+            && self.admitted.len() < 5
+        {
+            for i in 0..sim.names().len() as u32 {
+                let Some(node) = sim.node(NodeId(i)).filter(|n| n.id() != f) else { continue };
+                let learned = node
+                    .gossiper()
+                    .endpoint(f)
+                    .is_some_and(|e| e.heartbeat.generation > 0 || !e.states.is_empty());
+                let in_ring = node.topology().is_some_and(|t| t.ring().contains_node(f));
+                if node.view().member(f).is_some() || in_ring || learned || node.admits(f) {
+                    self.admitted.push(format!(
+                        "{} knows the foreign node at {now}: in its view {}, in its ring {in_ring}, gossip state {learned}, admits its messages {}",
+                        sim.name(NodeId(i)),
+                        node.view().member(f).is_some(),
+                        node.admits(f)
+                    ));
+                }
+            }
+        }
+        for (mover, status) in watched {
+            if sim.announced_status(*mover) != Some(*status)
+                || self.switches.iter().any(|s| s.mover == *mover && s.status == *status)
+            {
+                continue;
+            }
+            // The simulator timestamps a completed join or decommission; under `staged` that is
+            // after a barrier, later than the announcement, which happened in the last sample.
+            let completed = match status {
+                Status::Normal => sim.stats().join_completed.get(mover),
+                Status::Left => sim.stats().decommissioned.get(mover),
+                _ => None,
+            };
+            let at = match completed {
+                Some(t) if now.saturating_duration_since(*t) < SWITCH_SAMPLE => *t,
+                _ => now - SWITCH_SAMPLE,
+            };
+            self.switches.push(Switch {
+                mover: *mover,
+                status: *status,
+                at,
+                learned: BTreeMap::new(),
+            });
+        }
+        for s in &mut self.switches {
+            for i in 0..sim.names().len() as u32 {
+                let id = NodeId(i);
+                if s.learned.contains_key(&id) {
+                    continue;
+                }
+                if sim.node(id).is_some_and(|n| n.view().status(s.mover) == Some(s.status)) {
+                    s.learned.insert(id, now);
+                }
+            }
+        }
+    }
+}
+
+impl MovementRun {
+    /// Derives a run from a seed: 3–6 nodes, RF 3, an overlapping pair of levels, either
+    /// conflict mode, 0–5 % loss, and in half the runs a decommission after the join.
+    pub fn from_seed(seed: u64, strategy: JoinStrategy) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6a6f_696e);
+        let nodes = rng.random_range(3..=6usize);
+        let pairs = [
+            (ConsistencyLevel::Quorum, ConsistencyLevel::Quorum),
+            (ConsistencyLevel::One, ConsistencyLevel::All),
+            (ConsistencyLevel::All, ConsistencyLevel::One),
+            (ConsistencyLevel::Quorum, ConsistencyLevel::All),
+            (ConsistencyLevel::All, ConsistencyLevel::Quorum),
+        ];
+        let (read_cl, write_cl) = pairs[rng.random_range(0..pairs.len())];
+        let mode = if rng.random_bool(0.5) { ConflictMode::VectorClock } else { ConflictMode::Lww };
+        let loss = f64::from(rng.random_range(0..=5u32)) / 100.0;
+        // After the join there are nodes + 1 owners, always more than RF = 3.
+        let leaver = rng.random_bool(0.5).then(|| NodeId(rng.random_range(0..nodes as u32)));
+        let ring_delay = match strategy {
+            // Small clusters: gossip spreads in a few rounds, well within 10 s.
+            JoinStrategy::PendingRanges => Duration::from_secs(10),
+            _ => NodeConfig::default().ring_delay,
+        };
+        MovementRun {
+            seed,
+            strategy,
+            nodes,
+            rf: 3,
+            read_cl,
+            write_cl,
+            mode,
+            loss,
+            leaver,
+            ring_delay,
+            stream_throughput: 2_000,
+            all_seeds: true,
+            foreign_node: false,
+        }
+    }
+
+    /// The command that replays this seed in `test`.
+    pub fn replay_command(&self, test: &str) -> String {
+        format!(
+            "RINGSIDE_SEED={} cargo test -p ringside-tests --test {TEST_FILE} {test} -- --include-ignored --nocapture",
+            self.seed
+        )
+    }
+
+    fn sim_config(&self, rng: &mut ChaCha8Rng) -> SimConfig {
+        let ids: Vec<NodeId> = (0..self.nodes as u32).map(NodeId).collect();
+        let ring =
+            build_ring(&ids, TOKENS_PER_NODE, self.rf, Allocation::Random, rng).expect("ring");
+        SimConfig {
+            seed: self.seed,
+            names: (0..self.nodes).map(|i| format!("n{i}")).collect(),
+            ring,
+            node: NodeConfig {
+                conflict_mode: self.mode,
+                join_strategy: self.strategy,
+                ring_delay: self.ring_delay,
+                stream_throughput: Some(self.stream_throughput),
+                num_tokens: TOKENS_PER_NODE,
+                seeds: if self.all_seeds { ids.clone() } else { Vec::new() },
+                ..NodeConfig::default()
+            },
+            network: test_network(),
+            workload: WorkloadConfig {
+                clients: 3,
+                keys: 8,
+                read_fraction: 0.5,
+                delete_fraction: 0.1,
+                read_cl: self.read_cl,
+                write_cl: self.write_cl,
+                think_time: Duration::from_millis(60),
+                start: Duration::from_secs(1),
+                stop: WORKLOAD_STOP,
+                use_context: true,
+            },
+            keep_trace: std::env::var("RINGSIDE_KEEP_TRACE").is_ok(),
+            record_history: true,
+        }
+    }
+
+    /// Runs it: a node joins at 3–8 s while crashes and restarts (of nodes not moving),
+    /// process pauses, partitions and loss go on until 45 s; the leaver (if any) starts its
+    /// decommission once the join completed. Then everything is healed and restarted, failed
+    /// movements are resumed (only after a failure for a documented reason), the workload runs
+    /// to its end, and the final phase and the checker run.
+    pub fn execute(self) -> MovementOutcome {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xfa_u64);
+        let mut sim = Simulation::new(self.sim_config(&mut rng));
+        sim.set_loss(self.loss);
+        let joiner = NodeId(self.nodes as u32);
+        let join_at = rng.random_range(3_000..8_000u64);
+        let mut mover = Movers::new(joiner, self.leaver);
+        let mut watch = SwitchWatch::default();
+        let mut watched = vec![(joiner, Status::Normal)];
+        watched.extend(self.leaver.map(|l| (l, Status::Left)));
+        let mut t = 1_000u64;
+        while t < FAULTS_END.as_millis() as u64 {
+            t += rng.random_range(1_000..5_000);
+            watch.advance(&mut sim, Instant::from_millis(t), &watched);
+            if !mover.join_requested && t >= join_at {
+                let id = sim.add_node("joiner", JoinRequest::default()).expect("add the joiner");
+                assert_eq!(id, joiner);
+                mover.join_requested = true;
+                if self.foreign_node {
+                    let f = sim
+                        .add_node_configured("foreign", JoinRequest::default(), |c| {
+                            c.cluster_name = FOREIGN_CLUSTER.into();
+                        })
+                        .expect("add the foreign node");
+                    watch.foreign = Some(f);
+                    mover.foreign = Some(f);
+                }
+            }
+            mover.drive(&mut sim, false);
+            let count = sim.names().len() as u32;
+            let victim = NodeId(rng.random_range(0..count));
+            match rng.random_range(0..7) {
+                0 if !mover.spared(victim) => {
+                    let _ = sim.crash(victim);
+                }
+                1 => {
+                    // Restart one crashed node, if any.
+                    if let Some(down) = (0..count).map(NodeId).find(|n| !sim.is_up(*n)) {
+                        let _ = sim.restart(down);
+                        mover.restarted_at = sim.now();
+                    }
+                }
+                2 => {
+                    let mut ids: Vec<NodeId> = (0..count).map(NodeId).collect();
+                    // Shuffle deterministically, then cut.
+                    for i in (1..ids.len()).rev() {
+                        ids.swap(i, rng.random_range(0..=i));
+                    }
+                    let cut = rng.random_range(1..ids.len());
+                    sim.partition(vec![ids[..cut].to_vec()]);
+                }
+                3 => sim.heal(),
+                4 => {
+                    let _ = sim.pause(victim, Duration::from_millis(rng.random_range(500..8_000)));
+                }
+                _ => {}
+            }
+        }
+        // Everything comes back; movements that failed for a documented reason are resumed.
+        if sim.network().is_partitioned() {
+            sim.heal();
+        }
+        sim.set_loss(0.0);
+        for i in 0..sim.names().len() as u32 {
+            if !sim.is_up(NodeId(i)) {
+                let _ = sim.restart(NodeId(i));
+                mover.restarted_at = sim.now();
+            }
+        }
+        let deadline = Instant::ZERO + MOVEMENT_DEADLINE;
+        while sim.now() < deadline && !mover.done(&sim) {
+            let next = sim.now() + Duration::from_secs(1);
+            watch.advance(&mut sim, next, &watched);
+            mover.drive(&mut sim, true);
+        }
+        let stop = Instant::ZERO + WORKLOAD_STOP + Duration::from_secs(1);
+        if sim.now() < stop {
+            watch.advance(&mut sim, stop, &watched);
+        }
+        let mut movement_problems = mover.problems.clone();
+        if let Some(f) = mover.foreign
+            && !sim.stats().movement_failures.iter().any(|(n, _)| *n == f)
+        {
+            movement_problems.push(format!(
+                "the foreign node's join never failed: it is {}",
+                sim.node(f).map_or("down".into(), |n| n.lifecycle().describe())
+            ));
+        }
+        if !sim.stats().join_completed.contains_key(&joiner) {
+            movement_problems.push(format!(
+                "the join never completed: joiner is {}",
+                sim.node(joiner).map_or("down".into(), |n| n.lifecycle().describe())
+            ));
+        }
+        if let Some(l) = self.leaver
+            && !sim.stats().decommissioned.contains_key(&l)
+        {
+            movement_problems.push(format!(
+                "the decommission of {l} never completed ({}): it is {}",
+                if mover.leave_requested { "started" } else { "never started" },
+                sim.node(l).map_or("down".into(), |n| n.lifecycle().describe())
+            ));
+        }
+        finish(&mut sim, &FinalPhase::default());
+        let check = check(sim.history(), &CheckConfig { rf: self.rf, mode: self.mode });
+        MovementOutcome {
+            recovered: mover.recovered,
+            movement_problems,
+            switches: watch.switches,
+            foreign: watch.foreign,
+            admitted: watch.admitted,
+            run: self,
+            sim,
+            check,
+            joiner,
+        }
+    }
+}
+
+/// Drives the joiner and the leaver: starts the decommission after the join, resumes failed
+/// movements, and tells legitimate failures from the others.
+struct Movers {
+    joiner: NodeId,
+    leaver: Option<NodeId>,
+    foreign: Option<NodeId>,
+    join_requested: bool,
+    leave_requested: bool,
+    /// Failures already classified (index into `movement_failures`).
+    seen_failures: usize,
+    restarted_at: Instant,
+    last_resume: Instant,
+    recovered: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// Documented reasons for a movement to stop: the replica a range must be streamed from, or the
+/// node gaining it, is down (DESIGN.md, "Node lifecycle", step 3).
+pub fn documented_failure(reason: &str) -> bool {
+    (reason.starts_with("streaming source") && reason.contains("down"))
+        || reason.contains("went down while it was streamed")
+        || (reason.contains("gains") && reason.contains("but is down"))
+        || reason.starts_with("no live replica holds")
+}
+
+impl Movers {
+    fn new(joiner: NodeId, leaver: Option<NodeId>) -> Self {
+        Movers {
+            joiner,
+            leaver,
+            foreign: None,
+            join_requested: false,
+            leave_requested: false,
+            seen_failures: 0,
+            restarted_at: Instant::ZERO,
+            last_resume: Instant::ZERO,
+            recovered: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Never crashed by the random faults: the movers (crashing them is not what these runs
+    /// test), and the foreign node (`Simulation::restart` would bring it back with the cluster's
+    /// configuration; see `a_restarted_foreign_node_stays_foreign`).
+    fn spared(&self, n: NodeId) -> bool {
+        n == self.joiner || Some(n) == self.leaver || Some(n) == self.foreign
+    }
+
+    fn done(&self, sim: &Simulation) -> bool {
+        let joined = sim.stats().join_completed.contains_key(&self.joiner);
+        let left = self.leaver.is_none_or(|l| sim.stats().decommissioned.contains_key(&l));
+        joined && left && !sim.movement_in_progress()
+    }
+
+    /// `recover`: the faults are over (everything healed and restarted): resume what failed.
+    fn drive(&mut self, sim: &mut Simulation, recover: bool) {
+        let failures = &sim.stats().movement_failures;
+        for (node, reason) in &failures[self.seen_failures..] {
+            let line = format!("{} at {:?}: {reason}", sim.name(*node), sim.now());
+            if Some(*node) == self.foreign {
+                // Its join must fail, on the refusal of its seeds.
+                if !reason.contains("cluster mismatch") {
+                    self.problems.push(format!(
+                        "the foreign node's join failed for another reason than the cluster mismatch: {line}"
+                    ));
+                }
+            } else if documented_failure(reason) {
+                self.recovered.push(line);
+            } else {
+                self.problems.push(format!("movement failed for an undocumented reason: {line}"));
+            }
+        }
+        self.seen_failures = failures.len();
+        let now = sim.now();
+        // The join: resume it when it failed (documented reasons only; the others stay failed
+        // and are reported).
+        if recover
+            && now.saturating_duration_since(self.restarted_at) >= RESUME_AFTER
+            && now.saturating_duration_since(self.last_resume) >= RESUME_AFTER
+            && let Some(Lifecycle::Joining(j)) = sim.node(self.joiner).map(|n| n.lifecycle())
+            && let JoinPhase::Failed { reason } = &j.phase
+            && documented_failure(reason)
+        {
+            self.last_resume = now;
+            let _ = sim.resume_join(self.joiner, false);
+        }
+        // The decommission: once the join completed.
+        let Some(leaver) = self.leaver else { return };
+        if !sim.stats().join_completed.contains_key(&self.joiner) || !sim.is_up(leaver) {
+            return;
+        }
+        let (normal, failed) = match sim.node(leaver).map(|n| n.lifecycle()) {
+            Some(Lifecycle::Normal) => (true, false),
+            Some(Lifecycle::Leaving(l)) => (
+                false,
+                matches!(&l.phase, JoinPhase::Failed { reason } if documented_failure(reason)),
+            ),
+            _ => (false, false),
+        };
+        if normal && !self.leave_requested {
+            // Refused while its view still shows the join in progress: try again later.
+            self.leave_requested = sim.decommission(leaver).is_ok();
+        } else if failed
+            && recover
+            && now.saturating_duration_since(self.restarted_at) >= RESUME_AFTER
+            && now.saturating_duration_since(self.last_resume) >= RESUME_AFTER
+        {
+            self.last_resume = now;
+            let _ = sim.decommission(leaver);
+        }
+    }
+}
+
+impl MovementOutcome {
+    /// Stale reads whose coordinator had not yet learned that a movement completed when the
+    /// read was invoked (see [`Switch`]).
+    pub fn stale_reads_in_switch(&self) -> Vec<&Anomaly> {
+        self.check.of_kind(AnomalyKind::StaleRead).filter(|a| self.in_switch(a)).collect()
+    }
+
+    fn in_switch(&self, a: &Anomaly) -> bool {
+        let ops = &self.sim.history().ops;
+        let Some(done) = ops.get(a.op_index as usize) else { return false };
+        let Some(invoke) = ops[..a.op_index as usize]
+            .iter()
+            .rev()
+            .find(|o| o.process == done.process && o.op_type == OpType::Invoke)
+        else {
+            return false;
+        };
+        self.switches.iter().any(|s| s.lagging(invoke.node, invoke.time))
+    }
+
+    /// Every invariant this run breaks, one line each (empty when it keeps them all).
+    pub fn violations(&self) -> Vec<String> {
+        let mut broken = Vec::new();
+        let c = &self.check;
+        // Invariants 1 and 4: no acknowledged write lost, read-your-writes when R + W > RF,
+        // during the movement too. In vector-clock mode (invariant 2) a dropped concurrent write
+        // is a lost write.
+        let stale_reads: Vec<&Anomaly> = c.of_kind(AnomalyKind::StaleRead).collect();
+        if let Some(first) = stale_reads.first() {
+            broken.push(format!("{} stale-read: {}", stale_reads.len(), first.explanation));
+        }
+        if c.count(AnomalyKind::LostWrite) > 0 {
+            let first = c.of_kind(AnomalyKind::LostWrite).next().expect("counted");
+            broken.push(format!(
+                "{} lost-write: {}",
+                c.count(AnomalyKind::LostWrite),
+                first.explanation
+            ));
+        }
+        // Invariant 3: convergence.
+        let divergent = self.sim.divergent_keys();
+        if !divergent.is_empty() {
+            broken.push(format!("replicas diverge on {divergent:?}"));
+        }
+        // Invariant 6: every range has exactly RF distinct natural replicas, and the ring holds
+        // exactly the nodes expected.
+        broken.extend(ring_problems(&self.sim, self.run.rf));
+        let mut expected: BTreeSet<NodeId> = (0..self.run.nodes as u32).map(NodeId).collect();
+        expected.insert(self.joiner);
+        if let Some(l) = self.run.leaver {
+            expected.remove(&l);
+        }
+        let actual: BTreeSet<NodeId> = self.sim.topology().ring().nodes().into_iter().collect();
+        if actual != expected {
+            broken.push(format!("ring holds {actual:?}, expected {expected:?}"));
+        }
+        broken.extend(self.movement_problems.iter().cloned());
+        broken.extend(view_problems(&self.sim, self.foreign));
+        // Invariant 9.
+        broken.extend(self.admitted.iter().cloned());
+        broken
+    }
+}
+
+/// Invariant 6 on the cluster's settled ring: every range has exactly `rf` distinct natural
+/// replicas.
+pub fn ring_problems(sim: &Simulation, rf: usize) -> Vec<String> {
+    let ring = sim.topology().ring();
+    let mut out = Vec::new();
+    for (range, replicas) in ring.ranges() {
+        let distinct: BTreeSet<NodeId> = replicas.iter().copied().collect();
+        if replicas.len() != rf || distinct.len() != rf {
+            out.push(format!("range {range:?} has replicas {replicas:?}, not {rf} distinct nodes"));
+        }
+    }
+    out
+}
+
+/// Once everything settled, every running member's view agrees with what every node announced
+/// (gossip converged), and no movement is left in progress. `foreign`, a node of another cluster,
+/// is no member and is not judged.
+pub fn view_problems(sim: &Simulation, foreign: Option<NodeId>) -> Vec<String> {
+    let truth = sim.cluster_view();
+    let mut out = Vec::new();
+    if let Some((n, s)) = truth.movement_in_progress() {
+        out.push(format!("{} is still {s} at the end", sim.name(n)));
+    }
+    for i in 0..sim.names().len() as u32 {
+        let id = NodeId(i);
+        let Some(node) = sim.node(id) else { continue };
+        if truth.status(id) == Some(Status::Left) || Some(id) == foreign {
+            continue;
+        }
+        for (m, member) in &truth.members {
+            let seen = node.view().member(*m);
+            if seen.map(|s| (s.status, &s.tokens)) != Some((member.status, &member.tokens)) {
+                out.push(format!(
+                    "{} sees {} as {:?}, but it announced {}",
+                    sim.name(id),
+                    sim.name(*m),
+                    seen.map(|s| s.status),
+                    member.status
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The network of every run here: sub-millisecond to a few milliseconds, with a 2 % tail of
+/// 300 ms.
+pub fn test_network() -> NetworkConfig {
+    NetworkConfig {
+        latency: LatencyModel {
+            min: Duration::from_micros(300),
+            jitter: Duration::from_millis(3),
+            tail_probability: 0.02,
+            tail: Duration::from_millis(300),
+        },
+        loss: 0.0,
+    }
+}
+
+/// A small cluster for the negative controls: `nodes` nodes (`n0`, `n1`, …) of
+/// [`TOKENS_PER_NODE`] random tokens each, every node configured by `node`, trace kept.
+pub fn small_cluster(
+    seed: u64,
+    nodes: usize,
+    rf: usize,
+    node: NodeConfig,
+    workload: WorkloadConfig,
+) -> Simulation {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xfa_u64);
+    let ids: Vec<NodeId> = (0..nodes as u32).map(NodeId).collect();
+    let ring = build_ring(&ids, TOKENS_PER_NODE, rf, Allocation::Random, &mut rng).expect("ring");
+    Simulation::new(SimConfig {
+        seed,
+        names: (0..nodes).map(|i| format!("n{i}")).collect(),
+        ring,
+        node: NodeConfig { num_tokens: TOKENS_PER_NODE, ..node },
+        network: test_network(),
+        workload,
+        // Short runs: keep the trace, the tests inspect it.
+        keep_trace: true,
+        record_history: true,
+    })
+}
+
+/// Runs until `node` completed its join (or `limit` passed); whether it did.
+pub fn run_until_joined(sim: &mut Simulation, node: NodeId, limit: Instant) -> bool {
+    while sim.now() < limit {
+        if sim.stats().join_completed.contains_key(&node) {
+            return true;
+        }
+        sim.run_for(Duration::from_millis(500));
+    }
+    sim.stats().join_completed.contains_key(&node)
+}
+
+/// Whether `node` has announced `status` (as the simulator's ground truth records it).
+pub fn announced(sim: &Simulation, node: NodeId, status: Status) -> bool {
+    sim.announced_status(node) == Some(status)
+}
+
+/// A minimal deterministic pump over bare [`Node`]s, for what the simulator cannot build: nodes
+/// configured differently from each other (a node of another cluster). Every message takes 1 ms
+/// plus a deterministic jitter; there is no loss, no partition and no crash.
+pub struct Pump {
+    /// The nodes, indexed by id.
+    pub nodes: Vec<Node<MemStorage>>,
+    /// Every event each node emitted, in order.
+    pub events: Vec<Vec<(Instant, Event)>>,
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    in_flight: BTreeMap<u64, (NodeId, NodeId, Message)>,
+    now: Instant,
+    seq: u64,
+}
+
+impl Pump {
+    /// Starts the pump at time zero over `nodes` (node `i` must have id `i`).
+    pub fn new(nodes: Vec<Node<MemStorage>>) -> Self {
+        let n = nodes.len();
+        let mut pump = Pump {
+            nodes,
+            events: vec![Vec::new(); n],
+            queue: BinaryHeap::new(),
+            in_flight: BTreeMap::new(),
+            now: Instant::ZERO,
+            seq: 0,
+        };
+        for i in 0..n {
+            pump.drain(NodeId(i as u32));
+        }
+        pump
+    }
+
+    /// Current time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Sends `message` from `from` to `to` as if `from` had sent it (a crafted message).
+    pub fn inject(&mut self, from: NodeId, to: NodeId, message: Message) {
+        self.seq += 1;
+        let at = self.now + Duration::from_micros(1_000 + (self.seq * 7_919) % 2_000);
+        self.in_flight.insert(self.seq, (from, to, message));
+        self.queue.push(Reverse((at, self.seq)));
+    }
+
+    /// Drains a node's outputs after an input.
+    pub fn drain(&mut self, id: NodeId) {
+        let i = id.0 as usize;
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            if (t.to.0 as usize) < self.nodes.len() {
+                self.inject(id, t.to, t.message);
+            }
+        }
+        while let Some(e) = self.nodes[i].poll_event() {
+            self.events[i].push((self.now, e));
+        }
+    }
+
+    /// Processes everything due up to `until`, calling `check` after every step.
+    pub fn run_until(&mut self, until: Instant, mut check: impl FnMut(&Pump)) {
+        loop {
+            let message = self.queue.peek().map(|Reverse((t, _))| *t);
+            let timer = (0..self.nodes.len())
+                .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t.max(self.now), i)))
+                .min();
+            let next = match (message, timer) {
+                (Some(m), Some((t, _))) => m.min(t),
+                (Some(m), None) => m,
+                (None, Some((t, _))) => t,
+                (None, None) => break,
+            };
+            if next > until {
+                break;
+            }
+            self.now = next;
+            if message == Some(next) {
+                let Reverse((_, seq)) = self.queue.pop().expect("peeked");
+                let (from, to, m) = self.in_flight.remove(&seq).expect("in flight");
+                self.nodes[to.0 as usize].handle_message(next, from, m);
+                self.drain(to);
+            } else if let Some((_, i)) = timer {
+                self.nodes[i].handle_timeout(next);
+                self.drain(NodeId(i as u32));
+            }
+            check(self);
+        }
+        self.now = self.now.max(until);
+    }
+}

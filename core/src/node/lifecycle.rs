@@ -341,7 +341,11 @@ impl<S: Storage> Node<S> {
 
     /// Whether this node coordinates client requests now.
     pub fn accepts_clients(&self) -> bool {
-        self.check_serving().is_ok()
+        self.serving
+    }
+
+    fn refresh_serving(&mut self) {
+        self.serving = self.check_serving().is_ok();
     }
 
     pub(super) fn check_serving(&self) -> Result<(), super::InvalidRequest> {
@@ -377,6 +381,7 @@ impl<S: Storage> Node<S> {
             // keep the previous placement rather than serve from a broken one.
             Err(e) => self.trace(NodeTrace::Refused { from: self.id, reason: format!("{e}") }),
         }
+        self.refresh_serving();
     }
 
     fn persist_view(&mut self) -> Result<(), StorageError> {
@@ -484,6 +489,7 @@ impl<S: Storage> Node<S> {
             self.view.live_members().filter(|p| *p != self.id && self.is_alive(*p)).collect();
         if peers.is_empty() {
             self.catching_up = false;
+            self.refresh_serving();
         }
         for p in peers {
             self.send(p, Message::ViewRequest);
@@ -500,6 +506,7 @@ impl<S: Storage> Node<S> {
             Ok(()) => {
                 self.absorb(now, true);
                 self.catching_up = false;
+                self.refresh_serving();
                 if let Lifecycle::Joining(j) = &mut self.lifecycle
                     && matches!(j.phase, JoinPhase::Discovering { .. })
                     && j.seed_view_at.is_none()

@@ -477,6 +477,9 @@ pub struct Node<S: Storage> {
     deferred_members: BTreeSet<NodeId>,
     /// Outbound streaming throttle, node-wide: no chunk leaves before this.
     stream_throttle: Instant,
+    /// Whether it coordinates client requests now (`check_serving` is Ok), kept up to date
+    /// because drivers ask for every request they route.
+    serving: bool,
     /// Members when this node started: presumed alive until the detector says otherwise.
     presumed_alive: BTreeSet<NodeId>,
     /// Peers that answered an echo: their heartbeats count as arrivals.
@@ -590,6 +593,7 @@ impl<S: Storage> Node<S> {
             view_delay: None,
             deferred_members: BTreeSet::new(),
             stream_throttle: now,
+            serving: false,
             presumed_alive: BTreeSet::new(),
             echoed: BTreeSet::new(),
             echo_sent: BTreeMap::new(),
@@ -740,6 +744,7 @@ impl<S: Storage> Node<S> {
     fn fatal(&mut self, e: StorageError) {
         if !self.stopped {
             self.stopped = true;
+            self.serving = false;
             self.timers.clear();
             self.events.push_back(Event::Fatal(e));
         }

@@ -116,7 +116,6 @@ impl OutStream {
         throughput: Option<u64>,
         not_before: Instant,
     ) -> Result<(Vec<Entry>, bool), StorageError> {
-        let now = not_before;
         const PAGE: usize = 64;
         let mut out = Vec::new();
         let mut bytes = 0u64;
@@ -136,11 +135,11 @@ impl OutStream {
                 // Peek: the chunk is the last one when nothing follows the cursor.
                 let after = self.cursor.as_ref().map(|(t, k)| (*t, k.as_slice()));
                 let more = !storage.scan(self.range, after, 1)?.is_empty();
-                self.finish_chunk(out.len(), bytes, !more, throughput, now);
+                self.finish_chunk(out.len(), bytes, throughput, not_before);
                 return Ok((out, !more));
             }
             if exhausted {
-                self.finish_chunk(out.len(), bytes, true, throughput, now);
+                self.finish_chunk(out.len(), bytes, throughput, not_before);
                 return Ok((out, true));
             }
         }
@@ -150,16 +149,14 @@ impl OutStream {
         &mut self,
         keys: usize,
         bytes: u64,
-        last: bool,
         throughput: Option<u64>,
-        now: Instant,
+        not_before: Instant,
     ) {
         self.sent.keys += keys as u64;
         self.sent.bytes += bytes;
-        let _ = last;
         self.next_send = match throughput {
-            Some(rate) if rate > 0 => now + Duration::from_micros(bytes * 1_000_000 / rate),
-            _ => now,
+            Some(rate) if rate > 0 => not_before + Duration::from_micros(bytes * 1_000_000 / rate),
+            _ => not_before,
         };
     }
 }

@@ -5,12 +5,12 @@
 //!
 //! Also the small builders the negative controls of `tests/join_invariants.rs` share.
 
+use crate::RandomRun;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ringside_core::alloc::{Allocation, build_ring};
 use ringside_core::checker::{Anomaly, AnomalyKind, CheckConfig, CheckReport, check};
 use ringside_core::gossip::Status;
-use ringside_core::history::OpType;
 use ringside_core::membership::JoinStrategy;
 use ringside_core::message::Message;
 use ringside_core::node::{Event, Node};
@@ -89,114 +89,56 @@ pub struct MovementOutcome {
     pub recovered: Vec<String>,
     /// Movement problems: failures for an undocumented reason, movements that never completed.
     pub movement_problems: Vec<String>,
-    /// When each node learned that a movement completed (the joiner `NORMAL`, the leaver `LEFT`).
-    pub switches: Vec<Switch>,
     /// The node of another cluster, when the run started one.
     pub foreign: Option<NodeId>,
     /// Every time a member was seen to know the foreign node (view, ring or gossip state).
     pub admitted: Vec<String>,
 }
 
-/// The end of a range movement — the joiner announcing `NORMAL`, the leaver `LEFT` — and when
-/// each node's view learned it. Until a node has, it still reads from the replica that lost the
-/// range, which coordinators that did learn it no longer write to.
-#[derive(Clone, Debug)]
-pub struct Switch {
-    /// The node that moved.
-    pub mover: NodeId,
-    /// The status it announced.
-    pub status: Status,
-    /// When it announced it.
-    pub at: Instant,
-    /// When each node's view first showed it (sampled every [`SWITCH_SAMPLE`]).
-    pub learned: BTreeMap<NodeId, Instant>,
-}
+/// How often the views are sampled for the foreign node.
+const SAMPLE: Duration = Duration::from_millis(50);
 
-/// How often [`Switch::learned`] is sampled.
-pub const SWITCH_SAMPLE: Duration = Duration::from_millis(50);
-
-impl Switch {
-    /// Whether `node`'s view had not learned this switch at `t` (within one sample).
-    pub fn lagging(&self, node: NodeId, t: Instant) -> bool {
-        node != self.mover
-            && t >= self.at
-            && self.learned.get(&node).is_none_or(|l| t < *l + SWITCH_SAMPLE)
-    }
-}
-
-/// Samples the views until every switch is learned everywhere.
+/// Samples every member's view while the run advances, recording any sign that a node of another
+/// cluster was admitted (invariant 9).
 #[derive(Default)]
-struct SwitchWatch {
-    switches: Vec<Switch>,
+struct ForeignWatch {
     /// A node of another cluster no member may ever know.
     foreign: Option<NodeId>,
     admitted: Vec<String>,
 }
 
-impl SwitchWatch {
-    fn advance(&mut self, sim: &mut Simulation, until: Instant, watched: &[(NodeId, Status)]) {
+impl ForeignWatch {
+    fn advance(&mut self, sim: &mut Simulation, until: Instant) {
+        if self.foreign.is_none() {
+            return sim.run_until(until);
+        }
         while sim.now() < until {
-            let next = (sim.now() + SWITCH_SAMPLE).min(until);
+            let next = (sim.now() + SAMPLE).min(until);
             sim.run_until(next);
-            self.sample(sim, watched);
+            self.sample(sim);
         }
     }
 
-    fn sample(&mut self, sim: &Simulation, watched: &[(NodeId, Status)]) {
+    fn sample(&mut self, sim: &Simulation) {
         let now = sim.now();
-        if let Some(f) = self.foreign
-            && self.admitted.len() < 5
-        {
-            for i in 0..sim.names().len() as u32 {
-                let Some(node) = sim.node(NodeId(i)).filter(|n| n.id() != f) else { continue };
-                let learned = node
-                    .gossiper()
-                    .endpoint(f)
-                    .is_some_and(|e| e.heartbeat.generation > 0 || !e.states.is_empty());
-                let in_ring = node.topology().is_some_and(|t| t.ring().contains_node(f));
-                if node.view().member(f).is_some() || in_ring || learned || node.admits(f) {
-                    self.admitted.push(format!(
-                        "{} knows the foreign node at {now}: in its view {}, in its ring {in_ring}, gossip state {learned}, admits its messages {}",
-                        sim.name(NodeId(i)),
-                        node.view().member(f).is_some(),
-                        node.admits(f)
-                    ));
-                }
-            }
+        let Some(f) = self.foreign else { return };
+        if self.admitted.len() >= 5 {
+            return;
         }
-        for (mover, status) in watched {
-            if sim.announced_status(*mover) != Some(*status)
-                || self.switches.iter().any(|s| s.mover == *mover && s.status == *status)
-            {
-                continue;
-            }
-            // The simulator timestamps a completed join or decommission; under `staged` that is
-            // after a barrier, later than the announcement, which happened in the last sample.
-            let completed = match status {
-                Status::Normal => sim.stats().join_completed.get(mover),
-                Status::Left => sim.stats().decommissioned.get(mover),
-                _ => None,
-            };
-            let at = match completed {
-                Some(t) if now.saturating_duration_since(*t) < SWITCH_SAMPLE => *t,
-                _ => now - SWITCH_SAMPLE,
-            };
-            self.switches.push(Switch {
-                mover: *mover,
-                status: *status,
-                at,
-                learned: BTreeMap::new(),
-            });
-        }
-        for s in &mut self.switches {
-            for i in 0..sim.names().len() as u32 {
-                let id = NodeId(i);
-                if s.learned.contains_key(&id) {
-                    continue;
-                }
-                if sim.node(id).is_some_and(|n| n.view().status(s.mover) == Some(s.status)) {
-                    s.learned.insert(id, now);
-                }
+        for i in 0..sim.names().len() as u32 {
+            let Some(node) = sim.node(NodeId(i)).filter(|n| n.id() != f) else { continue };
+            let learned = node
+                .gossiper()
+                .endpoint(f)
+                .is_some_and(|e| e.heartbeat.generation > 0 || !e.states.is_empty());
+            let in_ring = node.topology().is_some_and(|t| t.ring().contains_node(f));
+            if node.view().member(f).is_some() || in_ring || learned || node.admits(f) {
+                self.admitted.push(format!(
+                    "{} knows the foreign node at {now}: in its view {}, in its ring {in_ring}, gossip state {learned}, admits its messages {}",
+                    sim.name(NodeId(i)),
+                    node.view().member(f).is_some(),
+                    node.admits(f)
+                ));
             }
         }
     }
@@ -206,18 +148,10 @@ impl MovementRun {
     /// Derives a run from a seed: 3–6 nodes, RF 3, an overlapping pair of levels, either
     /// conflict mode, 0–5 % loss, and in half the runs a decommission after the join.
     pub fn from_seed(seed: u64, strategy: JoinStrategy) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6a6f_696e);
-        let nodes = rng.random_range(3..=6usize);
-        let pairs = [
-            (ConsistencyLevel::Quorum, ConsistencyLevel::Quorum),
-            (ConsistencyLevel::One, ConsistencyLevel::All),
-            (ConsistencyLevel::All, ConsistencyLevel::One),
-            (ConsistencyLevel::Quorum, ConsistencyLevel::All),
-            (ConsistencyLevel::All, ConsistencyLevel::Quorum),
-        ];
-        let (read_cl, write_cl) = pairs[rng.random_range(0..pairs.len())];
-        let mode = if rng.random_bool(0.5) { ConflictMode::VectorClock } else { ConflictMode::Lww };
-        let loss = f64::from(rng.random_range(0..=5u32)) / 100.0;
+        // The cluster's shape is RandomRun's (the randomized runs without movements).
+        let RandomRun { nodes, rf, read_cl, write_cl, mode, loss, .. } =
+            RandomRun::from_seed(seed ^ 0x6a6f_696e);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6d6f_7665);
         // After the join there are nodes + 1 owners, always more than RF = 3.
         let leaver = rng.random_bool(0.5).then(|| NodeId(rng.random_range(0..nodes as u32)));
         let ring_delay = match strategy {
@@ -229,7 +163,7 @@ impl MovementRun {
             seed,
             strategy,
             nodes,
-            rf: 3,
+            rf,
             read_cl,
             write_cl,
             mode,
@@ -245,7 +179,7 @@ impl MovementRun {
     /// The command that replays this seed in `test`.
     pub fn replay_command(&self, test: &str) -> String {
         format!(
-            "RINGSIDE_SEED={} cargo test -p ringside-tests --test {TEST_FILE} {test} -- --include-ignored --nocapture",
+            "RINGSIDE_SEED={} cargo test -p ringside-tests --test {TEST_FILE} {test} -- --nocapture",
             self.seed
         )
     }
@@ -297,13 +231,11 @@ impl MovementRun {
         let joiner = NodeId(self.nodes as u32);
         let join_at = rng.random_range(3_000..8_000u64);
         let mut mover = Movers::new(joiner, self.leaver);
-        let mut watch = SwitchWatch::default();
-        let mut watched = vec![(joiner, Status::Normal)];
-        watched.extend(self.leaver.map(|l| (l, Status::Left)));
+        let mut watch = ForeignWatch::default();
         let mut t = 1_000u64;
         while t < FAULTS_END.as_millis() as u64 {
             t += rng.random_range(1_000..5_000);
-            watch.advance(&mut sim, Instant::from_millis(t), &watched);
+            watch.advance(&mut sim, Instant::from_millis(t));
             if !mover.join_requested && t >= join_at {
                 let id = sim.add_node("joiner", JoinRequest::default()).expect("add the joiner");
                 assert_eq!(id, joiner);
@@ -362,12 +294,12 @@ impl MovementRun {
         let deadline = Instant::ZERO + MOVEMENT_DEADLINE;
         while sim.now() < deadline && !mover.done(&sim) {
             let next = sim.now() + Duration::from_secs(1);
-            watch.advance(&mut sim, next, &watched);
+            watch.advance(&mut sim, next);
             mover.drive(&mut sim, true);
         }
         let stop = Instant::ZERO + WORKLOAD_STOP + Duration::from_secs(1);
         if sim.now() < stop {
-            watch.advance(&mut sim, stop, &watched);
+            watch.advance(&mut sim, stop);
         }
         let mut movement_problems = mover.problems.clone();
         if let Some(f) = mover.foreign
@@ -398,7 +330,6 @@ impl MovementRun {
         MovementOutcome {
             recovered: mover.recovered,
             movement_problems,
-            switches: watch.switches,
             foreign: watch.foreign,
             admitted: watch.admitted,
             run: self,
@@ -523,25 +454,6 @@ impl Movers {
 }
 
 impl MovementOutcome {
-    /// Stale reads whose coordinator had not yet learned that a movement completed when the
-    /// read was invoked (see [`Switch`]).
-    pub fn stale_reads_in_switch(&self) -> Vec<&Anomaly> {
-        self.check.of_kind(AnomalyKind::StaleRead).filter(|a| self.in_switch(a)).collect()
-    }
-
-    fn in_switch(&self, a: &Anomaly) -> bool {
-        let ops = &self.sim.history().ops;
-        let Some(done) = ops.get(a.op_index as usize) else { return false };
-        let Some(invoke) = ops[..a.op_index as usize]
-            .iter()
-            .rev()
-            .find(|o| o.process == done.process && o.op_type == OpType::Invoke)
-        else {
-            return false;
-        };
-        self.switches.iter().any(|s| s.lagging(invoke.node, invoke.time))
-    }
-
     /// Every invariant this run breaks, one line each (empty when it keeps them all).
     pub fn violations(&self) -> Vec<String> {
         let mut broken = Vec::new();

@@ -232,14 +232,14 @@ impl std::fmt::Debug for TopologyCache {
 impl TopologyCache {
     const CAPACITY: usize = 32;
 
+    /// `encoded` is `view.encode()`, which the caller also persists: encoded once per change.
     fn get_or_compute(
         &self,
         view: &ClusterView,
+        encoded: &[u8],
         strategy: JoinStrategy,
     ) -> Result<Option<Topology>, crate::ring::RingError> {
-        let mut bytes = view.encode();
-        bytes.push(strategy as u8);
-        let key = xxhash_rust::xxh3::xxh3_64(&bytes);
+        let key = xxhash_rust::xxh3::xxh3_64(encoded) ^ strategy as u64;
         if let Some(t) = self.0.lock().expect("cache lock").get(&key) {
             return Ok(Some(t.clone()));
         }
@@ -375,7 +375,12 @@ impl<S: Storage> Node<S> {
     // ---------------------------------------------------------------------------------------------
 
     pub(super) fn recompute_topology(&mut self) {
-        match self.topology_cache.get_or_compute(&self.view, self.config.join_strategy) {
+        let encoded = self.view.encode();
+        self.recompute_topology_from(&encoded);
+    }
+
+    pub(super) fn recompute_topology_from(&mut self, encoded: &[u8]) {
+        match self.topology_cache.get_or_compute(&self.view, encoded, self.config.join_strategy) {
             Ok(t) => self.topology = t,
             // Cannot happen with tokens that came through the allocator or a validated scenario;
             // keep the previous placement rather than serve from a broken one.
@@ -384,9 +389,13 @@ impl<S: Storage> Node<S> {
         self.refresh_serving();
     }
 
-    fn persist_view(&mut self) -> Result<(), StorageError> {
-        let bytes = self.view.encode();
-        self.storage.put_meta(VIEW_KEY, &bytes)
+    /// After the view changed: persist it and recompute placement, from one encoding.
+    fn view_changed(&mut self) {
+        let encoded = self.view.encode();
+        if let Err(e) = self.storage.put_meta(VIEW_KEY, &encoded) {
+            return self.fatal(e);
+        }
+        self.recompute_topology_from(&encoded);
     }
 
     /// Sets this node's own status (and tokens) in its view and in gossip.
@@ -395,11 +404,10 @@ impl<S: Storage> Node<S> {
         self.view.members.insert(self.id, Member { status, tokens: tokens.to_vec(), rack });
         self.gossiper.set_tokens(tokens);
         self.gossiper.set_status(status);
-        if let Err(e) = self.persist_view() {
-            return self.fatal(e);
+        self.view_changed();
+        if !self.stopped {
+            self.trace(NodeTrace::StatusChanged { status });
         }
-        self.recompute_topology();
-        self.trace(NodeTrace::StatusChanged { status });
     }
 
     /// A fault for demonstrations: until `until`, membership changes that arrive by gossip are
@@ -468,10 +476,7 @@ impl<S: Storage> Node<S> {
             }
         }
         if changed {
-            if let Err(e) = self.persist_view() {
-                return self.fatal(e);
-            }
-            self.recompute_topology();
+            self.view_changed();
         }
     }
 
@@ -496,25 +501,42 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// Applies states pushed by `from` (a barrier or a view reply) at once, slow gossip or not;
+    /// refuses them whole when they carry another cluster's identity. Returns whether applied.
+    fn apply_pushed(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        states: BTreeMap<NodeId, crate::gossip::EndpointState>,
+    ) -> bool {
+        match self.gossiper.apply_pushed(now, states) {
+            Ok(()) => {
+                self.absorb(now, true);
+                true
+            }
+            Err(e) => {
+                self.refuse(from, e.to_string());
+                false
+            }
+        }
+    }
+
     pub(super) fn on_view_reply(
         &mut self,
         now: Instant,
         from: NodeId,
         states: BTreeMap<NodeId, crate::gossip::EndpointState>,
     ) {
-        match self.gossiper.apply_pushed(now, states) {
-            Ok(()) => {
-                self.absorb(now, true);
-                self.catching_up = false;
-                self.refresh_serving();
-                if let Lifecycle::Joining(j) = &mut self.lifecycle
-                    && matches!(j.phase, JoinPhase::Discovering { .. })
-                    && j.seed_view_at.is_none()
-                {
-                    j.seed_view_at = Some(now);
-                }
-            }
-            Err(e) => self.refuse(from, e.to_string()),
+        if !self.apply_pushed(now, from, states) {
+            return;
+        }
+        self.catching_up = false;
+        self.refresh_serving();
+        if let Lifecycle::Joining(j) = &mut self.lifecycle
+            && matches!(j.phase, JoinPhase::Discovering { .. })
+            && j.seed_view_at.is_none()
+        {
+            j.seed_view_at = Some(now);
         }
     }
 
@@ -647,12 +669,8 @@ impl<S: Storage> Node<S> {
         epoch: u64,
         states: BTreeMap<NodeId, crate::gossip::EndpointState>,
     ) {
-        match self.gossiper.apply_pushed(now, states) {
-            Ok(()) => {
-                self.absorb(now, true);
-                self.send(from, Message::BarrierAck { epoch });
-            }
-            Err(e) => self.refuse(from, e.to_string()),
+        if self.apply_pushed(now, from, states) {
+            self.send(from, Message::BarrierAck { epoch });
         }
     }
 

@@ -534,7 +534,8 @@ impl<S: Storage> Node<S> {
                 .ok_or_else(|| StorageError("persisted cluster view is corrupt".into()))?,
             None => view,
         };
-        storage.put_meta(lifecycle::VIEW_KEY, &view.encode())?;
+        let encoded_view = view.encode();
+        storage.put_meta(lifecycle::VIEW_KEY, &encoded_view)?;
         let lifecycle = lifecycle::load(&storage, &view, id)?;
         storage.sync()?;
         let mut timers = BTreeSet::new();
@@ -614,7 +615,7 @@ impl<S: Storage> Node<S> {
             stopped: false,
         };
         node.presumed_alive = presumed_alive;
-        node.recompute_topology();
+        node.recompute_topology_from(&encoded_view);
         if node.catching_up {
             node.request_view();
         }

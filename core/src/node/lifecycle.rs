@@ -71,15 +71,6 @@ impl Lifecycle {
             Lifecycle::Left => "left".into(),
         }
     }
-
-    /// Streaming progress of the join or decommission in progress.
-    pub fn progress(&self) -> Option<&MovementProgress> {
-        match self {
-            Lifecycle::Joining(j) => Some(&j.progress),
-            Lifecycle::Leaving(l) => Some(&l.progress),
-            _ => None,
-        }
-    }
 }
 
 /// Where a join or decommission stands.

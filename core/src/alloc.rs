@@ -56,6 +56,17 @@ pub enum Allocation {
     Balanced,
 }
 
+impl std::str::FromStr for Allocation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Allocation, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "random" => Ok(Allocation::Random),
+            "balanced" => Ok(Allocation::Balanced),
+            _ => Err(format!("unknown allocation {s:?}: expected balanced or random")),
+        }
+    }
+}
+
 /// Weight of the range-size term against the ownership term of the balanced objective (see the
 /// module documentation). Chosen by experiment on 3..=100-node sweeps while tuning: weights
 /// between 0.5 and 2 behaved alike, while 0.1 let 100-node RF=3 rings drift above 1.10x.

@@ -97,6 +97,8 @@ pub enum StateKey {
     HostId,
     /// The rack the node lives in.
     Rack,
+    /// Where a native node's gRPC endpoint listens (`host:port`); absent in the simulator.
+    Address,
 }
 
 /// One application state value with the version at which it was set.

@@ -1,12 +1,20 @@
-//! `ringside`: the Ringside operator CLI.
+//! `ringside`: the Ringside node and operator CLI.
 //!
-//! Today it runs scenarios in the deterministic simulator (`ringside sim …`); the native node and
-//! its cluster commands build on the same engine.
+//! `ringside node` runs a node; `ringside cluster up` starts a local cluster; `status`, `put`,
+//! `get`, `delete`, `join`, `decommission`, `repair` and `cleanup` talk to a running node; `sim`
+//! runs scenarios in the deterministic simulator.
 
 mod sim_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use ringside_core::alloc::Allocation;
+use ringside_core::membership::JoinStrategy;
+use ringside_node::client::{self, ClientCommand};
+use ringside_node::cluster::{self, UpArgs};
+use ringside_node::config::Settings;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Ringside: a Dynamo/Cassandra-style replicated key-value store you can watch.
 #[derive(Parser, Debug)]
@@ -18,15 +26,138 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a node (settings from --config, overridden by flags).
+    Node(Box<NodeArgs>),
+    /// Local clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
     /// Run scenarios in the deterministic simulator.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Start a local cluster of separate node processes on loopback; Ctrl-C stops it.
+    Up(UpArgs),
+}
+
+/// Flags of `ringside node`; each overrides the same key of the config file.
+#[derive(Args, Debug)]
+struct NodeArgs {
+    /// TOML config file (keys as in `ringside node --print-config`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the effective settings as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// gRPC address to listen on.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address advertised to peers (defaults to --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Prometheus address (empty string disables).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Cluster name.
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// Host id (random and kept in the data directory when absent).
+    #[arg(long)]
+    host_id: Option<u32>,
+    /// Seed addresses, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<String>>,
+    /// Initial cluster members as id=host:port, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    initial_cluster: Option<Vec<String>>,
+    /// Replication factor of the initial cluster.
+    #[arg(long)]
+    rf: Option<usize>,
+    /// Vnodes per node.
+    #[arg(long)]
+    num_tokens: Option<usize>,
+    /// Token allocation (balanced, random).
+    #[arg(long)]
+    allocation: Option<Allocation>,
+    /// Join strategy.
+    #[arg(long)]
+    strategy: Option<JoinStrategy>,
+    /// Streaming throttle in MiB/s (0: unthrottled).
+    #[arg(long)]
+    stream_throughput_mib: Option<f64>,
+    /// No hints for a replica down longer than this (e.g. 3h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_hint_window: Option<Duration>,
+    /// Rack.
+    #[arg(long)]
+    rack: Option<String>,
+    /// Join as soon as the node is up (resumes an interrupted join).
+    #[arg(long)]
+    join: bool,
+}
+
+impl NodeArgs {
+    fn settings(self) -> anyhow::Result<Settings> {
+        let mut s = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { s.$field = v; } )* };
+        }
+        set!(listen, advertise, metrics, data_dir, cluster_name, host_id, seeds, initial_cluster);
+        set!(rf, num_tokens, allocation, strategy, stream_throughput_mib, max_hint_window, rack);
+        s.join |= self.join;
+        Ok(s)
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RINGSIDE_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,fjall=warn,lsm_tree=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(cmd) => sim_cmd::run(cmd),
+        Command::Node(args) => {
+            let print = args.print_config;
+            match args.settings() {
+                Ok(s) if print => {
+                    print!("{}", toml::to_string(&s).expect("settings encode"));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(s) => {
+                    init_logging();
+                    runtime()
+                        .and_then(|rt| rt.block_on(ringside_node::server::run(s)))
+                        .map(|()| ExitCode::SUCCESS)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Command::Cluster(ClusterCommand::Up(args)) => {
+            runtime().and_then(|rt| rt.block_on(cluster::up(args))).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Client(cmd) => {
+            runtime().and_then(|rt| rt.block_on(client::run(cmd))).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -35,4 +166,8 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }

@@ -8,7 +8,7 @@ use crate::alloc::Allocation;
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{ReadOp, WriteOp, WriteProgress};
 use crate::detector::{DEFAULT_PHI_THRESHOLD, PhiDetector};
-use crate::gossip::{Gossiper, Status};
+use crate::gossip::{Gossiper, StateKey, Status};
 use crate::id::{NodeId, RequestId};
 use crate::membership::{ClusterView, JoinStrategy};
 use crate::message::{Message, Transmit};
@@ -628,6 +628,18 @@ impl<S: Storage> Node<S> {
         self.topology_cache = cache;
         self.recompute_topology();
         self
+    }
+
+    /// Sets one of this node's own gossip application states that the engine does not manage
+    /// itself: the native driver publishes [`StateKey::Address`] and [`StateKey::Load`].
+    /// Lifecycle states (status, tokens, cluster identity) are refused: they change only through
+    /// the lifecycle.
+    pub fn set_gossip_state(&mut self, key: StateKey, value: String) {
+        if matches!(key, StateKey::Address | StateKey::Load | StateKey::Rack | StateKey::HostId)
+            && self.gossiper.local().states.get(&key).is_none_or(|v| v.value != value)
+        {
+            self.gossiper.set_local(key, value);
+        }
     }
 
     /// This node's id.

@@ -345,6 +345,7 @@ async fn follow(admin: &mut AdminClient<Channel>, done: &str, verb: &str) -> any
     );
     let started = Instant::now();
     let mut last_status = String::new();
+    let mut moved = (0u64, 0u64);
     loop {
         let p = admin
             .progress(pb::ProgressRequest {})
@@ -359,14 +360,15 @@ async fn follow(admin: &mut AdminClient<Channel>, done: &str, verb: &str) -> any
             bar.abandon_with_message("failed");
             bail!("{verb} failed: {}", p.error);
         }
+        moved = (moved.0.max(p.keys), moved.1.max(p.bytes));
         if p.movement == done {
             bar.finish_and_clear();
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "{verb}: {} keys, {} streamed in {secs:.1} s ({}/s)",
-                p.keys,
-                human_bytes(p.bytes),
-                human_bytes((p.bytes as f64 / secs.max(0.001)) as u64)
+                moved.0,
+                human_bytes(moved.1),
+                human_bytes((moved.1 as f64 / secs.max(0.001)) as u64)
             );
             return Ok(());
         }

@@ -17,7 +17,7 @@ use ringside_core::gossip::{StateKey, Status};
 use ringside_core::id::{NodeId, RequestId};
 use ringside_core::message::{Message, Transmit};
 use ringside_core::node::{
-    Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, Reply, RequestError,
+    Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, NodeTrace, Reply, RequestError,
 };
 use ringside_core::storage::Storage;
 use ringside_core::time::Instant;
@@ -167,6 +167,8 @@ pub struct Driver {
     held_admin: Vec<(oneshot::Sender<Result<AdminOutcome, String>>, Result<AdminOutcome, String>)>,
     next_housekeeping: Instant,
     fatal: Option<String>,
+    /// Keys and bytes of the last finished movement (the lifecycle forgets them at NORMAL/LEFT).
+    finished: Option<(u64, u64)>,
 }
 
 /// Creates the channel the driver reads from.
@@ -199,6 +201,7 @@ impl Driver {
             held_replies: Vec::new(),
             held_admin: Vec::new(),
             fatal: None,
+            finished: None,
         }
     }
 
@@ -348,6 +351,12 @@ impl Driver {
                 }
                 Event::Trace(trace) => {
                     tracing::info!(event = ?trace, "trace");
+                    match &trace {
+                        NodeTrace::JoinCompleted { keys, bytes } => {
+                            self.finished = Some((*keys, *bytes));
+                        }
+                        _ => {}
+                    }
                     let json = serde_json::to_string(&trace).unwrap_or_default();
                     let _ = self.traces.send(pb::TraceEvent {
                         time_micros: self.clock.now().0,
@@ -484,13 +493,17 @@ impl Driver {
             _ => String::new(),
         };
         let description = node.lifecycle().describe();
+        let (keys, bytes) = match progress {
+            Some(p) => (p.moved.keys, p.moved.bytes),
+            None => self.finished.unwrap_or((0, 0)),
+        };
         pb::ProgressReply {
             movement: movement.into(),
             phase: description,
             ranges_done: progress.map_or(0, |p| p.ranges_done as u64),
             ranges_total: progress.map_or(0, |p| p.ranges_total as u64),
-            keys: progress.map_or(0, |p| p.moved.keys),
-            bytes: progress.map_or(0, |p| p.moved.bytes),
+            keys,
+            bytes,
             error,
             status,
             bytes_estimate: 0,

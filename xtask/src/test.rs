@@ -188,7 +188,9 @@ fn prerequisites(_: &mut TestCounts) -> Result<StepResult> {
     tools::ensure_wasm_target()?;
     let wasm_bindgen = tools::ensure_wasm_bindgen()?;
     let node = tools::ensure_node()?;
+    let python = tools::ensure_python_grpc()?;
     println!("wasm32 target: installed");
+    println!("python grpcio: {}", python.display());
     println!("wasm-bindgen:  {}", wasm_bindgen.bindgen.display());
     println!("test runner:   {}", wasm_bindgen.test_runner.display());
     println!("node:          {}", node.display());
@@ -261,10 +263,15 @@ fn core_wasm(_: &mut TestCounts) -> Result<StepResult> {
 }
 
 fn native_tests(counts: &mut TestCounts) -> Result<StepResult> {
+    // The multi-process tests start the node binary; the third-party client test must not skip.
+    let python = tools::ensure_python_grpc()?;
+    tools::run(tools::cargo().args(["build", "-p", "ringside-node", "--bin", "ringside"]))?;
     if tools::find_executable("cargo-nextest").is_some() {
         run_tests(
             counts,
             tools::cargo()
+                .env("RINGSIDE_PYTHON", &python)
+                .env("RINGSIDE_REQUIRE_PYTHON", "1")
                 .args(["nextest", "run", "--workspace"])
                 .args(NATIVE_EXCLUDES)
                 .args(["--no-fail-fast", "--no-tests=warn"]),
@@ -273,6 +280,8 @@ fn native_tests(counts: &mut TestCounts) -> Result<StepResult> {
         run_tests(
             counts,
             tools::cargo()
+                .env("RINGSIDE_PYTHON", &python)
+                .env("RINGSIDE_REQUIRE_PYTHON", "1")
                 .args(["test", "--doc", "--workspace"])
                 .args(NATIVE_EXCLUDES)
                 .arg("--no-fail-fast"),
@@ -281,6 +290,8 @@ fn native_tests(counts: &mut TestCounts) -> Result<StepResult> {
         run_tests(
             counts,
             tools::cargo()
+                .env("RINGSIDE_PYTHON", &python)
+                .env("RINGSIDE_REQUIRE_PYTHON", "1")
                 .args(["test", "--workspace"])
                 .args(NATIVE_EXCLUDES)
                 .arg("--no-fail-fast"),

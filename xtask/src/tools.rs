@@ -225,3 +225,54 @@ pub fn ensure_node() -> Result<PathBuf> {
          install it (e.g. `apt-get install -y nodejs`)",
     )
 }
+
+/// Python modules the third-party client test needs (from PyPI).
+const PYTHON_PACKAGES: [&str; 3] = ["grpcio", "grpcio-tools", "grpcio-health-checking"];
+
+/// Makes sure a Python with `grpcio`, `grpcio-tools` and `grpcio-health-checking` exists, in a
+/// virtual environment under the target directory (installed from PyPI when missing). Returns
+/// its interpreter.
+pub fn ensure_python_grpc() -> Result<PathBuf> {
+    let venv = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+        .join("py-venv");
+    let python = venv.join("bin").join("python");
+    let ready = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import grpc, grpc_tools, grpc_health"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.exists() && ready(&python) {
+        return Ok(python);
+    }
+    let system = find_executable("python3").context(
+        "python3 is required for the third-party gRPC client test and is not installed: \
+         install it (e.g. `apt-get install -y python3 python3-venv`)",
+    )?;
+    if !python.exists() {
+        run(Command::new(&system).args(["-m", "venv"]).arg(&venv)).context(
+            "could not create a Python virtual environment (on Debian: apt-get install -y python3-venv)",
+        )?;
+    }
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(PYTHON_PACKAGES))
+    .with_context(|| {
+        format!(
+            "could not install {} from PyPI into {}",
+            PYTHON_PACKAGES.join(", "),
+            venv.display()
+        )
+    })?;
+    if !ready(&python) {
+        bail!(
+            "{} still cannot import grpc after installing {}",
+            python.display(),
+            PYTHON_PACKAGES.join(", ")
+        );
+    }
+    Ok(python)
+}

@@ -144,7 +144,11 @@ impl LocalCluster {
     /// Stops every node gracefully (SIGTERM), then forcibly after a grace period.
     pub fn stop(&mut self) {
         for (_, child) in &self.children {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         for (_, child) in &mut self.children {

@@ -219,7 +219,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let driver = Driver::new(node, clock, transport.clone(), metrics.clone(), traces.clone(), rx);
     let driver_thread = std::thread::Builder::new()
         .name(format!("ringside-driver-{}", id.0))
-        .spawn(move || driver.run())
+        .spawn(move || tracing::info_span!("node", id = id.0).in_scope(|| driver.run()))
         .context("cannot start the driver thread")?;
     health.set_serving::<pb::kv_server::KvServer<KvService>>().await;
     tracing::info!(address = %me.address, data_dir = %settings.data_dir.display(), %lifecycle, "node started");

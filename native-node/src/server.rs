@@ -128,7 +128,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.data_dir.join("peers.json"),
         metrics.clone(),
     ));
-    let initial = initial_view(&settings)?;
+    // No initial cluster and no seed but itself: a new single-node cluster (Cassandra's
+    // "a seed with nobody to talk to starts a cluster").
+    let alone = settings.initial_cluster.is_empty()
+        && settings.seeds.iter().all(|s| s == settings.advertised());
+    let initial = if alone {
+        let single = Settings {
+            initial_cluster: vec![format!("{}={}", id.0, settings.advertised())],
+            ..settings.clone()
+        };
+        tracing::info!(
+            "no initial_cluster and no other seed: starting a new single-node cluster; add nodes with --seeds {} and `ringside join`",
+            settings.advertised()
+        );
+        initial_view(&single)?
+    } else {
+        initial_view(&settings)?
+    };
     let mut seeds = Vec::new();
     if let Some(view) = &initial {
         for m in settings.initial_members()? {

@@ -125,7 +125,7 @@ fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
 
 /// Parses a hex context.
 fn context_bytes(hex: &str) -> anyhow::Result<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         bail!("--context must be the hex string printed by `ringside get`");
     }
     (0..hex.len())
@@ -165,8 +165,8 @@ pub fn render_status(s: &pb::StatusReply) -> String {
     out.push_str("Status=Up/Down\n|/ State=Normal/Leaving/Joining/Moving\n");
     let _ = writeln!(
         out,
-        "--  {:<21} {:<11} {:>6}  {:<16}  {:<10} {}",
-        "Address", "Load", "Tokens", "Owns (effective)", "Host ID", "Rack"
+        "--  {:<21} {:<11} {:>6}  {:<16}  {:<10} Rack",
+        "Address", "Load", "Tokens", "Owns (effective)", "Host ID"
     );
     for m in &s.members {
         if m.status == "LEFT" {
@@ -215,10 +215,10 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let mut kv = KvClient::new(channel(&target.node).await?);
             let r = kv
                 .put(pb::PutRequest {
-                    key: key.into_bytes().into(),
-                    value: value.into_bytes().into(),
+                    key: key.into_bytes(),
+                    value: value.into_bytes(),
                     consistency: consistency_to_proto(cl) as i32,
-                    context: context_bytes(&context)?.into(),
+                    context: context_bytes(&context)?,
                 })
                 .await
                 .map_err(|e| status_error("put", e))?
@@ -229,9 +229,9 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let mut kv = KvClient::new(channel(&target.node).await?);
             let r = kv
                 .delete(pb::DeleteRequest {
-                    key: key.into_bytes().into(),
+                    key: key.into_bytes(),
                     consistency: consistency_to_proto(cl) as i32,
-                    context: context_bytes(&context)?.into(),
+                    context: context_bytes(&context)?,
                 })
                 .await
                 .map_err(|e| status_error("delete", e))?
@@ -242,7 +242,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let mut kv = KvClient::new(channel(&target.node).await?);
             let r = kv
                 .get(pb::GetRequest {
-                    key: key.into_bytes().into(),
+                    key: key.into_bytes(),
                     consistency: consistency_to_proto(cl) as i32,
                 })
                 .await
@@ -325,7 +325,7 @@ fn status_json(s: &pb::StatusReply) -> String {
 }
 
 fn print_write(r: &pb::WriteReply) {
-    let v = r.version.clone().unwrap_or_default();
+    let v = r.version.unwrap_or_default();
     println!("ok: version {}:{} at {}", v.node, v.counter, v.timestamp);
     println!("acks: {:?}", r.acks);
     if !r.hinted.is_empty() {

@@ -208,12 +208,11 @@ pub async fn wait_for_stop(cluster: &mut LocalCluster) {
             _ = term.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (i, (id, child)) in cluster.children.iter_mut().enumerate() {
-                    if !reported[i] {
-                        if let Ok(Some(status)) = child.try_wait() {
+                    if !reported[i]
+                        && let Ok(Some(status)) = child.try_wait() {
                             reported[i] = true;
                             eprintln!("node {id} exited ({status}); see {}", cluster.dirs[i].join("node.log").display());
                         }
-                    }
                 }
             }
         }

@@ -169,7 +169,7 @@ impl Settings {
             join_strategy: self.strategy,
             ring_delay: self.ring_delay,
             stream_throughput: (self.stream_throughput_mib > 0.0)
-                .then(|| (self.stream_throughput_mib * 1024.0 * 1024.0) as u64),
+                .then_some((self.stream_throughput_mib * 1024.0 * 1024.0) as u64),
             stream_chunk_bytes: self.stream_chunk_bytes,
             num_tokens: self.num_tokens,
             allocation: self.allocation,

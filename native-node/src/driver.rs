@@ -50,6 +50,9 @@ pub enum ClientError {
     ShuttingDown,
 }
 
+/// The outcome of an operator command; the error text says what to do.
+pub type AdminResult = Result<AdminOutcome, String>;
+
 /// An operator command.
 #[derive(Debug, Clone)]
 pub enum AdminCommand {
@@ -115,7 +118,7 @@ pub enum Input {
         /// The command.
         command: AdminCommand,
         /// Where the outcome goes (the error text says what to do).
-        reply: oneshot::Sender<Result<AdminOutcome, String>>,
+        reply: oneshot::Sender<AdminResult>,
     },
     /// The ring as this node sees it.
     Status(oneshot::Sender<pb::StatusReply>),
@@ -164,7 +167,7 @@ pub struct Driver {
     /// Outputs held until the batch is durable.
     held_transmits: Vec<Transmit>,
     held_replies: Vec<(oneshot::Sender<ClientResult>, ClientResult)>,
-    held_admin: Vec<(oneshot::Sender<Result<AdminOutcome, String>>, Result<AdminOutcome, String>)>,
+    held_admin: Vec<(oneshot::Sender<AdminResult>, AdminResult)>,
     next_housekeeping: Instant,
     fatal: Option<String>,
     /// Keys and bytes of the last finished movement (the lifecycle forgets them at NORMAL/LEFT).
@@ -314,7 +317,7 @@ impl Driver {
         }
     }
 
-    fn admin(&mut self, now: Instant, command: AdminCommand) -> Result<AdminOutcome, String> {
+    fn admin(&mut self, now: Instant, command: AdminCommand) -> AdminResult {
         let result = match command {
             AdminCommand::Join(request) => {
                 let resume = request.resume;
@@ -351,11 +354,8 @@ impl Driver {
                 }
                 Event::Trace(trace) => {
                     tracing::info!(event = ?trace, "trace");
-                    match &trace {
-                        NodeTrace::JoinCompleted { keys, bytes } => {
-                            self.finished = Some((*keys, *bytes));
-                        }
-                        _ => {}
+                    if let NodeTrace::JoinCompleted { keys, bytes } = &trace {
+                        self.finished = Some((*keys, *bytes));
                     }
                     let json = serde_json::to_string(&trace).unwrap_or_default();
                     let _ = self.traces.send(pb::TraceEvent {
@@ -396,10 +396,10 @@ impl Driver {
             if t.to == self.node.id() {
                 continue;
             }
-            if self.transport.address_of(t.to).is_none() {
-                if let Some(address) = gossiped_address(&self.node, t.to) {
-                    self.transport.learn(t.to, &address);
-                }
+            if self.transport.address_of(t.to).is_none()
+                && let Some(address) = gossiped_address(&self.node, t.to)
+            {
+                self.transport.learn(t.to, &address);
             }
             self.transport.send(t.to, t.message);
         }

@@ -171,8 +171,8 @@ impl Kv for KvService {
                 let values = value.values();
                 Ok(Response::new(pb::GetReply {
                     found: !values.is_empty(),
-                    values: values.into_iter().map(Into::into).collect(),
-                    context: encode_context(&context).into(),
+                    values: values.into_iter().collect(),
+                    context: encode_context(&context),
                     replicas: replied.iter().map(|n| n.0).collect(),
                 }))
             }

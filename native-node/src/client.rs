@@ -272,7 +272,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
                 .into_inner();
             println!("{}", r.message);
             if !no_wait {
-                follow(&mut admin, "normal", "joined").await?;
+                follow(&mut admin, "normal", "join", "joined").await?;
             }
         }
         ClientCommand::Decommission { target, no_wait } => {
@@ -284,7 +284,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
                 .into_inner();
             println!("{}", r.message);
             if !no_wait {
-                follow(&mut admin, "left", "decommissioned").await?;
+                follow(&mut admin, "left", "decommission", "decommissioned").await?;
             }
         }
         ClientCommand::Repair { target } => repair(&target.node).await?,
@@ -334,7 +334,12 @@ fn print_write(r: &pb::WriteReply) {
 }
 
 /// Follows a join or decommission with a progress bar until the node reaches `done`.
-async fn follow(admin: &mut AdminClient<Channel>, done: &str, verb: &str) -> anyhow::Result<()> {
+async fn follow(
+    admin: &mut AdminClient<Channel>,
+    done: &str,
+    noun: &str,
+    verb: &str,
+) -> anyhow::Result<()> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -358,7 +363,7 @@ async fn follow(admin: &mut AdminClient<Channel>, done: &str, verb: &str) -> any
         }
         if !p.error.is_empty() {
             bar.abandon_with_message("failed");
-            bail!("{verb} failed: {}", p.error);
+            bail!("{noun} failed: {}", p.error);
         }
         moved = (moved.0.max(p.keys), moved.1.max(p.bytes));
         if p.movement == done {

@@ -2,6 +2,7 @@
 //! (in the spirit of TigerBeetle's VOPR), with the one-line command that replays a failing seed.
 
 pub mod movements;
+pub mod native;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -785,6 +785,24 @@ impl<S: Storage> Node<S> {
                 self.on_lifecycle_tick(now);
                 Ok(())
             }
+            // Failed before it chose tokens (discovery, or another movement in progress): nothing
+            // was announced or streamed, so a join or a resume starts over.
+            Lifecycle::Joining(j)
+                if j.tokens.is_empty()
+                    && matches!(j.phase, JoinPhase::Failed { .. })
+                    && self.view.status(self.id).is_none() =>
+            {
+                j.phase = JoinPhase::Discovering { since: now };
+                j.allow_inconsistent_source = request.allow_inconsistent_source;
+                if request.tokens.is_some() {
+                    j.requested = request.tokens;
+                }
+                j.started = now;
+                j.seed_view_at = None;
+                self.persist_lifecycle(1);
+                self.on_lifecycle_tick(now);
+                Ok(())
+            }
             Lifecycle::Joining(j)
                 if request.resume
                     && matches!(j.phase, JoinPhase::Interrupted | JoinPhase::Failed { .. }) =>
@@ -964,6 +982,9 @@ impl<S: Storage> Node<S> {
     fn start_join_streaming(&mut self, now: Instant) {
         let Lifecycle::Joining(j) = &self.lifecycle else { return };
         let (tokens, done, allow) = (j.tokens.clone(), j.done.clone(), j.allow_inconsistent_source);
+        if tokens.is_empty() {
+            return self.fail_movement("no tokens were chosen: run join again".into());
+        }
         // The ring the joiner enters: every owning member but itself.
         let mut base = self.view.clone();
         base.members.remove(&self.id);

@@ -13,5 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("ringside_descriptor.bin"))
         .bytes(".ringside.v1.Batch.messages")
         .compile_with_config(config, &protos, &["proto"])?;
+    // A trimmed etcd v3 KV client, for `ringside bench --target etcd`.
+    let mut etcd = prost_build::Config::new();
+    etcd.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure().build_server(false).compile_with_config(
+        etcd,
+        &["proto/etcd/kv.proto"],
+        &["proto"],
+    )?;
     Ok(())
 }

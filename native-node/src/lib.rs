@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod http;
+pub mod loadgen;
 pub mod metrics;
 pub mod proto;
 pub mod server;

@@ -36,6 +36,8 @@ enum Command {
     /// Run scenarios in the deterministic simulator.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
+    /// Load generator: Ringside's or etcd's KV API at a fixed concurrency or rate.
+    Bench(Box<ringside_node::loadgen::BenchArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +160,9 @@ fn main() -> ExitCode {
         Command::Client(cmd) => {
             runtime().and_then(|rt| rt.block_on(client::run(cmd))).map(|()| ExitCode::SUCCESS)
         }
+        Command::Bench(args) => runtime()
+            .and_then(|rt| rt.block_on(ringside_node::loadgen::run(*args)))
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,10 +1,19 @@
-//! `cargo xtask bench`: the criterion benchmarks of the engine.
+//! `cargo xtask bench`: the criterion benchmarks of the engine, and (`cargo xtask bench native`)
+//! the native cluster side by side with etcd and Redis.
+
+#[path = "bench_native.rs"]
+mod native;
 
 use crate::{project_root, tools};
 use anyhow::Result;
 
-/// Runs `cargo bench -p ringside-core`, with `args` appended (a `--bench NAME` or a filter).
+/// `cargo xtask bench native [--quick] ...` runs the native cluster benchmarks (see
+/// `bench_native.rs`); anything else runs `cargo bench -p ringside-core` with `args` appended (a
+/// `--bench NAME` or a filter).
 pub fn run(args: &[String]) -> Result<()> {
+    if args.first().is_some_and(|a| a == "native") {
+        return native::run(&args[1..]);
+    }
     tools::run(tools::cargo().args(["bench", "-p", "ringside-core"]).args(args))?;
     let reports = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

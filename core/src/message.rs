@@ -96,8 +96,10 @@ pub enum Message {
         /// Key token.
         token: Token,
         /// Key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// New value, `None` for a delete.
+        #[serde(with = "serde_bytes")]
         value: Option<Vec<u8>>,
         /// Client's causal context.
         context: VClock,
@@ -118,6 +120,7 @@ pub enum Message {
         /// Key token.
         token: Token,
         /// Key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// Versions to merge.
         value: Arc<Siblings>,
@@ -134,6 +137,7 @@ pub enum Message {
         /// Key token.
         token: Token,
         /// Key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     /// A replica's answer to a read.
@@ -148,6 +152,7 @@ pub enum Message {
         /// Key token.
         token: Token,
         /// Key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// Versions to merge.
         value: Siblings,
@@ -159,6 +164,7 @@ pub enum Message {
         /// Key token.
         token: Token,
         /// Key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// Versions to merge.
         value: Siblings,

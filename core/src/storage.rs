@@ -34,6 +34,7 @@ pub struct Entry {
     /// The key's token.
     pub token: Token,
     /// The key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Its versions.
     pub value: Siblings,
@@ -49,6 +50,7 @@ pub struct Hint {
     /// Token of the key.
     pub token: Token,
     /// The key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The versions to deliver.
     pub value: Siblings,

@@ -176,6 +176,7 @@ pub struct Version {
     /// Coordinator timestamp in µs.
     pub timestamp: u64,
     /// The value, or `None` for a tombstone.
+    #[serde(with = "serde_bytes")]
     pub value: Option<Vec<u8>>,
 }
 

@@ -78,7 +78,7 @@ impl Default for Settings {
             allocation: engine.allocation,
             strategy: engine.join_strategy,
             stream_throughput_mib: 24.0,
-            stream_chunk_bytes: 1024 * 1024,
+            stream_chunk_bytes: 4 * 1024 * 1024,
             max_hint_window: engine.max_hint_window,
             ring_delay: engine.ring_delay,
             rack: String::new(),

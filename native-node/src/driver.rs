@@ -343,7 +343,11 @@ impl Driver {
     /// Drains the engine's outputs into the holding area.
     fn drain(&mut self) {
         while let Some(t) = self.node.poll_transmit() {
-            self.held_transmits.push(t);
+            if claims_nothing_durable(&t.message) {
+                self.release(t);
+            } else {
+                self.held_transmits.push(t);
+            }
         }
         while let Some(event) = self.node.poll_event() {
             match event {
@@ -375,11 +379,13 @@ impl Driver {
     /// Makes the batch durable, then releases its outputs.
     fn commit(&mut self) {
         if self.fatal.is_none() {
+            if self.node.storage().is_dirty() {
+                self.metrics.syncs.inc();
+            }
             if let Err(e) = self.node.storage_mut().sync() {
                 tracing::error!(error = %e, "storage sync failed; stopping the node");
                 self.fatal = Some(e.to_string());
             }
-            self.metrics.syncs.inc();
         }
         if self.fatal.is_some() {
             // Nothing of this batch is durable: release nothing.
@@ -392,16 +398,8 @@ impl Driver {
             }
             return;
         }
-        for t in self.held_transmits.drain(..) {
-            if t.to == self.node.id() {
-                continue;
-            }
-            if self.transport.address_of(t.to).is_none()
-                && let Some(address) = gossiped_address(&self.node, t.to)
-            {
-                self.transport.learn(t.to, &address);
-            }
-            self.transport.send(t.to, t.message);
+        for t in std::mem::take(&mut self.held_transmits) {
+            self.release(t);
         }
         for (reply, result) in self.held_replies.drain(..) {
             let _ = reply.send(result);
@@ -409,6 +407,19 @@ impl Driver {
         for (reply, result) in self.held_admin.drain(..) {
             let _ = reply.send(result);
         }
+    }
+
+    /// Hands a transmit to the transport.
+    fn release(&mut self, t: Transmit) {
+        if t.to == self.node.id() {
+            return;
+        }
+        if self.transport.address_of(t.to).is_none()
+            && let Some(address) = gossiped_address(&self.node, t.to)
+        {
+            self.transport.learn(t.to, &address);
+        }
+        self.transport.send(t.to, t.message);
     }
 
     fn housekeeping(&mut self, now: Instant) {
@@ -614,4 +625,20 @@ impl Driver {
 /// The address `peer` announces in gossip.
 fn gossiped_address(node: &Node<DiskStorage>, peer: NodeId) -> Option<String> {
     node.gossiper().endpoint(peer)?.states.get(&StateKey::Address).map(|v| v.value.clone())
+}
+
+/// Messages that acknowledge nothing and carry no state of the sender's that a crash before the
+/// batch's fsync could take back: requests to other nodes and data read for streaming. They leave
+/// at once instead of waiting for the group commit. Acknowledgements, replies, gossip (status),
+/// hints and mutations (whose dots may come from a counter not yet durable) wait for it.
+fn claims_nothing_durable(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::Read { .. }
+            | Message::Mint { .. }
+            | Message::StreamRequest { .. }
+            | Message::StreamData { .. }
+            | Message::Echo
+            | Message::MerkleRequest(_)
+    )
 }

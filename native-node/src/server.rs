@@ -197,7 +197,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .add_service(kv)
             .add_service(admin)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                // tonic ignores `tcp_nodelay` for a caller-provided listener: set it on each
+                // accepted socket, or small replies wait for the peer's delayed ACK (~40 ms).
+                tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    |socket| {
+                        if let Ok(s) = &socket {
+                            let _ = s.set_nodelay(true);
+                        }
+                        socket
+                    },
+                ),
                 async move {
                     let _ = stop_grpc.changed().await;
                 },

@@ -88,6 +88,16 @@ pub struct DiskStorage {
     bytes: u64,
     /// Whether `sys/counters` holds `keys` and `bytes` (no data write since it was written).
     counters_persisted: bool,
+    /// Whether anything was written since the last `sync` (a sync with nothing to persist skips
+    /// the fsync: the driver syncs after every batch, read-only ones included).
+    dirty: bool,
+}
+
+impl DiskStorage {
+    /// Whether a write happened since the last `sync` (the next sync will fsync).
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
 }
 
 impl fmt::Debug for DiskStorage {
@@ -134,6 +144,7 @@ impl DiskStorage {
             keys: 0,
             bytes: 0,
             counters_persisted: false,
+            dirty: false,
         };
         match store.meta.get(FORMAT_KEY).map_err(|e| fail(&Fjall(&e)))? {
             Some(v) if v.as_ref() == [FORMAT_VERSION] => {}
@@ -214,6 +225,7 @@ impl Storage for DiskStorage {
     }
 
     fn put(&mut self, token: Token, key: &[u8], value: Siblings) -> Result<(), StorageError> {
+        self.dirty = true;
         let k = data_key(token, key);
         let what = || format!("key {} (token {token})", key.escape_ascii());
         if k.len() > MAX_STORED_KEY {
@@ -313,6 +325,7 @@ impl Storage for DiskStorage {
     }
 
     fn put_hint(&mut self, hint: &Hint) -> Result<(), StorageError> {
+        self.dirty = true;
         let encoded = encode_hint(hint)
             .map_err(|e| StorageError(format!("cannot encode hint {}: {e}", hint.id)))?;
         self.hints
@@ -321,6 +334,7 @@ impl Storage for DiskStorage {
     }
 
     fn remove_hint(&mut self, id: u64) -> Result<(), StorageError> {
+        self.dirty = true;
         self.hints
             .remove(id.to_be_bytes())
             .map_err(|e| self.error(format_args!("remove hint {id}"), &e))
@@ -347,6 +361,7 @@ impl Storage for DiskStorage {
     }
 
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.dirty = true;
         let k = meta_key(name);
         if k.len() > MAX_STORED_KEY {
             return Err(StorageError(format!(
@@ -361,6 +376,9 @@ impl Storage for DiskStorage {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
+        if !self.dirty {
+            return Ok(());
+        }
         if !self.counters_persisted {
             let counters = rmp_serde::to_vec(&(self.keys, self.bytes))
                 .map_err(|e| StorageError(format!("cannot encode the counters: {e}")))?;
@@ -369,7 +387,9 @@ impl Storage for DiskStorage {
                 .map_err(|e| self.error("write the counters", &e))?;
             self.counters_persisted = true;
         }
-        self.keyspace.persist(PersistMode::SyncAll).map_err(|e| self.error("sync", &e))
+        self.keyspace.persist(PersistMode::SyncAll).map_err(|e| self.error("sync", &e))?;
+        self.dirty = false;
+        Ok(())
     }
 }
 

@@ -30,7 +30,7 @@ pub const MAX_FRAME: usize = 256 * 1024 * 1024;
 
 /// Encodes an engine message.
 pub fn encode(message: &Message) -> Vec<u8> {
-    rmp_serde::to_vec_named(message).expect("engine messages always encode")
+    rmp_serde::to_vec(message).expect("engine messages always encode")
 }
 
 /// Decodes an engine message.
@@ -330,5 +330,56 @@ impl InternodeService {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_core::message::Message;
+    use ringside_core::storage::Entry;
+    use ringside_core::streaming::StreamPurpose;
+    use ringside_core::token::TokenRange;
+    use ringside_core::version::{Dot, Siblings, VClock, Version};
+
+    fn version(value: Option<&[u8]>) -> Version {
+        Version {
+            dot: Dot { node: NodeId(3), counter: 9 },
+            context: VClock::new(),
+            timestamp: 1_700_000_000_000_000,
+            value: value.map(<[u8]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_and_values_are_compact() {
+        let value = vec![0xffu8; 4096];
+        let entries = vec![Entry {
+            token: 42,
+            key: b"key".to_vec(),
+            value: Siblings(vec![version(Some(&value)), version(None)]),
+        }];
+        let messages = vec![
+            Message::Echo,
+            Message::EchoReply,
+            Message::ViewRequest,
+            Message::StreamAck { session: 7 },
+            Message::StreamData {
+                session: 7,
+                range: TokenRange::new(1, 2),
+                purpose: StreamPurpose::Join,
+                entries,
+                last: true,
+            },
+        ];
+        for m in messages {
+            let bytes = encode(&m);
+            assert_eq!(decode(&bytes).expect("decodes"), m);
+            if matches!(m, Message::StreamData { .. }) {
+                // Values travel as MessagePack bin, not as arrays of integers (2 bytes per 0xff).
+                assert!(bytes.len() < value.len() + 512, "{} bytes", bytes.len());
+            }
+        }
+        assert!(decode(b"\x93garbage").is_err());
     }
 }

@@ -147,7 +147,7 @@ fn main() -> ExitCode {
                 }
                 Ok(s) => {
                     init_logging();
-                    runtime()
+                    node_runtime()
                         .and_then(|rt| rt.block_on(ringside_node::server::run(s)))
                         .map(|()| ExitCode::SUCCESS)
                 }
@@ -171,6 +171,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A node's runtime: one thread for gRPC and peer streams, beside the driver thread that owns the
+/// engine. More worker threads only add cross-thread wake-ups: the work that matters is serial in
+/// the driver, and a small machine often runs several nodes.
+fn node_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads =
+        std::env::var("RINGSIDE_IO_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

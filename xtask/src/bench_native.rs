@@ -1299,7 +1299,7 @@ impl Joined {
         );
         let _ = writeln!(
             o,
-            "| streaming time per MiB (the default `stream_chunk_bytes` is 1 MiB, one chunk in flight per session) | {:.0} ms |",
+            "| streaming time per MiB (the default `stream_chunk_bytes` is 4 MiB, one chunk in flight per session) | {:.0} ms |",
             self.stream_secs * 1000.0 / (self.streamed_bytes / MIB).max(1e-9)
         );
         let _ = writeln!(o, "| streaming / raw copy | {} |", ratio(stream_rate, copy_rate));

@@ -155,7 +155,8 @@ impl DiskStorage {
                 )));
             }
             None => {
-                store.meta.insert(FORMAT_KEY, [FORMAT_VERSION]).map_err(|e| fail(&Fjall(&e)))?
+                store.meta.insert(FORMAT_KEY, [FORMAT_VERSION]).map_err(|e| fail(&Fjall(&e)))?;
+                store.dirty = true;
             }
         }
         let persisted = store.meta.get(COUNTERS_KEY).map_err(|e| fail(&Fjall(&e)))?;
@@ -376,7 +377,7 @@ impl Storage for DiskStorage {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        if !self.dirty {
+        if !self.dirty && self.counters_persisted {
             return Ok(());
         }
         if !self.counters_persisted {

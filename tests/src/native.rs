@@ -460,22 +460,16 @@ impl Cluster {
         let up_pid = self.up_pid();
         let node = self.node(id);
         let proc = std::mem::replace(&mut *node.lock(), Proc::Stopped);
-        match proc {
-            Proc::Own(mut child) => {
-                let _ = child.kill();
-                let _ = child.wait();
+        if let Proc::UpChild(pid) = proc {
+            kill_proc(Proc::UpChild(pid), up_pid);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while pid_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            Proc::UpChild(pid) => {
-                if proc_stat(pid).is_some_and(|(_, ppid)| Some(ppid) == up_pid) {
-                    signal(pid, "KILL");
-                }
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while pid_alive(pid) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                assert!(!pid_alive(pid), "node {id} (pid {pid}) survived SIGKILL");
-            }
-            Proc::Stopped => panic!("node {id} is not running"),
+            assert!(!pid_alive(pid), "node {id} (pid {pid}) survived SIGKILL");
+        } else {
+            assert!(!matches!(proc, Proc::Stopped), "node {id} is not running");
+            kill_proc(proc, up_pid);
         }
     }
 
@@ -763,20 +757,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let up_pid = self.up_pid();
         for node in &self.nodes {
-            let proc = std::mem::replace(&mut *node.lock(), Proc::Stopped);
-            match proc {
-                Proc::Own(mut child) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-                Proc::UpChild(pid) => {
-                    // Only while it is still the child of our `cluster up` (never a reused pid).
-                    if proc_stat(pid).is_some_and(|(_, ppid)| Some(ppid) == up_pid) {
-                        signal(pid, "KILL");
-                    }
-                }
-                Proc::Stopped => {}
-            }
+            kill_proc(std::mem::replace(&mut *node.lock(), Proc::Stopped), up_pid);
         }
         if let Some(mut up) = self.up.take() {
             let _ = up.kill();
@@ -787,6 +768,23 @@ impl Drop for Cluster {
         {
             eprintln!("keeping the cluster's data in {}", dir.keep().display());
         }
+    }
+}
+
+/// Kills a node process with SIGKILL: our own child, or a child of our `cluster up` — only while
+/// it still is one (never a reused pid).
+fn kill_proc(proc: Proc, up_pid: Option<u32>) {
+    match proc {
+        Proc::Own(mut child) => {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Proc::UpChild(pid) => {
+            if proc_stat(pid).is_some_and(|(_, ppid)| Some(ppid) == up_pid) {
+                signal(pid, "KILL");
+            }
+        }
+        Proc::Stopped => {}
     }
 }
 

@@ -9,12 +9,14 @@
 //! 3. core-wasm — ringside-core checks for wasm32 and has no I/O crate among its dependencies
 //! 4. tests — every native test (nextest when installed) plus doc tests
 //! 5. wasm-determinism — the simulator's trace hashes are identical natively and in wasm
-//! 6. e2e — browser end-to-end tests in `tests/e2e`, when that suite exists
+//! 6. e2e — browser end-to-end tests in `tests/e2e` (Playwright driving Debian's headless
+//!    Chromium, installed when missing) against the freshly built explorer
 
 use crate::tools::{self, Echoed, WASM_TARGET};
-use crate::{project_root, web};
+use crate::{project_root, serve, web};
 use anyhow::{Context, Result, bail, ensure};
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Crates that mean the engine does I/O or reads OS state. **Architecture Invariant:** core
@@ -49,6 +51,13 @@ const FORBIDDEN_IN_CORE: &[&str] = &[
 
 /// The seeds whose simulator traces must hash identically natively and in wasm.
 const DETERMINISM_SEEDS: &[u64] = &[1, 2, 3, 42, 1234];
+
+/// The seeds whose native trace hashes the browser tests compare the explorer's against: the
+/// default seed, `?seed=7`, a typed seed and the largest seed.
+const E2E_SEEDS: &[u64] = &[7, 42, 1234, u64::MAX];
+
+/// The oldest Node.js the pinned `playwright-core` supports (its `engines`).
+const E2E_MIN_NODE_MAJOR: u64 = 20;
 
 /// Packages the native steps skip: the UI only builds for wasm32 and is checked there.
 const NATIVE_EXCLUDES: &[&str] = &["--exclude", "ringside-ui"];
@@ -197,6 +206,11 @@ fn prerequisites(_: &mut TestCounts) -> Result<StepResult> {
     match tools::find_executable("cargo-nextest") {
         Some(nextest) => println!("cargo-nextest: {}", nextest.display()),
         None => println!("cargo-nextest: not installed (falling back to `cargo test`)"),
+    }
+    // Installed by the e2e step, not here: the other steps do not need a browser.
+    match tools::installed_chromium() {
+        Some(chromium) => println!("chromium:      {}", chromium.browser.display()),
+        None => println!("chromium:      not installed (the e2e step installs it)"),
     }
     Ok(StepResult::Done)
 }
@@ -411,29 +425,230 @@ fn parse_native_hashes(output: &str) -> Result<Vec<(u64, String)>> {
     Ok(hashes)
 }
 
-/// Browser end-to-end tests. The suite does not exist yet; when `tests/e2e` appears with a
-/// `package.json`, its `npm test` runs against a freshly built bundle. Any other kind of suite
-/// must be taught to this step rather than silently skipped.
+/// Browser end-to-end tests: the suite in `tests/e2e` (Node's test runner, with `playwright-core`
+/// driving Debian's headless Chromium) runs against the explorer freshly built into `www/pkg` and
+/// served on a free local port. The page must show, for each seed, exactly the trace hash native
+/// code computes; the suite gets the native hashes in `RINGSIDE_NATIVE_HASHES`.
 fn e2e(counts: &mut TestCounts) -> Result<StepResult> {
     let suite = project_root().join("tests").join("e2e");
     if !suite.is_dir() {
-        return Ok(StepResult::Skipped("no tests/e2e suite yet".to_string()));
+        return Ok(StepResult::Skipped("no tests/e2e suite".to_string()));
     }
+    for file in ["package.json", "package-lock.json"] {
+        ensure!(
+            suite.join(file).is_file(),
+            "{} has no {file}: the suite is an npm project with a committed lock file \
+             (teach xtask/src/test.rs, fn e2e, any other kind of suite)",
+            suite.display()
+        );
+    }
+    let files = e2e_test_files(&suite)?;
+
+    let chromium = tools::ensure_chromium()?;
+    println!("chromium:     {} ({})", chromium.browser.display(), version_of(&chromium.browser));
+    println!("chromedriver: {} ({})", chromium.driver.display(), version_of(&chromium.driver));
+    let node = tools::ensure_node()?;
+    let node_version = version_of(&node);
+    println!("node:         {} ({node_version})", node.display());
     ensure!(
-        suite.join("package.json").is_file(),
-        "{} exists but has no package.json: teach xtask/src/test.rs (fn e2e) how to run it",
-        suite.display()
+        node_major(&node_version).is_some_and(|major| major >= E2E_MIN_NODE_MAJOR),
+        "tests/e2e needs Node.js {E2E_MIN_NODE_MAJOR} or newer (for playwright-core), but {} is \
+         {node_version}",
+        node.display()
     );
+    npm_ci_if_needed(&suite)?;
+
+    let hashes = native_hashes(E2E_SEEDS)?;
+    for (seed, hash) in &hashes {
+        println!("native trace hash  seed {seed:>20}  {hash}");
+    }
+    let encoded: Vec<String> = hashes.iter().map(|(seed, hash)| format!("{seed}={hash}")).collect();
     web::build_bundle()?;
-    let npm = tools::find_executable("npm").context("npm is required for tests/e2e")?;
-    let install = if suite.join("package-lock.json").is_file() { "ci" } else { "install" };
-    tools::run(Command::new(&npm).arg(install).current_dir(&suite))?;
-    let Echoed { success, lines } = tools::run_echoed(
-        Command::new(&npm).arg("test").current_dir(&suite).env("RINGSIDE_WWW", web::www_dir()),
-    )?;
-    counts.add(count_tests(&lines));
-    ensure!(success, "`npm test` in tests/e2e failed");
+    let screenshots = target_dir().join("e2e-screenshots");
+    std::fs::create_dir_all(&screenshots)
+        .with_context(|| format!("could not create {}", screenshots.display()))?;
+
+    // Stopped when dropped, whatever happens to the tests.
+    let server = serve::serve_in_background(&web::www_dir())?;
+    println!("xtask: serving {} at {}", web::www_dir().display(), server.url());
+    let mut command = Command::new(&node);
+    command
+        .current_dir(&suite)
+        .env("RINGSIDE_E2E_BASE_URL", server.url())
+        .env("RINGSIDE_NATIVE_HASHES", encoded.join(","))
+        .env("RINGSIDE_CHROMIUM", &chromium.browser)
+        .env("RINGSIDE_E2E_SCREENSHOTS", &screenshots)
+        .args(["--test", "--test-reporter=spec"])
+        .args(&files);
+    let result = tools::run_echoed(&mut command);
+    drop(server);
+    let Echoed { success, lines } = result?;
+    let found = count_node_tests(&lines);
+    counts.add(found);
+    ensure!(
+        success && found.failed == 0,
+        "the browser tests failed: {} passed, {} failed",
+        found.passed,
+        found.failed
+    );
+    ensure!(
+        found.passed > 0,
+        "`node --test` in tests/e2e passed but no count was read from its output \
+         (see count_node_tests)"
+    );
+    println!("xtask: screenshots in {}", screenshots.display());
     Ok(StepResult::Done)
+}
+
+/// The suite's test files (`*.test.mjs` and `*.test.js` directly in `tests/e2e`), named
+/// explicitly because `node --test` finds files differently from one Node.js version to the next.
+fn e2e_test_files(suite: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(suite).with_context(|| format!("reading {}", suite.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".test.mjs") || name.ends_with(".test.js") {
+            files.push(name);
+        }
+    }
+    files.sort();
+    ensure!(!files.is_empty(), "{} has no *.test.mjs file", suite.display());
+    Ok(files)
+}
+
+/// Runs `npm ci` in the suite unless `node_modules` was installed after the last change to
+/// `package.json` and `package-lock.json` (npm writes `node_modules/.package-lock.json` at the
+/// end of every install).
+fn npm_ci_if_needed(suite: &Path) -> Result<()> {
+    let installed = modified(&suite.join("node_modules").join(".package-lock.json"));
+    let wanted = ["package.json", "package-lock.json"]
+        .into_iter()
+        .filter_map(|file| modified(&suite.join(file)))
+        .max();
+    if matches!((installed, wanted), (Some(installed), Some(wanted)) if installed >= wanted) {
+        println!("xtask: tests/e2e/node_modules is up to date");
+        return Ok(());
+    }
+    let npm = tools::find_executable("npm").context(
+        "npm is required to install the packages of tests/e2e and is not installed \
+         (it comes with Node.js; on Debian: apt-get install -y npm)",
+    )?;
+    // playwright-core downloads no browser on install; the variable makes sure of it.
+    tools::run(
+        Command::new(&npm)
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(suite)
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"),
+    )
+    .context("could not install the packages of tests/e2e from the npm registry")
+}
+
+/// The first line a program prints for `--version`, for the log.
+fn version_of(program: &Path) -> String {
+    Command::new(program)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .next()
+                .map(|line| line.trim().to_string())
+        })
+        .filter(|line| !line.is_empty())
+        .unwrap_or_else(|| "version unknown".to_string())
+}
+
+/// The major version in `node --version`'s `v20.11.1`.
+fn node_major(version: &str) -> Option<u64> {
+    version.trim().strip_prefix('v')?.split('.').next()?.parse().ok()
+}
+
+/// The native trace hashes of `seeds`, from `core/examples/trace_hashes.rs`.
+fn native_hashes(seeds: &[u64]) -> Result<Vec<(u64, String)>> {
+    let seed_args: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let mut native = tools::cargo();
+    native.args(["run", "-p", "ringside-core", "--example", "trace_hashes", "--"]).args(&seed_args);
+    println!("$ {}", tools::display(&native));
+    parse_seed_hashes(&tools::output(&mut native)?, seeds)
+}
+
+/// Parses the `seed hash` lines of `trace_hashes`: exactly `seeds`, in order, each with a hash of
+/// 16 hex digits (the way the page shows it).
+fn parse_seed_hashes(output: &str, seeds: &[u64]) -> Result<Vec<(u64, String)>> {
+    let mut hashes = Vec::new();
+    for line in output.lines().filter(|line| !line.trim().is_empty()) {
+        let mut parts = line.split_whitespace();
+        let (Some(seed), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
+            bail!("unexpected line from trace_hashes: `{line}` (expected `seed hash`)");
+        };
+        let seed: u64 = seed.parse().with_context(|| format!("bad seed in `{line}`"))?;
+        ensure!(
+            hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "bad hash in `{line}` (expected 16 hex digits)"
+        );
+        hashes.push((seed, hash.to_ascii_lowercase()));
+    }
+    let printed: Vec<u64> = hashes.iter().map(|(seed, _)| *seed).collect();
+    ensure!(printed == seeds, "trace_hashes printed seeds {printed:?}, asked for {seeds:?}");
+    Ok(hashes)
+}
+
+/// Reads the totals Node's test runner prints at the end of a run: `ℹ pass 4`, `ℹ fail 0`,
+/// `ℹ cancelled 0` with the spec reporter (`# pass 4` and so on with TAP). Cancelled tests (timed
+/// out, or cut short by a failed hook) count as failed. Only unindented lines count, and colour
+/// codes are ignored.
+fn count_node_tests(lines: &[String]) -> TestCounts {
+    let mut counts = TestCounts::default();
+    for line in lines {
+        let line = strip_ansi(line);
+        let Some(total) = line.strip_prefix("ℹ ").or_else(|| line.strip_prefix("# ")) else {
+            continue;
+        };
+        let mut words = total.split_whitespace();
+        let (Some(label), Some(number), None) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(number) = number.parse::<u64>() else {
+            continue;
+        };
+        match label {
+            "pass" => counts.passed += number,
+            "fail" | "cancelled" => counts.failed += number,
+            _ => {}
+        }
+    }
+    counts
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`), in case colours are forced.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
 }
 
 #[cfg(test)]
@@ -455,6 +670,56 @@ mod tests {
         );
         let counts = count_tests(&output);
         assert_eq!((counts.passed, counts.failed), (18, 2));
+    }
+
+    #[test]
+    fn counts_node_test_runner_totals() {
+        let spec = lines(
+            "✔ the explorer loads (857.2ms)\n\
+             ✖ ?seed=7 shows the native hash (15414.6ms)\n\
+             \x20 AssertionError [ERR_ASSERTION]: #trace-hash shows \"ea22\"\n\
+             ℹ tests 4\n\
+             ℹ suites 0\n\
+             ℹ pass 2\n\
+             ℹ fail 1\n\
+             ℹ cancelled 1\n\
+             ℹ skipped 0\n\
+             ℹ todo 0\n\
+             ℹ duration_ms 2916.767248\n\
+             \n\
+             ✖ failing tests:",
+        );
+        let counts = count_node_tests(&spec);
+        assert_eq!((counts.passed, counts.failed), (2, 2));
+
+        let tap = lines(
+            "TAP version 13\n\
+             # Subtest: loads\n\
+             ok 1 - loads\n\
+             \x20   # pass 9\n\
+             1..1\n\
+             # tests 1\n\
+             # pass 1\n\
+             # fail 0\n\
+             # cancelled 0",
+        );
+        let counts = count_node_tests(&tap);
+        assert_eq!((counts.passed, counts.failed), (1, 0));
+
+        let coloured = lines("\x1b[34mℹ pass 3\x1b[39m\n\x1b[34mℹ fail 0\x1b[39m");
+        let counts = count_node_tests(&coloured);
+        assert_eq!((counts.passed, counts.failed), (3, 0));
+    }
+
+    #[test]
+    fn parses_seed_hashes_for_the_browser_tests() {
+        let output = "7 ea229163c9e4a543\n18446744073709551615 9452989FF4547D1F\n";
+        let hashes = parse_seed_hashes(output, &[7, u64::MAX]).unwrap();
+        assert_eq!(hashes[1], (u64::MAX, "9452989ff4547d1f".to_string()));
+        assert!(parse_seed_hashes(output, &[7]).is_err(), "an extra seed");
+        assert!(parse_seed_hashes("7 ea22\n", &[7]).is_err(), "a short hash");
+        assert_eq!(node_major("v20.20.2\n"), Some(20));
+        assert_eq!(node_major("20"), None);
     }
 
     #[test]

@@ -276,3 +276,64 @@ pub fn ensure_python_grpc() -> Result<PathBuf> {
     }
     Ok(python)
 }
+
+/// Where Debian's `chromium` and `chromium-driver` packages put the browser and its WebDriver.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Debian's Chromium and ChromeDriver, for the browser end-to-end tests.
+pub struct Chromium {
+    pub browser: PathBuf,
+    pub driver: PathBuf,
+}
+
+/// Chromium and ChromeDriver where Debian installs them, if both are there.
+pub fn installed_chromium() -> Option<Chromium> {
+    let chromium = Chromium { browser: CHROMIUM.into(), driver: CHROMEDRIVER.into() };
+    (chromium.browser.is_file() && chromium.driver.is_file()).then_some(chromium)
+}
+
+/// Makes sure Debian's Chromium and ChromeDriver are installed (`/usr/bin/chromium`,
+/// `/usr/bin/chromedriver`), installing the `chromium` and `chromium-driver` packages with apt-get
+/// when running as root (about a minute, once). Test tools cannot download their own browsers
+/// here (see TOOLCHAIN.md), so the tests drive this one.
+pub fn ensure_chromium() -> Result<Chromium> {
+    if let Some(chromium) = installed_chromium() {
+        return Ok(chromium);
+    }
+    let missing: Vec<&str> =
+        [CHROMIUM, CHROMEDRIVER].into_iter().filter(|path| !Path::new(path).is_file()).collect();
+    let missing = missing.join(" and ");
+    if is_root() && find_executable("apt-get").is_some() {
+        println!(
+            "xtask: {missing} missing; installing Debian's chromium and chromium-driver \
+             (about a minute, once)"
+        );
+        let install = || run(apt_get().args(["install", "-y", "chromium", "chromium-driver"]));
+        install()
+            .or_else(|_| {
+                run(apt_get().arg("update"))?;
+                install()
+            })
+            .context("could not install chromium and chromium-driver with apt-get")?;
+    }
+    installed_chromium().with_context(|| {
+        format!(
+            "{missing} not installed: the browser end-to-end tests (tests/e2e) need Debian's \
+             Chromium and ChromeDriver; install them as root with \
+             `apt-get install -y chromium chromium-driver`"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}
+
+/// A non-interactive `apt-get` that waits for the dpkg lock (another apt run, an unattended
+/// upgrade) instead of failing at once.
+fn apt_get() -> Command {
+    let mut command = Command::new("apt-get");
+    command.env("DEBIAN_FRONTEND", "noninteractive").args(["-o", "DPkg::Lock::Timeout=300"]);
+    command
+}

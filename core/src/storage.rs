@@ -21,7 +21,6 @@ use crate::token::{Token, TokenRange};
 use crate::version::{ConflictMode, Siblings};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +102,32 @@ pub trait Storage {
 
     /// Makes every earlier write durable (see the module's durability contract).
     fn sync(&mut self) -> Result<(), StorageError>;
+}
+
+/// The contiguous pieces a [`Storage::scan`] of `range` reads, in scan order, as inclusive token
+/// bounds: `(start, end]` when it does not wrap, else `(start, MAX]` then `[0, end]` (the first
+/// empty, and left out, when `start` is `MAX`). Paging resumes strictly after a cursor at token
+/// `after`, even if the cursor's key was removed meanwhile: pieces before the cursor's are left
+/// out, and the cursor's piece is marked `true` so the caller starts it after the cursor.
+/// Shared by every implementation so they page identically.
+pub fn scan_pieces(range: TokenRange, after: Option<Token>) -> Vec<(Token, Token, bool)> {
+    let pieces: Vec<(Token, Token)> = if range.start < range.end {
+        vec![(range.start + 1, range.end)]
+    } else {
+        let mut p = Vec::with_capacity(2);
+        if let Some(lo) = range.start.checked_add(1) {
+            p.push((lo, Token::MAX));
+        }
+        p.push((0, range.end));
+        p
+    };
+    let cursor = after.and_then(|t| pieces.iter().position(|(lo, hi)| (*lo..=*hi).contains(&t)));
+    pieces
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| cursor.is_none_or(|c| *i >= c))
+        .map(|(i, (lo, hi))| (lo, hi, cursor == Some(i)))
+        .collect()
 }
 
 /// Merges by reading the key, merging and writing it back: the default [`Storage::merge`].
@@ -221,44 +246,14 @@ impl Storage for MemStorage {
         limit: usize,
     ) -> Result<Vec<Entry>, StorageError> {
         let mut out = Vec::new();
-        // A wrapping range is two contiguous pieces: (start, MAX] then [0, end].
-        let pieces: Vec<(Bound<Token>, Bound<Token>)> = if range.start < range.end {
-            vec![(Bound::Excluded(range.start), Bound::Included(range.end))]
-        } else {
-            vec![
-                (Bound::Excluded(range.start), Bound::Included(Token::MAX)),
-                (Bound::Included(0), Bound::Included(range.end)),
-            ]
-        };
-        // Resume strictly after `after` in scan order, even if that key was removed meanwhile
-        // (cleanup deletes as it pages): pieces before the cursor's are skipped whole, and in
-        // its piece every entry up to the cursor.
-        let bounds: Vec<(Token, Token)> = pieces
-            .iter()
-            .filter_map(|(lo, hi)| {
-                let lo = match lo {
-                    Bound::Excluded(t) if *t == Token::MAX => return None,
-                    Bound::Excluded(t) => t + 1,
-                    Bound::Included(t) => *t,
-                    Bound::Unbounded => 0,
-                };
-                let Bound::Included(hi) = hi else { unreachable!() };
-                Some((lo, *hi))
-            })
-            .collect();
-        let cursor_piece =
-            after.and_then(|(t, _)| bounds.iter().position(|(lo, hi)| (*lo..=*hi).contains(&t)));
-        for (i, (lo, hi)) in bounds.into_iter().enumerate() {
-            if cursor_piece.is_some_and(|c| i < c) {
-                continue;
-            }
-            let lo = match (cursor_piece == Some(i), after) {
+        for (lo, hi, at_cursor) in scan_pieces(range, after.map(|(t, _)| t)) {
+            let lo = match (at_cursor, after) {
                 (true, Some((t, _))) => t,
                 _ => lo,
             };
             for (t, bucket) in self.data.range(lo..=hi) {
                 for (k, v) in bucket {
-                    if cursor_piece == Some(i)
+                    if at_cursor
                         && let Some((at, ak)) = after
                         && (*t, k.as_slice()) <= (at, ak)
                     {

@@ -242,6 +242,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let node = Node::new(id, config, view, storage, clock.now())
         .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
     let lifecycle = node.lifecycle().describe();
+    let joining = matches!(node.lifecycle(), ringside_core::node::Lifecycle::Joining(_));
     let driver = Driver::new(node, clock, transport.clone(), metrics.clone(), traces.clone(), rx);
     let driver_thread = std::thread::Builder::new()
         .name(format!("ringside-driver-{}", id.0))
@@ -258,10 +259,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
 
     if settings.join {
-        let resume = matches!(
-            lifecycle.as_str(),
-            s if s.starts_with("joining")
-        );
+        let resume = joining;
         let outcome = handle
             .ask(|reply| Input::Admin {
                 command: driver::AdminCommand::Join(JoinRequest {

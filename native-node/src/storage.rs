@@ -53,7 +53,7 @@
 
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use ringside_core::id::NodeId;
-use ringside_core::storage::{Entry, Hint, Storage, StorageError};
+use ringside_core::storage::{Entry, Hint, Storage, StorageError, scan_pieces};
 use ringside_core::time::Instant;
 use ringside_core::token::{Token, TokenRange};
 use ringside_core::version::{ClockEntry, Dot, Siblings, VClock, Version};
@@ -273,28 +273,9 @@ impl Storage for DiskStorage {
     ) -> Result<Vec<Entry>, StorageError> {
         let what = || format!("scan {range}");
         let mut out = Vec::new();
-        // Inclusive token bounds of the pieces, as in MemStorage: (start, end] when it does not
-        // wrap, else (start, MAX] then [0, end]; the first is empty when start is MAX.
-        let pieces: Vec<(Token, Token)> = if range.start < range.end {
-            vec![(range.start + 1, range.end)]
-        } else {
-            let mut p = Vec::with_capacity(2);
-            if let Some(lo) = range.start.checked_add(1) {
-                p.push((lo, Token::MAX));
-            }
-            p.push((0, range.end));
-            p
-        };
-        // Resume strictly after `after` in scan order, even if that key was removed meanwhile:
-        // pieces before the cursor's are skipped whole, the cursor's piece starts after it.
-        let cursor_piece =
-            after.and_then(|(t, _)| pieces.iter().position(|(lo, hi)| (*lo..=*hi).contains(&t)));
-        for (i, (lo, hi)) in pieces.into_iter().enumerate() {
-            if cursor_piece.is_some_and(|c| i < c) {
-                continue;
-            }
+        for (lo, hi, at_cursor) in scan_pieces(range, after.map(|(t, _)| t)) {
             let lower = match after {
-                Some((t, k)) if cursor_piece == Some(i) => Bound::Excluded(data_key(t, k)),
+                Some((t, k)) if at_cursor => Bound::Excluded(data_key(t, k)),
                 _ => Bound::Included(lo.to_be_bytes().to_vec()),
             };
             let upper = match hi.checked_add(1) {

@@ -13,6 +13,7 @@ pub mod compare;
 pub mod consistency;
 pub mod coordinator;
 pub mod detector;
+pub mod explore;
 pub mod gossip;
 pub mod history;
 pub mod id;

@@ -229,6 +229,50 @@ impl Message {
         }
     }
 
+    /// The variant's name, e.g. `MutationAck` (for the explorer's labels and filters).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Gossip(_) => "Gossip",
+            Message::Echo => "Echo",
+            Message::EchoReply => "EchoReply",
+            Message::Barrier { .. } => "Barrier",
+            Message::BarrierAck { .. } => "BarrierAck",
+            Message::ViewRequest => "ViewRequest",
+            Message::ViewReply { .. } => "ViewReply",
+            Message::StreamRequest { .. } => "StreamRequest",
+            Message::StreamData { .. } => "StreamData",
+            Message::StreamAck { .. } => "StreamAck",
+            Message::HandoffHint { .. } => "HandoffHint",
+            Message::HandoffAck { .. } => "HandoffAck",
+            Message::MerkleRequest(_) => "MerkleRequest",
+            Message::MerkleResponse(_) => "MerkleResponse",
+            Message::Refused { .. } => "Refused",
+            Message::Mint { .. } => "Mint",
+            Message::MintAck { .. } => "MintAck",
+            Message::Mutation { .. } => "Mutation",
+            Message::MutationAck { .. } => "MutationAck",
+            Message::Read { .. } => "Read",
+            Message::ReadReply { .. } => "ReadReply",
+            Message::Repair { .. } => "Repair",
+            Message::Hint { .. } => "Hint",
+            Message::HintAck { .. } => "HintAck",
+        }
+    }
+
+    /// The coordinator's operation id of client-request traffic (writes, reads and their
+    /// answers).
+    pub fn op(&self) -> Option<u64> {
+        match self {
+            Message::Mint { op, .. }
+            | Message::MintAck { op, .. }
+            | Message::Mutation { op, .. }
+            | Message::MutationAck { op }
+            | Message::Read { op, .. }
+            | Message::ReadReply { op, .. } => Some(*op),
+            _ => None,
+        }
+    }
+
     /// The key this message concerns, if any.
     pub fn key(&self) -> Option<&[u8]> {
         match self {

@@ -283,7 +283,7 @@ pub struct OpSpec {
 }
 
 /// One timeline entry: a time and exactly one action.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
     /// When.
@@ -1071,50 +1071,183 @@ fn check_cluster(
 
 /// Runs a prepared scenario to the end and checks it.
 pub fn run(p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
-    let s = &p.scenario;
-    let mut sim = build_simulation(p, options);
-    let mut order: Vec<usize> = (0..s.events.len()).collect();
-    order.sort_by_key(|i| s.events[*i].at);
-    let mut scripted: Vec<(usize, Option<u64>)> = Vec::new();
-    let mut moments: Vec<ExpectationResult> = Vec::new();
-    let mut last_read: BTreeMap<String, CausalContext> = BTreeMap::new();
-    for i in order {
-        let e = &s.events[i];
-        sim.run_until(Instant::ZERO + e.at);
+    run_with(p, options, &[])
+}
+
+/// [`run`] with `extra` events added to the scenario's timeline (the explorer's interventions).
+/// An event at the same time as one of the scenario's is applied after it.
+pub fn run_with(
+    p: &Prepared,
+    options: &RunOptions,
+    extra: &[EventSpec],
+) -> (ScenarioReport, Simulation) {
+    let mut playback = Playback::new(p, options);
+    for (id, e) in extra.iter().enumerate() {
+        playback.insert(id as u64, e.clone());
+    }
+    playback.advance_to(Instant::ZERO + p.scenario.duration);
+    playback.finish(p, options)
+}
+
+/// One event of a [`Playback`] that was applied, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedEvent {
+    /// When.
+    pub at: Instant,
+    /// The event's index in [`Playback::events`].
+    pub index: usize,
+    /// What applying it did.
+    pub applied: Applied,
+}
+
+/// A scenario being played: the simulation plus its timeline events, applied as time reaches
+/// them. [`run`] plays a scenario to its end in one go; the explorer plays it a frame at a time
+/// and inserts the user's interventions. Cloning it is a checkpoint.
+#[derive(Clone, Debug)]
+pub struct Playback {
+    sim: Simulation,
+    /// The scenario's events, then inserted ones (append only: indices are stable).
+    events: Vec<EventSpec>,
+    /// For each event, the id it was inserted with (`None`: the scenario's own).
+    inserted: Vec<Option<u64>>,
+    /// Indices into `events` in application order (by time; ties keep insertion order).
+    order: Vec<usize>,
+    /// Position in `order` of the next event to apply.
+    next: usize,
+    scripted: Vec<(usize, Option<u64>)>,
+    moments: Vec<ExpectationResult>,
+    last_read: BTreeMap<String, CausalContext>,
+    applied: Vec<AppliedEvent>,
+}
+
+impl Playback {
+    /// The scenario at time zero, nothing applied yet.
+    pub fn new(p: &Prepared, options: &RunOptions) -> Playback {
+        let events = p.scenario.events.clone();
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|i| events[*i].at);
+        Playback {
+            sim: build_simulation(p, options),
+            inserted: vec![None; events.len()],
+            events,
+            order,
+            next: 0,
+            scripted: Vec::new(),
+            moments: Vec::new(),
+            last_read: BTreeMap::new(),
+            applied: Vec::new(),
+        }
+    }
+
+    /// The simulation.
+    pub fn sim(&self) -> &Simulation {
+        &self.sim
+    }
+
+    /// Simulated time.
+    pub fn now(&self) -> Instant {
+        self.sim.now()
+    }
+
+    /// Every event, the scenario's first, then the inserted ones.
+    pub fn events(&self) -> &[EventSpec] {
+        &self.events
+    }
+
+    /// The events applied so far, in order.
+    pub fn applied(&self) -> &[AppliedEvent] {
+        &self.applied
+    }
+
+    /// Adds an event under `id` (the caller's handle to [`Playback::cancel`] it). An event not
+    /// later than now is applied at once, at now; a later one when time reaches it.
+    pub fn insert(&mut self, id: u64, event: EventSpec) {
+        let index = self.events.len();
+        let at = event.at;
+        self.events.push(event);
+        self.inserted.push(Some(id));
+        let after = self.order[self.next..].partition_point(|i| self.events[*i].at <= at);
+        self.order.insert(self.next + after, index);
+        if Instant::ZERO + at <= self.sim.now() {
+            self.apply_due(self.sim.now());
+        }
+    }
+
+    /// Removes the inserted event `id` if it has not been applied yet; says whether it was
+    /// pending.
+    pub fn cancel(&mut self, id: u64) -> bool {
+        let pending = self.order[self.next..].iter().position(|i| self.inserted[*i] == Some(id));
+        if let Some(k) = pending {
+            self.order.remove(self.next + k);
+        }
+        pending.is_some()
+    }
+
+    /// Runs to `t`, applying every event due by then (an event due at `t` included).
+    pub fn advance_to(&mut self, t: Instant) {
+        self.apply_due(t);
+        if self.sim.now() < t {
+            self.sim.run_until(t);
+        }
+    }
+
+    fn apply_due(&mut self, t: Instant) {
+        while let Some(&i) = self.order.get(self.next) {
+            let at = (Instant::ZERO + self.events[i].at).max(self.sim.now());
+            if at > t {
+                break;
+            }
+            self.next += 1;
+            self.sim.run_until(at);
+            self.apply(i);
+        }
+    }
+
+    fn apply(&mut self, i: usize) {
+        let sim = &self.sim;
         // Scripted reads feed the context of later `with_context` writes.
-        for (_, invoke) in &scripted {
+        for (_, invoke) in &self.scripted {
             if let Some(c) = invoke.and_then(|i| sim.completion(i))
                 && let Some(Ok(Reply::Read { context, .. })) = &c.result
             {
                 let key = sim.history().ops[c.op_index as usize].key.clone();
-                last_read.insert(key, context.clone());
+                self.last_read.insert(key, context.clone());
             }
         }
-        let applied = apply_event(&mut sim, e, &last_read);
+        let e = &self.events[i];
+        let applied = apply_event(&mut self.sim, e, &self.last_read);
         if e.write.is_some() || e.read.is_some() || e.delete.is_some() {
-            scripted.push((i, applied.invoke));
+            self.scripted.push((i, applied.invoke));
         } else if let Some(x) = &e.expect_cluster {
             let label = e.label.clone().unwrap_or_else(|| format!("at {:?}", e.at));
-            moments.extend(check_cluster(&sim, &label, x, &applied));
-        } else if let Some(err) = &applied.error {
-            moments.push(ExpectationResult {
+            self.moments.extend(check_cluster(&self.sim, &label, x, &applied));
+        } else if let Some(err) = &applied.error
+            && self.inserted[i].is_none()
+        {
+            self.moments.push(ExpectationResult {
                 what: format!("events[{i}] at {:?} applies", e.at),
                 expected: "accepted".into(),
                 actual: err.clone(),
                 passed: false,
             });
         }
+        self.applied.push(AppliedEvent { at: self.sim.now(), index: i, applied });
     }
-    sim.run_until(Instant::ZERO + s.duration);
-    finish(&mut sim, &s.final_phase);
-    let mut report = report(p, options, &sim, &scripted);
-    if !moments.is_empty() {
-        let passed = moments.iter().all(|m| m.passed);
-        moments.append(&mut report.expectations);
-        report.expectations = moments;
-        report.passed &= passed;
+
+    /// Runs the final phase and checks the run: what [`run`] returns.
+    pub fn finish(mut self, p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
+        let end = Instant::ZERO + p.scenario.duration;
+        self.advance_to(end.max(self.sim.now()));
+        finish(&mut self.sim, &p.scenario.final_phase);
+        let mut report = report(p, options, &self.sim, &self.events, &self.scripted);
+        if !self.moments.is_empty() {
+            let passed = self.moments.iter().all(|m| m.passed);
+            self.moments.append(&mut report.expectations);
+            report.expectations = self.moments;
+            report.passed &= passed;
+        }
+        (report, self.sim)
     }
-    (report, sim)
 }
 
 /// The final phase: heal, restart, settle, repair reads, final state.
@@ -1151,6 +1284,7 @@ fn report(
     p: &Prepared,
     options: &RunOptions,
     sim: &Simulation,
+    events: &[EventSpec],
     scripted: &[(usize, Option<u64>)],
 ) -> ScenarioReport {
     let s = &p.scenario;
@@ -1211,7 +1345,7 @@ fn report(
     let mut operations = Vec::new();
     let mut expectations = Vec::new();
     for (i, invoke) in scripted {
-        let e = &s.events[*i];
+        let e = &events[*i];
         let op = e.write.as_ref().or(e.delete.as_ref()).or(e.read.as_ref()).expect("op event");
         let kind = if e.write.is_some() {
             "write"

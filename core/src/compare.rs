@@ -4,9 +4,11 @@
 
 use crate::checker::AnomalyKind;
 use crate::membership::JoinStrategy;
-use crate::scenario::{Prepared, RunOptions, ScenarioReport, run};
+use crate::scenario::{EventSpec, Playback, Prepared, RunOptions, ScenarioReport};
+use crate::time::Instant;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::Duration;
 
 /// Anomalies that completed within one second of simulated time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +21,19 @@ pub struct AnomalyPoint {
     pub lost_writes: u64,
     /// Unavailable errors and timeouts.
     pub errors: u64,
+}
+
+/// Running totals of a lane at the end of one second of simulated time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneSample {
+    /// The second (the sample is taken at `second + 1`).
+    pub second: u64,
+    /// Acknowledgements demanded beyond the level so far.
+    pub extra_acks: u64,
+    /// Bytes streamed so far.
+    pub bytes_streamed: u64,
+    /// Joins completed so far.
+    pub joins_completed: u64,
 }
 
 /// One strategy's run.
@@ -46,6 +61,9 @@ pub struct Lane {
     pub failures: Vec<String>,
     /// Anomalies per second of simulated time (only seconds with at least one).
     pub timeline: Vec<AnomalyPoint>,
+    /// Running totals at every second of the timeline (the explorer's shared cursor reads
+    /// them).
+    pub samples: Vec<LaneSample>,
     /// Trace hash of the run.
     pub trace_hash: String,
     /// The command that replays this lane alone.
@@ -86,6 +104,7 @@ impl Lane {
             ghost_keys: r.ghost_keys,
             failures: r.movement_failures.clone(),
             timeline,
+            samples: Vec::new(),
             trace_hash: r.trace_hash.clone(),
             replay: format!("{} --strategy {strategy}", r.replay),
         }
@@ -112,13 +131,40 @@ impl Comparison {
 
 /// Runs `p` once per strategy with the same seed and returns the lanes.
 pub fn compare(p: &Prepared, strategies: &[JoinStrategy], options: &RunOptions) -> Comparison {
+    compare_with(p, strategies, options, &[])
+}
+
+/// [`compare`] with `extra` timeline events in every lane (the explorer's interventions), and
+/// running totals sampled every second.
+pub fn compare_with(
+    p: &Prepared,
+    strategies: &[JoinStrategy],
+    options: &RunOptions,
+    extra: &[EventSpec],
+) -> Comparison {
     let seed = options.seed.unwrap_or(p.scenario.seed);
     let lanes = strategies
         .iter()
         .map(|s| {
             let options = RunOptions { strategy: Some(*s), keep_trace: false, ..options.clone() };
-            let (report, _) = run(p, &options);
-            Lane::from_report(*s, &report)
+            let mut playback = Playback::new(p, &options);
+            for (id, e) in extra.iter().enumerate() {
+                playback.insert(id as u64, e.clone());
+            }
+            let mut samples = Vec::new();
+            let seconds = p.scenario.duration.as_secs();
+            for second in 0..seconds {
+                playback.advance_to(Instant::ZERO + Duration::from_secs(second + 1));
+                let sim = playback.sim();
+                samples.push(LaneSample {
+                    second,
+                    extra_acks: sim.extra_acks(),
+                    bytes_streamed: sim.stats().bytes_streamed,
+                    joins_completed: sim.stats().join_completed.len() as u64,
+                });
+            }
+            let (report, _) = playback.finish(p, &options);
+            Lane { samples, ..Lane::from_report(*s, &report) }
         })
         .collect();
     Comparison { scenario: p.scenario.name.clone(), seed, lanes }
@@ -236,6 +282,29 @@ add_node = { name = "D" }
         assert_eq!(hashes.len(), 6, "{c}");
         let text = c.to_string();
         assert!(text.contains("dual-write-cutover") && text.contains("to NORMAL"), "{text}");
+        // Running totals: one per second, never decreasing, ending at the lane's totals.
+        for l in &c.lanes {
+            assert_eq!(l.samples.len(), 40);
+            assert!(l.samples.windows(2).all(|w| w[0].bytes_streamed <= w[1].bytes_streamed));
+            assert!(l.samples.last().unwrap().bytes_streamed <= l.bytes_streamed);
+        }
+        assert!(staged.samples[4].bytes_streamed == 0 && staged.samples[39].joins_completed == 1);
+    }
+
+    #[test]
+    fn interventions_reach_every_lane() {
+        let p = prepare(parse(TEXT).unwrap(), TEXT).unwrap();
+        let crash = EventSpec {
+            at: Duration::from_secs(2),
+            crash: Some(toml::Spanned::new(0..0, "B".to_string())),
+            ..EventSpec::default()
+        };
+        let plain = compare(&p, &[JoinStrategy::Staged], &RunOptions::default());
+        let c = compare_with(&p, &[JoinStrategy::Staged], &RunOptions::default(), &[crash]);
+        assert_ne!(c.lanes[0].trace_hash, plain.lanes[0].trace_hash);
+        // B is down when D joins and is the source of some of D's ranges: the staged join
+        // refuses to stream from another replica.
+        assert!(!c.lanes[0].failures.is_empty(), "{c}");
     }
 
     #[test]

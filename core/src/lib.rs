@@ -22,6 +22,7 @@ pub mod merkle;
 pub mod message;
 pub mod node;
 pub mod placement;
+pub mod presets;
 pub mod ring;
 pub mod scenario;
 pub mod sim;

@@ -1,26 +1,242 @@
-//! The explorer's components.
+//! The page: header controls, the ring with the panels beside it, the timeline, the history and
+//! the strategy lanes; keyboard shortcuts and the animation loop.
 
+use crate::gallery::{Gallery, ScenarioInfo};
+use crate::history::HistoryPane;
+use crate::lanes::Lanes;
+use crate::panels::{Actions, Inspector, NodeTable};
+use crate::ring::{KINDS, RingView, kind_class};
+use crate::state::{DEFAULT_PRESET, SPEEDS, provide_explorer, use_explorer};
+use crate::timeline::Timeline;
+use crate::url::RunSpec;
 use leptos::prelude::*;
+use ringside_core::Instant;
+use ringside_core::membership::JoinStrategy;
 use ringside_core::sim::reference_trace_hash;
-
-/// The seed shown when the URL does not name one (`?seed=N`).
-const DEFAULT_SEED: u64 = 42;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
 
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
+    let ex = provide_explorer();
+    let query = window().location().search().unwrap_or_default();
+    match RunSpec::from_query(&query, DEFAULT_PRESET) {
+        Ok(spec) => ex.load(spec),
+        Err(e) => {
+            ex.load(RunSpec::preset(DEFAULT_PRESET));
+            ex.error.set(Some(format!(
+                "The link could not be replayed: {e}. Showing the default scenario."
+            )));
+        }
+    }
+    animation_loop(move |dt| ex.tick(dt));
+    keyboard_shortcuts();
     view! {
-        <main>
-            <h1>"Ringside explorer"</h1>
-            <p class="tagline">"A Dynamo/Cassandra-style key-value engine, running in your browser."</p>
-            <p>
-                "Ringside's engine is a set of plain state machines: it never touches the network, "
-                "a disk or a clock, so the same code runs in native nodes and, compiled to "
-                "WebAssembly, in this page. A simulation is fully determined by its seed."
-            </p>
+        <Header/>
+        {move || ex.error.get().map(|e| view! {
+            <p id="load-error" class="error banner">{e}<button on:click=move |_| ex.error.set(None)>"✕"</button></p>
+        })}
+        <main class="explorer">
+            <div class="stage">
+                <div class="ring-box">
+                    <RingView/>
+                    <Legend/>
+                </div>
+                <div class="side">
+                    <NodeTable/>
+                    <Inspector/>
+                    <Actions/>
+                </div>
+            </div>
+            <Timeline/>
+            <div class="lower">
+                <HistoryPane/>
+                <div class="lower-right">
+                    <Lanes/>
+                    <ScenarioInfo/>
+                </div>
+            </div>
             <DeterminismProbe/>
         </main>
+        <Gallery/>
+        <Help/>
     }
+}
+
+#[component]
+fn Header() -> impl IntoView {
+    let ex = use_explorer();
+    let (seed_text, set_seed_text) = signal(String::new());
+    let seed_shown = move || {
+        ex.spec.get().seed.map(|s| s.to_string()).or_else(|| {
+            ex.scenario.get().and_then(|(_, _, text)| {
+                crate::state::prepare_text(&text).ok().map(|p| p.scenario.seed.to_string())
+            })
+        })
+    };
+    let apply_seed = move || match seed_text.get_untracked().trim().parse::<u64>() {
+        Ok(seed) => ex.set_seed(seed),
+        Err(_) => ex
+            .notice
+            .set(Some((false, format!("A seed is a whole number from 0 to {}.", u64::MAX)))),
+    };
+    view! {
+        <header class="top">
+            <h1>"Ringside"<span>" explorer"</span></h1>
+            <button id="open-gallery" class="primary" on:click=move |_| ex.gallery.set(true)>"Scenarios…"</button>
+            <span id="scenario-title" class="title">{move || ex.scenario.get().map(|s| s.0)}</span>
+            <label>
+                "Seed "
+                <input id="run-seed" size="8" inputmode="numeric"
+                    prop:value=move || seed_shown().unwrap_or_default()
+                    on:input=move |e| set_seed_text.set(event_target_value(&e))
+                    on:change=move |_| apply_seed()/>
+            </label>
+            <button title="A new random seed" on:click=move |_| ex.set_seed((js_sys::Math::random() * 1e15) as u64)>"Random"</button>
+            <label>
+                "Strategy "
+                <select id="run-strategy" prop:value=move || { ex.spec.get(); ex.strategy().map(|s| s.name().to_string()).unwrap_or_default() }
+                    on:change=move |e| {
+                        if let Ok(s) = event_target_value(&e).parse::<JoinStrategy>() {
+                            ex.set_strategy(s)
+                        }
+                    }>
+                    {JoinStrategy::ALL.iter().map(|s| view! { <option value=s.name()>{s.name()}</option> }).collect_view()}
+                </select>
+            </label>
+            <button id="share" title="The address bar always holds the whole run; this copies it"
+                on:click=move |_| {
+                    ex.sync_url();
+                    let href = window().location().href().unwrap_or_default();
+                    let _ = window().navigator().clipboard().write_text(&href);
+                    ex.notice.set(Some((true, "Link copied: it replays this exact run (seed, scenario, strategies, interventions, time).".into())));
+                }>"Copy link"</button>
+            <button id="help" title="Legend and keyboard shortcuts (?)" on:click=move |_| ex.help.update(|h| *h = !*h)>"?"</button>
+        </header>
+    }
+}
+
+/// Message colours, which double as filters.
+#[component]
+fn Legend() -> impl IntoView {
+    let ex = use_explorer();
+    view! {
+        <div id="legend" class="legend">
+            {KINDS.iter().map(|(kind, label)| {
+                let kind = *kind;
+                view! {
+                    <label class="check" title="show or hide this kind of message">
+                        <input type="checkbox" class="kind-filter" data-kind=kind_class(kind)
+                            prop:checked=move || !ex.hidden.get().contains(&kind)
+                            on:change=move |e| {
+                                let on = event_target_checked(&e);
+                                ex.hidden.update(|h| { h.retain(|k| *k != kind); if !on { h.push(kind); } });
+                            }/>
+                        <span class=format!("dot {}", kind_class(kind))></span>
+                        {*label}
+                    </label>
+                }
+            }).collect_view()}
+            <span class="legend-item"><span class="dot dropped"></span>"will be dropped"</span>
+            <span class="legend-item"><span class="band pending"></span>"pending range"</span>
+        </div>
+    }
+}
+
+#[component]
+fn Help() -> impl IntoView {
+    let ex = use_explorer();
+    view! {
+        <Show when=move || ex.help.get()>
+            <div class="overlay" on:click=move |_| ex.help.set(false)>
+                <div id="help-dialog" class="dialog" on:click=|e| e.stop_propagation()>
+                    <div class="panel-head">
+                        <h2>"How to read this"</h2>
+                        <button class="close" on:click=move |_| ex.help.set(false) aria-label="Close">"✕"</button>
+                    </div>
+                    <dl class="help">
+                        <dt>"The ring"</dt>
+                        <dd>"Each coloured arc is a vnode's range, coloured by the node that owns it (its primary replica). A key lives on the first RF distinct nodes met walking clockwise from its token: hover over the ring to see the walk. The thin outer band marks pending ranges: extra write targets while a node joins or leaves."</dd>
+                        <dt>"Status"</dt>
+                        <dd>"As nodetool prints it: U/D for up or down, then N (normal), J (joining) or L (leaving). Owns is effective ownership; it is ? while a node joins."</dd>
+                        <dt>"Messages"</dt>
+                        <dd>"Dots fly from sender to receiver over their real send and delivery times. Red ones will be dropped (loss, partition, or the receiver is down). Click one to have it explained; the legend's boxes filter kinds."</dd>
+                        <dt>"History"</dt>
+                        <dd>"Every client operation, with the checker's stale reads, lost writes and errors flagged. Click one to jump to it: its messages and the replicas that answered light up."</dd>
+                        <dt>"Keyboard"</dt>
+                        <dd><kbd>"Space"</kbd>" play/pause · "<kbd>"→"</kbd>" or "<kbd>"."</kbd>" step · "<kbd>"←"</kbd>" back 100 ms · "<kbd>"+"</kbd>"/"<kbd>"−"</kbd>" speed · "<kbd>"Home"</kbd>" start · "<kbd>"g"</kbd>" scenarios · "<kbd>"?"</kbd>" this help · "<kbd>"Esc"</kbd>" close / deselect"</dd>
+                    </dl>
+                </div>
+            </div>
+        </Show>
+    }
+}
+
+/// Calls `f` with the milliseconds since the previous frame, on every animation frame.
+fn animation_loop(mut f: impl FnMut(f64) + 'static) {
+    type Frame = Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>>;
+    let frame: Frame = Rc::new(RefCell::new(None));
+    let again = frame.clone();
+    let mut last: Option<f64> = None;
+    *frame.borrow_mut() = Some(Closure::new(move |ts: f64| {
+        f(last.map_or(0.0, |l| ts - l));
+        last = Some(ts);
+        if let Some(cb) = again.borrow().as_ref() {
+            let _ = window().request_animation_frame(cb.as_ref().unchecked_ref());
+        }
+    }));
+    if let Some(cb) = frame.borrow().as_ref() {
+        let _ = window().request_animation_frame(cb.as_ref().unchecked_ref());
+    }
+}
+
+fn keyboard_shortcuts() {
+    let ex = use_explorer();
+    let handle = window_event_listener(leptos::ev::keydown, move |e| {
+        let typing = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        if typing || e.ctrl_key() || e.meta_key() || e.alt_key() {
+            return;
+        }
+        let speed_step = |up: bool| {
+            let now = ex.speed.get_untracked();
+            let i = SPEEDS.iter().position(|s| *s == now).unwrap_or(2);
+            let j = if up { (i + 1).min(SPEEDS.len() - 1) } else { i.saturating_sub(1) };
+            ex.speed.set(SPEEDS[j]);
+        };
+        match e.key().as_str() {
+            " " => ex.toggle_play(),
+            "ArrowRight" | "." => ex.step(),
+            "ArrowLeft" | "," => {
+                ex.playing.set(false);
+                let back = ex
+                    .now()
+                    .saturating_duration_since(Instant::ZERO)
+                    .saturating_sub(Duration::from_millis(100));
+                ex.seek(Instant::ZERO + back);
+            }
+            "+" | "=" => speed_step(true),
+            "-" | "_" => speed_step(false),
+            "Home" => ex.seek(Instant::ZERO),
+            "g" => ex.gallery.set(true),
+            "?" => ex.help.update(|h| *h = !*h),
+            "Escape" => {
+                ex.help.set(false);
+                ex.gallery.set(false);
+                ex.select(crate::state::Selection::None);
+            }
+            _ => return,
+        }
+        e.prevent_default();
+    });
+    // The listener lives as long as the page.
+    std::mem::forget(handle);
 }
 
 /// Runs the simulator's built-in reference scenario for a seed and shows the hash of its trace.
@@ -28,19 +244,20 @@ pub fn App() -> impl IntoView {
 /// different hash would mean the browser is not replaying what a native run did.
 #[component]
 fn DeterminismProbe() -> impl IntoView {
-    let (seed_text, set_seed_text) = signal(initial_seed().to_string());
+    let (seed_text, set_seed_text) = signal(initial_probe_seed().to_string());
     let seed = Memo::new(move |_| parse_seed(&seed_text.read()));
     let trace_hash = Memo::new(move |_| seed.get().map(reference_trace_hash));
 
     view! {
-        <section class="probe">
+        <section class="panel probe">
             <h2>"Determinism probe"</h2>
             <p>
-                "The reference scenario for this seed, simulated in WebAssembly, produced the trace "
-                "hash below. Add "<code>"?seed=N"</code>" to the URL to start from another seed."
+                "The engine never touches a clock or OS randomness: a run is fully determined by its seed. "
+                "The reference scenario for this seed, simulated here in WebAssembly, produced the trace "
+                "hash below; a native run prints the same one."
             </p>
             <label>
-                "Seed"
+                "Seed "
                 <input
                     id="seed"
                     type="text"
@@ -50,10 +267,8 @@ fn DeterminismProbe() -> impl IntoView {
                     on:input=move |event| set_seed_text.set(event_target_value(&event))
                 />
             </label>
-            <p>
-                "Trace hash: "
-                <output id="trace-hash">{move || trace_hash.get().map(format_trace_hash)}</output>
-            </p>
+            " Trace hash: "
+            <output id="trace-hash">{move || trace_hash.get().map(format_trace_hash)}</output>
             <Show when=move || seed.get().is_none()>
                 <p class="error">"A seed is a whole number from 0 to 18446744073709551615."</p>
             </Show>
@@ -61,18 +276,15 @@ fn DeterminismProbe() -> impl IntoView {
     }
 }
 
-/// The seed from the page URL's `?seed=` query parameter, or [`DEFAULT_SEED`].
-fn initial_seed() -> u64 {
+/// The probe's seed: the URL's `?seed=`, or 42.
+fn initial_probe_seed() -> u64 {
     let query = window().location().search().unwrap_or_default();
-    seed_from_query(&query).unwrap_or(DEFAULT_SEED)
-}
-
-fn seed_from_query(query: &str) -> Option<u64> {
     query
         .trim_start_matches('?')
         .split('&')
         .find_map(|pair| pair.strip_prefix("seed="))
         .and_then(parse_seed)
+        .unwrap_or(42)
 }
 
 fn parse_seed(text: &str) -> Option<u64> {

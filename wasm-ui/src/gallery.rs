@@ -1,0 +1,109 @@
+//! Scenarios: the preset gallery, loading a scenario file (or pasting one), and the current
+//! scenario's text.
+
+use crate::state::use_explorer;
+use crate::url::{RunSpec, Source};
+use leptos::prelude::*;
+use ringside_core::presets::PRESETS;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+
+/// The first paragraph of a description.
+fn summary(text: &str) -> String {
+    let description =
+        crate::state::prepare_text(text).map(|p| p.scenario.description).unwrap_or_default();
+    description.split("\n\n").next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The gallery overlay.
+#[component]
+pub fn Gallery() -> impl IntoView {
+    let ex = use_explorer();
+    let (pasted, set_pasted) = signal(String::new());
+    let (problem, set_problem) = signal(None::<String>);
+    let load_text = move |text: String| match ex.load_text(text) {
+        Ok(()) => {
+            set_problem.set(None);
+            ex.gallery.set(false);
+        }
+        Err(e) => set_problem.set(Some(e)),
+    };
+    let on_file = move |e: leptos::ev::Event| {
+        let Some(input) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        let Ok(reader) = web_sys::FileReader::new() else { return };
+        let r = reader.clone();
+        let onload = Closure::once_into_js(move || {
+            let text = r.result().ok().and_then(|v| v.as_string()).unwrap_or_default();
+            load_text(text);
+        });
+        reader.set_onload(Some(onload.unchecked_ref()));
+        if reader.read_as_text(&file).is_err() {
+            set_problem.set(Some(format!("could not read {}", file.name())));
+        }
+    };
+    view! {
+        <Show when=move || ex.gallery.get()>
+            <div class="overlay" on:click=move |_| ex.gallery.set(false)>
+                <div id="gallery" class="dialog" on:click=|e| e.stop_propagation()>
+                    <div class="panel-head">
+                        <h2>"Scenarios"</h2>
+                        <button class="close" on:click=move |_| ex.gallery.set(false) aria-label="Close">"✕"</button>
+                    </div>
+                    <div class="cards">
+                        {PRESETS.iter().map(|p| {
+                            let id = p.id;
+                            view! {
+                                <button class="card" data-preset=id on:click=move |_| {
+                                    ex.load(RunSpec::preset(id));
+                                    ex.gallery.set(false);
+                                }>
+                                    <strong>{p.title}</strong>
+                                    <span>{summary(p.text)}</span>
+                                </button>
+                            }
+                        }).collect_view()}
+                    </div>
+                    <h3>"Your own scenario"</h3>
+                    <p class="hint small">
+                        "A scenario file is TOML: a cluster, a workload, a timeline of events and expectations "
+                        "(see tests/scenarios/ in the repository). It goes into the link, so a shared link replays it."
+                    </p>
+                    <div class="form-row">
+                        <input id="scenario-file" type="file" accept=".toml,text/plain" on:change=on_file/>
+                    </div>
+                    <textarea id="scenario-text" rows="8" placeholder="…or paste a scenario here"
+                        prop:value=pasted on:input=move |e| set_pasted.set(event_target_value(&e))></textarea>
+                    <div class="form-row">
+                        <button id="scenario-run" on:click=move |_| load_text(pasted.get_untracked())>"Run this scenario"</button>
+                    </div>
+                    {move || problem.get().map(|p| view! { <p id="scenario-error" class="error">{p}</p> })}
+                </div>
+            </div>
+        </Show>
+    }
+}
+
+/// The current scenario: title, description and text.
+#[component]
+pub fn ScenarioInfo() -> impl IntoView {
+    let ex = use_explorer();
+    view! {
+        <section id="scenario" class="panel scenario-info">
+            {move || ex.scenario.get().map(|(title, description, text)| {
+                let custom = matches!(ex.spec.get().source, Source::Custom(_));
+                view! {
+                    <h2>{title}{custom.then_some(" (your file)")}</h2>
+                    <p class="description">{description}</p>
+                    <details>
+                        <summary>"Scenario file"</summary>
+                        <pre class="scenario-text">{text}</pre>
+                    </details>
+                }
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,394 @@
+//! The side panels: the node table (like `nodetool status`), the inspector with its "explain
+//! this" text and the actions on the selected node, and the forms that act on the cluster
+//! (client requests, partitions, adding a node).
+
+use crate::ring::node_color;
+use crate::state::{Selection, use_explorer};
+use leptos::prelude::*;
+use ringside_core::explore::{Action, explain_message, explain_node};
+use ringside_core::history::{OpFunction, OpType};
+use ringside_core::membership::JoinStrategy;
+use ringside_core::{ConsistencyLevel, NodeId};
+
+/// Bytes for people.
+pub fn human_bytes(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.1} MiB", b as f64 / 1048576.0)
+    } else if b >= 1024 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+/// Seconds with milliseconds.
+pub fn secs(micros: u64) -> String {
+    format!("{:.3} s", micros as f64 / 1e6)
+}
+
+/// The nodes, as an operator's `status` shows them.
+#[component]
+pub fn NodeTable() -> impl IntoView {
+    let ex = use_explorer();
+    let rows = Memo::new(move |_| {
+        ex.snapshot.with(|s| s.as_ref().map(|s| s.nodes.clone()).unwrap_or_default())
+    });
+    let names = move || ex.names();
+    view! {
+        <table id="nodes" class="nodes">
+            <thead>
+                <tr>
+                    <th title="U/D: up or down; N/J/L: normal, joining, leaving">"Status"</th>
+                    <th>"Node"</th>
+                    <th title="keys held (ghost keys: held but no longer replicated)">"Load"</th>
+                    <th title="vnodes in the ring">"Tokens"</th>
+                    <th title="effective ownership; ? while joining">"Owns"</th>
+                    <th title="hints held for other nodes">"Hints"</th>
+                    <th>"Streaming"</th>
+                </tr>
+            </thead>
+            <tbody>
+                <For
+                    each=move || rows.get()
+                    key=|n| (n.id.0, n.status.clone(), n.keys, n.ghost_keys, n.hints.clone(), n.tokens, n.movement.as_ref().map(|m| (m.ranges_done, m.keys)), n.ownership.map(f64::to_bits))
+                    children=move |n| {
+                        let id = n.id;
+                        let hints: usize = n.hints.iter().map(|(_, c)| c).sum();
+                        let per_target = n
+                            .hints
+                            .iter()
+                            .map(|(t, c)| format!("{c}→{}", names().get(t.0 as usize).cloned().unwrap_or_default()))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        let movement = n.movement.clone().map(|m| {
+                            let f = if m.ranges_total == 0 { 0.0 } else { m.ranges_done as f64 / m.ranges_total as f64 };
+                            let dir = if m.joining { "in" } else { "out" };
+                            view! {
+                                <div class="progress" title=format!("{} of {} ranges, {} keys streamed {dir}", m.ranges_done, m.ranges_total, m.keys)>
+                                    <div class="bar" style=format!("width:{:.0}%", f * 100.0)></div>
+                                    <span>{format!("{}/{} ranges · {}", m.ranges_done, m.ranges_total, human_bytes(m.bytes))}</span>
+                                </div>
+                            }
+                        });
+                        view! {
+                            <tr
+                                class=move || if ex.selection.get() == Selection::Node(id) { "selected" } else { "" }
+                                data-name=n.name.clone()
+                                on:click=move |_| ex.select(Selection::Node(id))
+                            >
+                                <td class=format!("status status-{}", n.status.to_lowercase())>{n.status.clone()}</td>
+                                <td><span class="swatch" style=format!("background:{}", node_color(id))></span>{n.name.clone()}</td>
+                                <td>
+                                    {format!("{} keys", n.keys)}
+                                    {(n.ghost_keys > 0).then(|| view! { <span class="ghost">{format!(" ({} ghost)", n.ghost_keys)}</span> })}
+                                </td>
+                                <td>{n.tokens}</td>
+                                <td>{n.ownership.map_or("?".to_string(), |o| format!("{:.1}%", o * 100.0))}</td>
+                                <td title=per_target.clone()>{if hints == 0 { "0".to_string() } else { format!("{hints} ({per_target})") }}</td>
+                                <td>{movement}</td>
+                            </tr>
+                        }
+                    }
+                />
+            </tbody>
+        </table>
+    }
+}
+
+/// What is selected, explained, with the actions that apply to it.
+#[component]
+pub fn Inspector() -> impl IntoView {
+    let ex = use_explorer();
+    let body = move || match ex.selection.get() {
+        Selection::None => view! {
+            <p class="hint">
+                "Click a node, a message or an operation in the history to see what it is. "
+                "Hover over the ring to see which replicas a key there goes to."
+            </p>
+        }
+        .into_any(),
+        Selection::Node(id) => view! { <NodeDetails id=id/> }.into_any(),
+        Selection::Message(id) => {
+            let m = ex
+                .snapshot
+                .with(|s| s.as_ref().and_then(|s| s.messages.iter().find(|m| m.id == id).cloned()));
+            match m {
+                Some(m) => {
+                    let names = ex.names();
+                    let text = explain_message(&m, &names);
+                    let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
+                    view! {
+                        <h3>{format!("{} {} → {}", m.name, name(m.from), name(m.to))}</h3>
+                        <p id="explain" class="explain">{text}</p>
+                        <p class="meta">
+                            {format!(
+                                "sent {} · arrives {}{}",
+                                secs(m.sent_at.as_micros()),
+                                secs(m.deliver_at.as_micros()),
+                                m.key.map(|k| format!(" · key {k}")).unwrap_or_default()
+                            )}
+                        </p>
+                    }
+                    .into_any()
+                }
+                None => view! { <p class="hint">"That message has arrived (or was dropped)."</p> }
+                    .into_any(),
+            }
+        }
+        Selection::Op(index) => view! { <OpDetails index=index/> }.into_any(),
+    };
+    view! {
+        <section id="inspector" class="panel inspector">
+            <h2>"Explain this"</h2>
+            {body}
+            {move || ex.notice.get().map(|(ok, text)| view! {
+                <p id="notice" class=if ok { "notice ok" } else { "notice refused" }>{text}</p>
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn NodeDetails(id: NodeId) -> impl IntoView {
+    let ex = use_explorer();
+    let node = Memo::new(move |_| {
+        ex.snapshot.with(|s| s.as_ref().and_then(|s| s.nodes.get(id.0 as usize).cloned()))
+    });
+    let act = move |make: fn(String) -> Action| {
+        move |_| {
+            if let Some(n) = node.get_untracked() {
+                ex.intervene(make(n.name));
+            }
+        }
+    };
+    move || {
+        node.get().map(|n| {
+            let names = ex.names();
+            let up = n.up;
+            let joining_stuck = n.lifecycle.contains("interrupted") || n.lifecycle.contains("failed");
+            view! {
+                <h3>{format!("{} — {}", n.name, n.status)}</h3>
+                <p id="explain" class="explain">{explain_node(&n, &names)}</p>
+                <div class="actions">
+                    {if up {
+                        view! { <button id="act-crash" on:click=act(Action::Crash)>"Crash"</button> }.into_any()
+                    } else {
+                        view! { <button id="act-restart" on:click=act(Action::Restart)>"Restart"</button> }.into_any()
+                    }}
+                    <button id="act-decommission" on:click=act(Action::Decommission) disabled=!up>"Decommission"</button>
+                    <button id="act-repair" on:click=act(Action::Repair) disabled=!up>"Repair"</button>
+                    <button id="act-cleanup" on:click=act(Action::Cleanup) disabled=!up>"Cleanup"</button>
+                    {joining_stuck.then(|| view! {
+                        <button id="act-resume" on:click=act(Action::ResumeJoin)>"Resume join"</button>
+                    })}
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+fn OpDetails(index: usize) -> impl IntoView {
+    let ex = use_explorer();
+    move || {
+        let full = ex.full.get()?;
+        let invoke = full.history.get(index)?.clone();
+        let done = ringside_core::explore::completion_of(&full.history, index).cloned();
+        let names = ex.names();
+        let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
+        let anomalies: Vec<String> = done
+            .as_ref()
+            .map(|d| {
+                full.report
+                    .check
+                    .anomalies
+                    .iter()
+                    .filter(|a| a.op_index == d.index)
+                    .map(|a| format!("{}: {}", a.kind, a.explanation))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let highlight = ex.highlight.get();
+        let replicas = highlight.map(|h| {
+            let list = |set: &std::collections::BTreeSet<NodeId>| {
+                set.iter().map(|n| name(*n)).collect::<Vec<_>>().join(", ")
+            };
+            format!("asked {} · answered in time: {}", list(&h.asked), list(&h.answered))
+        });
+        let f = match invoke.f {
+            OpFunction::Read => "read",
+            OpFunction::Write => "write",
+            OpFunction::Delete => "delete",
+        };
+        let outcome = done.as_ref().map_or("never completed".to_string(), |d| match d.op_type {
+            OpType::Ok if invoke.f == OpFunction::Read => format!("ok → {:?}", d.values),
+            OpType::Ok => "ok".into(),
+            _ => format!(
+                "{:?} ({})",
+                d.op_type,
+                d.error.map(|e| format!("{e:?}")).unwrap_or_default()
+            ),
+        });
+        Some(view! {
+            <h3>{format!("client {} {f} {} at {} via {}", invoke.process, invoke.key, invoke.cl, name(invoke.node))}</h3>
+            <p class="meta">
+                {format!(
+                    "invoked {}{} · {outcome}",
+                    secs(invoke.time.as_micros()),
+                    done.as_ref().map(|d| format!(", completed {}", secs(d.time.as_micros()))).unwrap_or_default()
+                )}
+            </p>
+            <p id="explain" class="explain">
+                {if anomalies.is_empty() {
+                    "The checker found nothing wrong with this operation. Its messages are highlighted on the ring; step (→) to follow them.".to_string()
+                } else {
+                    anomalies.join(" ")
+                }}
+            </p>
+            {replicas.map(|r| view! { <p id="op-replicas" class="meta">{r}</p> })}
+        })
+    }
+}
+
+const LEVELS: &[ConsistencyLevel] = &[
+    ConsistencyLevel::One,
+    ConsistencyLevel::Two,
+    ConsistencyLevel::Three,
+    ConsistencyLevel::Quorum,
+    ConsistencyLevel::All,
+    ConsistencyLevel::Any,
+];
+
+/// Forms that act on the cluster now: a client request, a partition, a new node.
+#[component]
+pub fn Actions() -> impl IntoView {
+    let ex = use_explorer();
+    let names = Memo::new(move |_| ex.names());
+    let (coordinator, set_coordinator) = signal(String::new());
+    let (op, set_op) = signal("write".to_string());
+    let (key, set_key) = signal("k1".to_string());
+    let (value, set_value) = signal("hello".to_string());
+    let (cl, set_cl) = signal("QUORUM".to_string());
+    let (side, set_side) = signal(Vec::<String>::new());
+    let (new_name, set_new_name) = signal(String::new());
+    let coordinator_now = move || {
+        let c = coordinator.get();
+        if c.is_empty() { names.get().first().cloned().unwrap_or_default() } else { c }
+    };
+    let next_name = move || {
+        let taken = names.get();
+        let typed = new_name.get();
+        if !typed.is_empty() {
+            return typed;
+        }
+        (b'A'..=b'Z')
+            .map(|c| (c as char).to_string())
+            .find(|n| !taken.contains(n))
+            .unwrap_or_else(|| format!("N{}", taken.len()))
+    };
+    let issue = move |_| {
+        let cl: ConsistencyLevel = match cl.get_untracked().parse() {
+            Ok(cl) => cl,
+            Err(e) => {
+                ex.notice.set(Some((false, format!("{e}"))));
+                return;
+            }
+        };
+        let node = coordinator_now();
+        let key = key.get_untracked();
+        if key.is_empty() {
+            ex.notice.set(Some((false, "a key cannot be empty".into())));
+            return;
+        }
+        let action = if op.get_untracked() == "read" {
+            Action::Read { node, key, cl }
+        } else {
+            Action::Write { node, key, value: value.get_untracked(), cl }
+        };
+        ex.intervene(action);
+    };
+    let strategy_now = move || {
+        ex.spec.get();
+        ex.strategy().map(|s| s.name().to_string()).unwrap_or_default()
+    };
+    view! {
+        <section id="actions" class="panel actions-panel">
+            <h2>"Act on the cluster"</h2>
+            <div class="form-row">
+                <select id="req-op" on:change=move |e| set_op.set(event_target_value(&e)) prop:value=op>
+                    <option value="write">"write"</option>
+                    <option value="read">"read"</option>
+                </select>
+                <input id="req-key" size="6" prop:value=key on:input=move |e| set_key.set(event_target_value(&e)) aria-label="key"/>
+                <Show when=move || op.get() == "write">
+                    <input id="req-value" size="7" prop:value=value on:input=move |e| set_value.set(event_target_value(&e)) aria-label="value"/>
+                </Show>
+                <select id="req-cl" prop:value=cl on:change=move |e| set_cl.set(event_target_value(&e)) aria-label="consistency level">
+                    {LEVELS.iter().map(|l| view! { <option value=l.to_string()>{l.to_string()}</option> }).collect_view()}
+                </select>
+                "via"
+                <select id="req-node" on:change=move |e| set_coordinator.set(event_target_value(&e)) aria-label="coordinator">
+                    {move || names.get().into_iter().map(|n| view! { <option value=n.clone() selected=n == coordinator_now()>{n.clone()}</option> }).collect_view()}
+                </select>
+                <button id="req-go" on:click=issue>"Send"</button>
+            </div>
+            <div class="form-row">
+                <span class="label">"Partition off"</span>
+                {move || names.get().into_iter().map(|n| {
+                    let n2 = n.clone();
+                    view! {
+                        <label class="check">
+                            <input type="checkbox" class="part-node" prop:checked=move || side.get().contains(&n2)
+                                on:change={
+                                    let n = n.clone();
+                                    move |e| {
+                                        let on = event_target_checked(&e);
+                                        set_side.update(|s| { s.retain(|x| x != &n); if on { s.push(n.clone()); } });
+                                    }
+                                }/>
+                            {n.clone()}
+                        </label>
+                    }
+                }).collect_view()}
+                <button id="partition" on:click=move |_| {
+                    let chosen = side.get_untracked();
+                    if chosen.is_empty() {
+                        ex.notice.set(Some((false, "tick the nodes to cut off from the others first".into())));
+                    } else {
+                        ex.intervene(Action::Partition(vec![chosen]));
+                    }
+                }>"Partition"</button>
+                <button id="heal" on:click=move |_| ex.intervene(Action::Heal)>"Heal"</button>
+            </div>
+            <div class="form-row">
+                <span class="label">"Add node"</span>
+                <input id="add-name" size="4" prop:value=next_name on:input=move |e| set_new_name.set(event_target_value(&e)) aria-label="new node name"/>
+                "with"
+                <select id="add-strategy" aria-label="join strategy" prop:value=strategy_now>
+                    {JoinStrategy::ALL.iter().map(|s| view! { <option value=s.name()>{s.name()}</option> }).collect_view()}
+                </select>
+                <button id="add-go" on:click=move |_| {
+                    let name = next_name();
+                    let wanted = web_value("add-strategy").and_then(|v| v.parse::<JoinStrategy>().ok());
+                    if let Some(s) = wanted && Some(s) != ex.strategy() {
+                        // The strategy is cluster-wide: replay the run under it up to now.
+                        ex.set_strategy(s);
+                    }
+                    ex.intervene(Action::AddNode(name));
+                    set_new_name.set(String::new());
+                }>"Add"</button>
+            </div>
+            <p class="hint small">"The join strategy is cluster-wide: choosing another one replays the run under it, up to now, before the node is added."</p>
+        </section>
+    }
+}
+
+/// The value of the form control with `id`.
+pub fn web_value(id: &str) -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let el = document().get_element_by_id(id)?;
+    if let Some(s) = el.dyn_ref::<web_sys::HtmlSelectElement>() {
+        return Some(s.value());
+    }
+    el.dyn_ref::<web_sys::HtmlInputElement>().map(|i| i.value())
+}

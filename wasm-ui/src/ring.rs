@@ -1,0 +1,381 @@
+//! The ring: vnodes coloured by owner, pending ranges, node badges around it, messages flying
+//! between them, and a key's replica walk under the pointer.
+
+use crate::geometry::{
+    self, CENTER, PENDING_INNER, PENDING_OUTER, Point, RING_INNER, RING_OUTER, SIZE, band_path,
+    message_path, message_point, node_position, polar, replica_walk,
+};
+use crate::state::{Selection, use_explorer};
+use leptos::prelude::*;
+use ringside_core::NodeId;
+use ringside_core::explore::{DropCause, MessageView};
+use ringside_core::message::MessageKind;
+use ringside_core::topology::WriteRole;
+use std::collections::BTreeMap;
+use wasm_bindgen::JsCast;
+
+/// Node colours (owners of vnodes), by node id.
+const PALETTE: &[&str] = &[
+    "#2563eb", "#16a34a", "#d97706", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#ea580c",
+    "#4f46e5", "#0d9488", "#b45309", "#be123c",
+];
+
+/// The colour of a node.
+pub fn node_color(id: NodeId) -> &'static str {
+    PALETTE[id.0 as usize % PALETTE.len()]
+}
+
+/// The CSS class of a message kind (colours come from the stylesheet).
+pub fn kind_class(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Gossip => "gossip",
+        MessageKind::Topology => "topology",
+        MessageKind::Stream => "stream",
+        MessageKind::Merkle => "merkle",
+        MessageKind::Mutation => "mutation",
+        MessageKind::Ack => "ack",
+        MessageKind::Read => "read",
+        MessageKind::ReadReply => "readreply",
+        MessageKind::Repair => "repair",
+        MessageKind::Hint => "hint",
+    }
+}
+
+/// Message kinds in legend order, with their labels.
+pub const KINDS: &[(MessageKind, &str)] = &[
+    (MessageKind::Mutation, "writes"),
+    (MessageKind::Ack, "acks"),
+    (MessageKind::Read, "reads"),
+    (MessageKind::ReadReply, "read replies"),
+    (MessageKind::Repair, "read repair"),
+    (MessageKind::Hint, "hints"),
+    (MessageKind::Stream, "streaming"),
+    (MessageKind::Merkle, "Merkle repair"),
+    (MessageKind::Topology, "topology"),
+    (MessageKind::Gossip, "gossip"),
+];
+
+#[derive(Clone, PartialEq)]
+struct Drawn {
+    x: f64,
+    y: f64,
+    class: String,
+}
+
+/// The ring view.
+#[component]
+pub fn RingView() -> impl IntoView {
+    let ex = use_explorer();
+    let snap = ex.snapshot;
+    let count = Memo::new(move |_| snap.with(|s| s.as_ref().map_or(0, |s| s.nodes.len())));
+    let positions = Memo::new(move |_| {
+        let n = count.get();
+        (0..n).map(|i| node_position(i, n)).collect::<Vec<Point>>()
+    });
+    let arcs =
+        Memo::new(move |_| snap.with(|s| s.as_ref().map(|s| s.arcs.clone()).unwrap_or_default()));
+    let pending = Memo::new(move |_| {
+        snap.with(|s| s.as_ref().map(|s| s.pending.clone()).unwrap_or_default())
+    });
+    // Messages drawn this frame, by id: position and classes.
+    let drawn = Memo::new(move |_| {
+        let hidden = ex.hidden.get();
+        let highlight = ex.highlight.get();
+        let selected = ex.selection.get();
+        let pos = positions.get();
+        snap.with(|s| {
+            let mut out: BTreeMap<u64, Drawn> = BTreeMap::new();
+            let Some(s) = s else { return out };
+            for m in &s.messages {
+                let lit = highlight.as_ref().is_some_and(|h| h.messages.contains(&m.id));
+                if hidden.contains(&m.kind) && !lit {
+                    continue;
+                }
+                let (Some(a), Some(b)) = (pos.get(m.from.0 as usize), pos.get(m.to.0 as usize))
+                else {
+                    continue;
+                };
+                let p = message_point(*a, *b, m.progress);
+                let mut class = format!("msg {}", kind_class(m.kind));
+                if m.dropped.is_some() {
+                    class.push_str(" dropped");
+                }
+                if lit {
+                    class.push_str(" lit");
+                }
+                if selected == Selection::Message(m.id) {
+                    class.push_str(" selected");
+                }
+                out.insert(m.id, Drawn { x: p.x, y: p.y, class });
+            }
+            out
+        })
+    });
+    let ids = Memo::new(move |_| drawn.with(|d| d.keys().copied().collect::<Vec<u64>>()));
+
+    let on_move = move |ev: leptos::ev::MouseEvent| {
+        let Some(target) = ev.current_target() else { return };
+        let Ok(el) = target.dyn_into::<web_sys::Element>() else { return };
+        let rect = el.get_bounding_client_rect();
+        if rect.width() <= 0.0 {
+            return;
+        }
+        let scale = SIZE / rect.width().min(rect.height());
+        let p = Point {
+            x: (f64::from(ev.client_x()) - rect.left()) * scale,
+            y: (f64::from(ev.client_y()) - rect.top()) * scale,
+        };
+        let r = geometry::radius_at(p);
+        let on_ring = (RING_INNER - 8.0..=PENDING_OUTER + 8.0).contains(&r);
+        ex.hover_token.set(on_ring.then(|| geometry::token_at(geometry::fraction_at(p))));
+    };
+
+    view! {
+        <svg
+            id="ring"
+            viewBox=format!("0 0 {SIZE} {SIZE}")
+            role="img"
+            aria-label="The token ring: vnodes coloured by owner, nodes around it, messages between them"
+            on:mousemove=on_move
+            on:mouseleave=move |_| ex.hover_token.set(None)
+        >
+            <circle class="ring-guide" cx=CENTER cy=CENTER r=(RING_INNER + RING_OUTER) / 2.0></circle>
+            <g class="arcs">
+                <For
+                    each=move || arcs.get().into_iter().enumerate()
+                    key=|(_, a)| (a.token, a.owner.0, a.start.to_bits())
+                    children=move |(_, a)| {
+                        let owner = a.owner;
+                        view! {
+                            <path
+                                class="arc"
+                                d=band_path(a.start, a.width, RING_INNER, RING_OUTER)
+                                fill=node_color(owner)
+                                data-owner=owner.0
+                            ></path>
+                        }
+                    }
+                />
+            </g>
+            <g class="pending-ranges">
+                <For
+                    each=move || pending.get().into_iter().enumerate()
+                    key=|(i, p)| (*i, p.node.0, p.start.to_bits(), p.width.to_bits())
+                    children=move |(_, p)| {
+                        let role = match p.role {
+                            WriteRole::Counted => "counted",
+                            WriteRole::Required => "required",
+                            WriteRole::Shadow => "shadow",
+                        };
+                        view! {
+                            <path
+                                class=format!("pending {role}")
+                                d=band_path(p.start, p.width, PENDING_INNER, PENDING_OUTER)
+                                fill=node_color(p.node)
+                            >
+                                <title>{format!("pending range: extra write target ({role})")}</title>
+                            </path>
+                        }
+                    }
+                />
+            </g>
+            <Walk/>
+            <SelectedPath/>
+            <g class="nodes">
+                <For
+                    each=move || (0..count.get()).map(|i| NodeId(i as u32))
+                    key=|id| id.0
+                    children=move |id| view! { <NodeBadge id=id positions=positions/> }
+                />
+            </g>
+            <g class="messages">
+                <For
+                    each=move || ids.get()
+                    key=|id| *id
+                    children=move |id| {
+                        let get = move || drawn.with(|d| d.get(&id).cloned());
+                        view! {
+                            <circle
+                                r="6"
+                                class=move || get().map(|d| d.class).unwrap_or_default()
+                                cx=move || get().map_or(0.0, |d| d.x)
+                                cy=move || get().map_or(0.0, |d| d.y)
+                                on:click=move |e| {
+                                    e.stop_propagation();
+                                    ex.playing.set(false);
+                                    ex.select(Selection::Message(id));
+                                }
+                            ></circle>
+                        }
+                    }
+                />
+            </g>
+            <text class="clock" x=CENTER y=CENTER - 6.0 text-anchor="middle">
+                {move || format!("{:.3} s", ex.now().as_micros() as f64 / 1e6)}
+            </text>
+            <text class="clock-sub" x=CENTER y=CENTER + 16.0 text-anchor="middle">
+                {move || snap.with(|s| s.as_ref().map(|s| format!("RF {} · {} in flight", s.rf, s.messages.len())).unwrap_or_default())}
+            </text>
+        </svg>
+    }
+}
+
+/// One node around the ring.
+#[component]
+fn NodeBadge(id: NodeId, positions: Memo<Vec<Point>>) -> impl IntoView {
+    let ex = use_explorer();
+    let node = Memo::new(move |_| {
+        ex.snapshot.with(|s| s.as_ref().and_then(|s| s.nodes.get(id.0 as usize).cloned()))
+    });
+    let pos = move || {
+        positions.with(|p| p.get(id.0 as usize).copied()).unwrap_or(Point { x: 0.0, y: 0.0 })
+    };
+    let class = move || {
+        let mut c = String::from("node");
+        if let Some(n) = node.get() {
+            c.push_str(&format!(" status-{}", n.status.to_lowercase()));
+            if !n.up {
+                c.push_str(" down");
+            }
+        }
+        if ex.selection.get() == Selection::Node(id) {
+            c.push_str(" selected");
+        }
+        if let Some(h) = ex.highlight.get() {
+            if h.answered.contains(&id) {
+                c.push_str(" answered");
+            } else if h.asked.contains(&id) {
+                c.push_str(" asked");
+            }
+        }
+        c
+    };
+    let name = move || node.get().map(|n| n.name).unwrap_or_default();
+    let status = move || node.get().map(|n| n.status).unwrap_or_default();
+    view! {
+        <g
+            class=class
+            data-name=name
+            data-status=status
+            transform=move || format!("translate({:.1} {:.1})", pos().x, pos().y)
+            on:click=move |e| {
+                e.stop_propagation();
+                ex.select(Selection::Node(id));
+            }
+        >
+            <title>{move || format!("{} — {} (click for details and actions)", name(), status())}</title>
+            <circle class="node-disc" r="27" fill=node_color(id)></circle>
+            <text class="node-name" y="5" text-anchor="middle">{name}</text>
+            <g class="status-badge" transform="translate(0 40)">
+                <rect x="-17" y="-10" width="34" height="17" rx="4"></rect>
+                <text y="3" text-anchor="middle">{status}</text>
+            </g>
+            <Show when=move || node.get().is_some_and(|n| n.movement.is_some())>
+                <path
+                    class="movement-ring"
+                    d=move || {
+                        let m = node.get().and_then(|n| n.movement);
+                        let f = m.map_or(0.0, |m| if m.ranges_total == 0 { 0.0 } else { m.ranges_done as f64 / m.ranges_total as f64 });
+                        arc_around(f)
+                    }
+                ></path>
+            </Show>
+        </g>
+    }
+}
+
+/// A progress arc around a node badge (radius 32), `f` of the way round.
+fn arc_around(f: f64) -> String {
+    let f = f.clamp(0.0, 0.9999);
+    let r = 32.0;
+    let a = geometry::angle_of(f);
+    let large = if f > 0.5 { 1 } else { 0 };
+    format!("M0 {:.2}A{r} {r} 0 {large} 1 {:.2} {:.2}", -r, r * a.cos(), r * a.sin())
+}
+
+/// The replica walk of the token under the pointer.
+#[component]
+fn Walk() -> impl IntoView {
+    let ex = use_explorer();
+    let walk = Memo::new(move |_| {
+        let token = ex.hover_token.get()?;
+        ex.snapshot.with(|s| {
+            let s = s.as_ref()?;
+            Some((token, replica_walk(&s.arcs, token), s.arcs.clone()))
+        })
+    });
+    move || {
+        walk.get().map(|(token, steps, arcs)| {
+            let f = token as f64 / 18_446_744_073_709_551_616.0;
+            let (inner, outer) = (polar(f, RING_INNER - 14.0), polar(f, PENDING_OUTER + 6.0));
+            let names = ex.names();
+            let replicas: Vec<String> = steps
+                .iter()
+                .filter(|s| s.replica.is_some())
+                .map(|s| names.get(s.owner.0 as usize).cloned().unwrap_or_default())
+                .collect();
+            let marks = steps
+                .iter()
+                .map(|s| {
+                    let a = &arcs[s.arc];
+                    let p = polar(a.start + a.width, (RING_INNER + RING_OUTER) / 2.0);
+                    let label = s.replica.map(|n| n.to_string()).unwrap_or_else(|| "·".into());
+                    view! {
+                        <g class=if s.replica.is_some() { "walk-step replica" } else { "walk-step skipped" }
+                            transform=format!("translate({:.1} {:.1})", p.x, p.y)>
+                            <circle r="9"></circle>
+                            <text y="4" text-anchor="middle">{label}</text>
+                        </g>
+                    }
+                })
+                .collect_view();
+            view! {
+                <g class="walk">
+                    <line class="walk-token" x1=inner.x y1=inner.y x2=outer.x y2=outer.y></line>
+                    {marks}
+                    <text id="walk-caption" class="walk-caption" x=CENTER y=CENTER + 40.0 text-anchor="middle">
+                        {format!("token {:.1}% → replicas {}", f * 100.0, replicas.join(", "))}
+                    </text>
+                </g>
+            }
+        })
+    }
+}
+
+/// The path of the selected message, with a mark where it will be dropped.
+#[component]
+fn SelectedPath() -> impl IntoView {
+    let ex = use_explorer();
+    let selected = Memo::new(move |_| match ex.selection.get() {
+        Selection::Message(id) => ex
+            .snapshot
+            .with(|s| s.as_ref().and_then(|s| s.messages.iter().find(|m| m.id == id).cloned())),
+        _ => None,
+    });
+    move || {
+        selected.get().map(|m: MessageView| {
+            let n = ex.snapshot.with(|s| s.as_ref().map_or(0, |s| s.nodes.len()));
+            let (a, b) = (node_position(m.from.0 as usize, n), node_position(m.to.0 as usize, n));
+            let cross = m.dropped.map(|cause| {
+                let p = message_point(a, b, 0.85);
+                let title = match cause {
+                    DropCause::Loss => "lost by the network",
+                    DropCause::Partition => "blocked by the partition",
+                    DropCause::NodeDown => "receiver is down",
+                };
+                view! {
+                    <g class="drop-mark" transform=format!("translate({:.1} {:.1})", p.x, p.y)>
+                        <title>{title}</title>
+                        <path d="M-7 -7L7 7M7 -7L-7 7"></path>
+                    </g>
+                }
+            });
+            view! {
+                <g class="selected-path">
+                    <path d=message_path(a, b)></path>
+                    {cross}
+                </g>
+            }
+        })
+    }
+}

@@ -1,0 +1,90 @@
+//! Time: play/pause, step, speed, and a timeline to scrub with markers for the scenario's events,
+//! the user's interventions and the anomalies the checker found.
+
+use crate::state::{SPEEDS, use_explorer};
+use leptos::prelude::*;
+use ringside_core::Instant;
+use std::time::Duration;
+
+/// Transport controls and the scrubber.
+#[component]
+pub fn Timeline() -> impl IntoView {
+    let ex = use_explorer();
+    let end_ms = move || ex.end.get().as_millis();
+    let now_ms = move || ex.now().as_millis();
+    let percent = move |at: Instant| {
+        let end = ex.end.get().as_micros().max(1) as f64;
+        at.as_micros() as f64 / end * 100.0
+    };
+    view! {
+        <section id="timeline" class="panel timeline">
+            <div class="transport">
+                <button id="to-start" title="Back to the start (Home)" on:click=move |_| ex.seek(Instant::ZERO)>"⇤ Start"</button>
+                <button
+                    id="play"
+                    class="primary"
+                    title="Play / pause (Space)"
+                    on:click=move |_| ex.toggle_play()
+                >
+                    {move || if ex.playing.get() { "⏸ Pause" } else { "▶ Play" }}
+                </button>
+                <button id="step" title="Step to the next thing that happens (→)" on:click=move |_| ex.step()>"Step →"</button>
+                <label>
+                    "Speed "
+                    <select
+                        id="speed"
+                        title="Simulated time per second (+ / −)"
+                        on:change=move |e| {
+                            if let Ok(v) = event_target_value(&e).parse() {
+                                ex.speed.set(v);
+                            }
+                        }
+                        prop:value=move || ex.speed.get().to_string()
+                    >
+                        {SPEEDS.iter().map(|s| view! { <option value=s.to_string()>{format!("{s}×")}</option> }).collect_view()}
+                    </select>
+                </label>
+                <output id="clock">
+                    {move || format!("{:.3} s / {:.0} s", now_ms() as f64 / 1000.0, end_ms() as f64 / 1000.0)}
+                </output>
+            </div>
+            <div class="scrub">
+                <div class="markers" aria-hidden="true">
+                    <For
+                        each=move || ex.markers.get().into_iter().enumerate()
+                        key=|(i, m)| (*i, m.at, m.class)
+                        children=move |(_, m)| {
+                            let at = m.at;
+                            view! {
+                                <span
+                                    class=format!("marker {}", m.class)
+                                    style=move || format!("left:{:.3}%", percent(at))
+                                    title=format!("{:.3} s: {}", at.as_micros() as f64 / 1e6, m.label)
+                                    on:click=move |_| {
+                                        ex.playing.set(false);
+                                        ex.seek(at);
+                                    }
+                                ></span>
+                            }
+                        }
+                    />
+                </div>
+                <input
+                    id="scrubber"
+                    type="range"
+                    min="0"
+                    step="1"
+                    aria-label="Simulated time"
+                    prop:max=move || end_ms().to_string()
+                    prop:value=move || now_ms().to_string()
+                    on:input=move |e| {
+                        if let Ok(ms) = event_target_value(&e).parse::<u64>() {
+                            ex.playing.set(false);
+                            ex.seek(Instant::ZERO + Duration::from_millis(ms));
+                        }
+                    }
+                />
+            </div>
+        </section>
+    }
+}

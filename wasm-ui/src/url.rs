@@ -1,0 +1,173 @@
+//! The whole state of a run in the page URL, so that a link replays it exactly:
+//! `?preset=join-staged&seed=7&strategy=staged&compare=staged,immediate&do=…&t=…`, or
+//! `?scenario=<base64url TOML>` for a scenario file the user loaded.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ringside_core::explore::{Intervention, format_interventions};
+use ringside_core::membership::JoinStrategy;
+use std::time::Duration;
+
+/// Where the scenario comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// A preset of the gallery, by id.
+    Preset(String),
+    /// A scenario file's text.
+    Custom(String),
+}
+
+/// Everything that determines what the explorer shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    /// The scenario.
+    pub source: Source,
+    /// Replaces the scenario's seed.
+    pub seed: Option<u64>,
+    /// Replaces the scenario's join strategy (the animated run's).
+    pub strategy: Option<JoinStrategy>,
+    /// Strategies of the comparison lanes (empty: the preset's default).
+    pub compare: Vec<JoinStrategy>,
+    /// The user's interventions.
+    pub interventions: Vec<Intervention>,
+    /// The time cursor.
+    pub at: Option<Duration>,
+}
+
+impl RunSpec {
+    /// A preset with its own settings.
+    pub fn preset(id: &str) -> RunSpec {
+        RunSpec {
+            source: Source::Preset(id.to_string()),
+            seed: None,
+            strategy: None,
+            compare: Vec::new(),
+            interventions: Vec::new(),
+            at: None,
+        }
+    }
+
+    /// The query string (with its `?`).
+    pub fn to_query(&self) -> String {
+        let mut parts = Vec::new();
+        match &self.source {
+            Source::Preset(id) => parts.push(format!("preset={id}")),
+            Source::Custom(text) => {
+                parts.push(format!("scenario={}", URL_SAFE_NO_PAD.encode(text.as_bytes())))
+            }
+        }
+        if let Some(seed) = self.seed {
+            parts.push(format!("seed={seed}"));
+        }
+        if let Some(s) = self.strategy {
+            parts.push(format!("strategy={s}"));
+        }
+        if !self.compare.is_empty() {
+            let names: Vec<&str> = self.compare.iter().map(|s| s.name()).collect();
+            parts.push(format!("compare={}", names.join(",")));
+        }
+        if !self.interventions.is_empty() {
+            parts.push(format!("do={}", format_interventions(&self.interventions)));
+        }
+        if let Some(at) = self.at {
+            parts.push(format!("t={}", at.as_micros()));
+        }
+        format!("?{}", parts.join("&"))
+    }
+
+    /// Reads a query string (`?` optional). With no scenario named, `default_preset` is used.
+    pub fn from_query(query: &str, default_preset: &str) -> Result<RunSpec, String> {
+        let mut spec = RunSpec::preset(default_preset);
+        for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "preset" => spec.source = Source::Preset(value.to_string()),
+                "scenario" => {
+                    let bytes = URL_SAFE_NO_PAD
+                        .decode(value.trim_end_matches('='))
+                        .map_err(|e| format!("the scenario in the link is damaged ({e})"))?;
+                    let text = String::from_utf8(bytes)
+                        .map_err(|_| "the scenario in the link is not UTF-8 text".to_string())?;
+                    spec.source = Source::Custom(text);
+                }
+                "seed" => {
+                    spec.seed = Some(value.parse().map_err(|_| {
+                        format!(
+                            "seed {value:?} in the link is not a whole number from 0 to {}",
+                            u64::MAX
+                        )
+                    })?)
+                }
+                "strategy" => spec.strategy = Some(value.parse().map_err(|e| format!("{e}"))?),
+                "compare" => {
+                    spec.compare = value
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.parse::<JoinStrategy>().map_err(|e| format!("{e}")))
+                        .collect::<Result<_, _>>()?
+                }
+                "do" => spec.interventions = Intervention::parse_list(value)?,
+                "t" => {
+                    let micros: u64 = value
+                        .parse()
+                        .map_err(|_| format!("t={value:?} in the link is not a time"))?;
+                    spec.at = Some(Duration::from_micros(micros));
+                }
+                // Unknown parameters (e.g. from a newer version) are ignored.
+                _ => {}
+            }
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_core::ConsistencyLevel;
+    use ringside_core::explore::Action;
+
+    #[test]
+    fn a_full_spec_round_trips() {
+        let spec = RunSpec {
+            source: Source::Custom("name = \"x\"\n[cluster]\nnodes = [\"A\"]\n".into()),
+            seed: Some(u64::MAX),
+            strategy: Some(JoinStrategy::Immediate),
+            compare: vec![JoinStrategy::Staged, JoinStrategy::DualWriteCutover],
+            interventions: vec![
+                Intervention { at: Duration::from_secs(3), action: Action::Crash("B".into()) },
+                Intervention {
+                    at: Duration::from_micros(4_000_001),
+                    action: Action::Write {
+                        node: "A".into(),
+                        key: "k 1".into(),
+                        value: "v&=?".into(),
+                        cl: ConsistencyLevel::All,
+                    },
+                },
+            ],
+            at: Some(Duration::from_micros(12_345_678)),
+        };
+        let query = spec.to_query();
+        assert!(!query[1..].contains(['?', '#', ' ']), "{query}");
+        assert_eq!(query[1..].matches('&').count(), 5, "{query}");
+        assert_eq!(RunSpec::from_query(&query, "steady-quorum").unwrap(), spec);
+    }
+
+    #[test]
+    fn an_empty_query_is_the_default_preset() {
+        assert_eq!(RunSpec::from_query("", "join-staged").unwrap(), RunSpec::preset("join-staged"));
+        let spec = RunSpec::from_query("?preset=hints&seed=9", "join-staged").unwrap();
+        assert_eq!((spec.source, spec.seed), (Source::Preset("hints".into()), Some(9)));
+    }
+
+    #[test]
+    fn a_damaged_link_says_what_is_wrong() {
+        let err = |q: &str| RunSpec::from_query(q, "x").unwrap_err();
+        assert!(err("?seed=-1").contains("seed"));
+        assert!(err("?strategy=fastest").contains("fastest"));
+        assert!(err("?scenario=***").contains("damaged"));
+        assert!(err("?do=1:explode").contains("explode"));
+        assert!(err("?t=soon").contains("soon"));
+    }
+}

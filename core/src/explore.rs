@@ -563,6 +563,8 @@ pub struct Snapshot {
     pub messages: Vec<MessageView>,
     /// Whether a partition is in force.
     pub partitioned: bool,
+    /// Pairs of nodes the partition separates (lower id first).
+    pub cut: Vec<(NodeId, NodeId)>,
 }
 
 fn fraction(t: Token) -> f64 {
@@ -689,6 +691,11 @@ impl Snapshot {
                 }
             })
             .collect();
+        let count = sim.names().len() as u32;
+        let cut = (0..count)
+            .flat_map(|a| (a + 1..count).map(move |b| (NodeId(a), NodeId(b))))
+            .filter(|(a, b)| !sim.network().connected(*a, *b))
+            .collect();
         Snapshot {
             now,
             rf: ring.rf(),
@@ -697,6 +704,7 @@ impl Snapshot {
             pending,
             messages,
             partitioned: sim.network().is_partitioned(),
+            cut,
         }
     }
 }
@@ -1099,8 +1107,21 @@ add_node = { name = "D" }
         assert!(!to_b.is_empty());
         assert!(to_b.iter().all(|m| m.dropped == Some(DropCause::NodeDown)));
         assert_eq!(snap.nodes[1].status, "DN");
+        assert!(snap.cut.is_empty() && !snap.partitioned);
         let text = explain_message(to_b[0], player.sim().names());
         assert!(text.contains("B is down"), "{text}");
+    }
+
+    #[test]
+    fn a_partition_shows_which_pairs_it_cuts() {
+        let mut player = Player::new(prepared(), RunOptions::default(), vec![]).unwrap();
+        player.advance_to(Instant::from_secs(2));
+        player.intervene(Action::Partition(vec![vec!["A".into()]])).unwrap();
+        let snap = Snapshot::of(player.sim());
+        assert!(snap.partitioned);
+        assert_eq!(snap.cut, vec![(NodeId(0), NodeId(1)), (NodeId(0), NodeId(2))]);
+        player.intervene(Action::Heal).unwrap();
+        assert!(Snapshot::of(player.sim()).cut.is_empty());
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub fn RingView() -> impl IntoView {
                     }
                 />
             </g>
+            <Streaming/>
+            <Partition positions=positions/>
             <Walk/>
             <SelectedPath/>
             <g class="nodes">
@@ -377,5 +379,68 @@ fn SelectedPath() -> impl IntoView {
                 </g>
             }
         })
+    }
+}
+
+/// The range each moving node is streaming now, just outside the pending band.
+#[component]
+fn Streaming() -> impl IntoView {
+    let ex = use_explorer();
+    let ranges = Memo::new(move |_| {
+        ex.snapshot.with(|s| {
+            s.as_ref()
+                .map(|s| {
+                    s.nodes
+                        .iter()
+                        .filter_map(|n| {
+                            let m = n.movement.as_ref()?;
+                            let (range, peer) = m.current?;
+                            let width = range.width() as f64 / 18_446_744_073_709_551_616.0;
+                            let start = range.start as f64 / 18_446_744_073_709_551_616.0;
+                            Some((n.id, peer, start, width))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    });
+    move || {
+        let names = ex.names();
+        ranges
+            .get()
+            .into_iter()
+            .map(|(node, peer, start, width)| {
+                let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
+                view! {
+                    <path class="streaming-range" d=band_path(start, width, PENDING_OUTER + 3.0, PENDING_OUTER + 9.0)
+                        fill=node_color(node)>
+                        <title>{format!("{} is streaming this range with {} now", name(node), name(peer))}</title>
+                    </path>
+                }
+            })
+            .collect_view()
+    }
+}
+
+/// Dashed lines between the nodes a partition separates.
+#[component]
+fn Partition(positions: Memo<Vec<Point>>) -> impl IntoView {
+    let ex = use_explorer();
+    let cut = Memo::new(move |_| {
+        ex.snapshot.with(|s| s.as_ref().map(|s| s.cut.clone()).unwrap_or_default())
+    });
+    move || {
+        let pos = positions.get();
+        cut.get()
+            .into_iter()
+            .filter_map(|(a, b)| {
+                let (pa, pb) = (pos.get(a.0 as usize)?, pos.get(b.0 as usize)?);
+                Some(view! {
+                    <line class="cut" x1=pa.x y1=pa.y x2=pb.x y2=pb.y>
+                        <title>"partitioned: messages between these two nodes are dropped"</title>
+                    </line>
+                })
+            })
+            .collect_view()
     }
 }

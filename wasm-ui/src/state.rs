@@ -367,6 +367,7 @@ impl Explorer {
     pub fn intervene(&self, action: Action) {
         let text = describe_action(&action);
         let mut outcome = None;
+        let before = self.spec.get_untracked().interventions.len();
         self.player.update_value(|p| {
             if let Some(p) = p {
                 outcome = Some(p.intervene(action).map(|_| p.interventions().to_vec()));
@@ -374,7 +375,13 @@ impl Explorer {
         });
         match outcome {
             Some(Ok(list)) => {
-                self.notice.set(Some((true, format!("{text}: done"))));
+                let dropped = (before + 1).saturating_sub(list.len());
+                let fork = if dropped > 0 {
+                    format!(" — the run forked here: {dropped} later intervention(s) were dropped")
+                } else {
+                    String::new()
+                };
+                self.notice.set(Some((true, format!("{text}: done{fork}"))));
                 self.spec.update(|s| s.interventions = list);
                 self.publish();
                 self.sync_url();

@@ -226,7 +226,8 @@ impl fmt::Display for Comparison {
     }
 }
 
-fn human_bytes(b: u64) -> String {
+/// Bytes for people: `512 B`, `1.5 KiB`, `3.0 MiB`.
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -1,7 +1,7 @@
 //! The page: header controls, the ring with the panels beside it, the timeline, the history and
 //! the strategy lanes; keyboard shortcuts and the animation loop.
 
-use crate::gallery::{Gallery, ScenarioInfo};
+use crate::gallery::{Dialog, Gallery, ScenarioInfo};
 use crate::history::HistoryPane;
 use crate::lanes::Lanes;
 use crate::panels::{Actions, Inspector, NodeTable};
@@ -151,13 +151,7 @@ fn Legend() -> impl IntoView {
 fn Help() -> impl IntoView {
     let ex = use_explorer();
     view! {
-        <Show when=move || ex.help.get()>
-            <div class="overlay" on:click=move |_| ex.help.set(false)>
-                <div id="help-dialog" class="dialog" on:click=|e| e.stop_propagation()>
-                    <div class="panel-head">
-                        <h2>"How to read this"</h2>
-                        <button class="close" on:click=move |_| ex.help.set(false) aria-label="Close">"✕"</button>
-                    </div>
+        <Dialog open=ex.help id="help-dialog" title="How to read this">
                     <dl class="help">
                         <dt>"The ring"</dt>
                         <dd>"Each coloured arc is a vnode's range, coloured by the node that owns it (its primary replica). A key lives on the first RF distinct nodes met walking clockwise from its token: hover over the ring to see the walk. The thin outer band marks pending ranges: extra write targets while a node joins or leaves."</dd>
@@ -170,9 +164,7 @@ fn Help() -> impl IntoView {
                         <dt>"Keyboard"</dt>
                         <dd><kbd>"Space"</kbd>" play/pause · "<kbd>"→"</kbd>" or "<kbd>"."</kbd>" step · "<kbd>"←"</kbd>" back 100 ms · "<kbd>"+"</kbd>"/"<kbd>"−"</kbd>" speed · "<kbd>"Home"</kbd>" start · "<kbd>"g"</kbd>" scenarios · "<kbd>"?"</kbd>" this help · "<kbd>"Esc"</kbd>" close / deselect"</dd>
                     </dl>
-                </div>
-            </div>
-        </Show>
+        </Dialog>
     }
 }
 

@@ -15,6 +15,30 @@ fn summary(text: &str) -> String {
     description.split("\n\n").next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A modal dialog shown while `open` is set; a click outside it, or on ✕, closes it.
+#[component]
+pub fn Dialog(
+    open: RwSignal<bool>,
+    id: &'static str,
+    title: &'static str,
+    children: ChildrenFn,
+) -> impl IntoView {
+    let children = StoredValue::new(children);
+    view! {
+        <Show when=move || open.get()>
+            <div class="overlay" on:click=move |_| open.set(false)>
+                <div id=id class="dialog" on:click=|e| e.stop_propagation()>
+                    <div class="panel-head">
+                        <h2>{title}</h2>
+                        <button class="close" on:click=move |_| open.set(false) aria-label="Close">"✕"</button>
+                    </div>
+                    {children.read_value()()}
+                </div>
+            </div>
+        </Show>
+    }
+}
+
 /// The gallery overlay.
 #[component]
 pub fn Gallery() -> impl IntoView {
@@ -46,13 +70,7 @@ pub fn Gallery() -> impl IntoView {
         }
     };
     view! {
-        <Show when=move || ex.gallery.get()>
-            <div class="overlay" on:click=move |_| ex.gallery.set(false)>
-                <div id="gallery" class="dialog" on:click=|e| e.stop_propagation()>
-                    <div class="panel-head">
-                        <h2>"Scenarios"</h2>
-                        <button class="close" on:click=move |_| ex.gallery.set(false) aria-label="Close">"✕"</button>
-                    </div>
+        <Dialog open=ex.gallery id="gallery" title="Scenarios">
                     <div class="cards">
                         {PRESETS.iter().map(|p| {
                             let id = p.id;
@@ -81,9 +99,7 @@ pub fn Gallery() -> impl IntoView {
                         <button id="scenario-run" on:click=move |_| load_text(pasted.get_untracked())>"Run this scenario"</button>
                     </div>
                     {move || problem.get().map(|p| view! { <p id="scenario-error" class="error">{p}</p> })}
-                </div>
-            </div>
-        </Show>
+        </Dialog>
     }
 }
 

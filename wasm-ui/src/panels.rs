@@ -10,16 +10,7 @@ use ringside_core::history::{OpFunction, OpType};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::{ConsistencyLevel, NodeId};
 
-/// Bytes for people.
-pub fn human_bytes(b: u64) -> String {
-    if b >= 1 << 20 {
-        format!("{:.1} MiB", b as f64 / 1048576.0)
-    } else if b >= 1024 {
-        format!("{:.1} KiB", b as f64 / 1024.0)
-    } else {
-        format!("{b} B")
-    }
-}
+pub use ringside_core::compare::human_bytes;
 
 /// Seconds with milliseconds.
 pub fn secs(micros: u64) -> String {

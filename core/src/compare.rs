@@ -32,6 +32,8 @@ pub struct LaneSample {
     pub extra_acks: u64,
     /// Bytes streamed so far.
     pub bytes_streamed: u64,
+    /// Joins started so far.
+    pub joins_started: u64,
     /// Joins completed so far.
     pub joins_completed: u64,
 }
@@ -160,6 +162,7 @@ pub fn compare_with(
                     second,
                     extra_acks: sim.extra_acks(),
                     bytes_streamed: sim.stats().bytes_streamed,
+                    joins_started: sim.stats().join_started.len() as u64,
                     joins_completed: sim.stats().join_completed.len() as u64,
                 });
             }

@@ -374,6 +374,8 @@ impl Player {
     /// One step: to the next thing that happens (a delivery, a timer, a client request or a
     /// timeline event), at most the end. Returns the new time.
     pub fn step(&mut self) -> Instant {
+        // Whatever is due right now first (at the very start: everything due at 0).
+        self.current.advance_to(self.now());
         let sim_next = self.sim().next_event_time();
         let event_next = self
             .current
@@ -386,7 +388,7 @@ impl Player {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(self.end()),
         };
-        self.advance_to(next.max(self.now()));
+        self.advance_to(next);
         self.now()
     }
 
@@ -1110,6 +1112,18 @@ add_node = { name = "D" }
         assert!(snap.cut.is_empty() && !snap.partitioned);
         let text = explain_message(to_b[0], player.sim().names());
         assert!(text.contains("B is down"), "{text}");
+    }
+
+    #[test]
+    fn stepping_moves_time_forward_from_the_very_start() {
+        let mut player = Player::new(prepared(), RunOptions::default(), vec![]).unwrap();
+        let mut last = player.now();
+        for _ in 0..5 {
+            let now = player.step();
+            assert!(now > last, "a step from {last:?} stayed at {now:?}");
+            last = now;
+        }
+        assert!(last < Instant::from_secs(2), "steps are small: {last:?}");
     }
 
     #[test]

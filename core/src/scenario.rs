@@ -1186,7 +1186,8 @@ impl Playback {
     /// Runs to `t`, applying every event due by then (an event due at `t` included).
     pub fn advance_to(&mut self, t: Instant) {
         self.apply_due(t);
-        if self.sim.now() < t {
+        if self.sim.now() <= t {
+            // Also processes what is due exactly at `t` (at the start, everything due at 0).
             self.sim.run_until(t);
         }
     }

@@ -113,7 +113,12 @@ pub fn ScenarioInfo() -> impl IntoView {
                 let custom = matches!(ex.spec.get().source, Source::Custom(_));
                 view! {
                     <h2>{title}{custom.then_some(" (your file)")}</h2>
-                    <p class="description">{description}</p>
+                    <div class="description">
+                        {description
+                            .split("\n\n")
+                            .map(|para| view! { <p>{para.split_whitespace().collect::<Vec<_>>().join(" ")}</p> })
+                            .collect_view()}
+                    </div>
                     <details>
                         <summary>"Scenario file"</summary>
                         <pre class="scenario-text">{text}</pre>

@@ -42,20 +42,27 @@ pub fn HistoryPane() -> impl IntoView {
         let now = ex.now();
         let only = only_anomalies.get();
         let mut rows = Vec::new();
+        // Operations invoked by the cursor, newest first; one still running shows as pending
+        // (so that the operation just clicked, whose start the cursor is at, stays listed).
         for (i, op) in full.history.iter().enumerate().rev() {
-            if op.op_type == OpType::Invoke || op.time > now {
+            if op.op_type == OpType::Invoke {
                 continue;
             }
+            let Some(&invoke) = full.invoke_of.get(&(i as u64)) else { continue };
+            let inv = &full.history[invoke];
+            if inv.time > now {
+                continue;
+            }
+            let done = op.time <= now;
             let flags: Vec<_> = full
                 .flags
                 .get(&(i as u64))
                 .map(|k| k.iter().map(|k| flag(*k)).collect())
                 .unwrap_or_default();
+            let flags = if done { flags } else { Vec::new() };
             if only && flags.is_empty() {
                 continue;
             }
-            let Some(&invoke) = full.invoke_of.get(&(i as u64)) else { continue };
-            let inv = &full.history[invoke];
             let client = if op.process >= FINAL_PROCESS {
                 "final".to_string()
             } else if op.process >= SCRIPTED_PROCESS_BASE {
@@ -69,7 +76,7 @@ pub fn HistoryPane() -> impl IntoView {
                 OpFunction::Delete => "delete",
             };
             let what = match (op.f, op.op_type) {
-                (OpFunction::Read, OpType::Ok) => {
+                (OpFunction::Read, OpType::Ok) if done => {
                     format!("{f} {} @{} → [{}]", op.key, op.cl, op.values.join(", "))
                 }
                 (OpFunction::Write, _) => {
@@ -83,6 +90,7 @@ pub fn HistoryPane() -> impl IntoView {
                 client,
                 text: what,
                 result: match op.op_type {
+                    _ if !done => "pending",
                     OpType::Ok => "ok",
                     OpType::Fail => "fail",
                     _ => "info",

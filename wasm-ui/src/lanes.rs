@@ -11,7 +11,7 @@ use ringside_core::membership::JoinStrategy;
 use std::time::Duration;
 
 /// Width and height of a lane's chart (SVG units).
-const CHART_W: f64 = 320.0;
+const CHART_W: f64 = 240.0;
 const CHART_H: f64 = 36.0;
 
 /// Counters of a lane at second `second` (inclusive) of the run.
@@ -33,23 +33,24 @@ fn at_cursor(lane: &Lane, now: Instant) -> AtCursor {
         lost += p.lost_writes;
         errors += p.errors;
     }
-    let sample =
-        lane.samples.iter().rev().find(|s| s.second < second.max(1)).or(lane.samples.first());
-    let joined = sample.is_some_and(|s| s.joins_completed > 0);
+    // The sample taken at the end of the last whole second before the cursor; at the end of the
+    // timeline, the run's totals (the final phase included).
+    let at_end = second as usize >= lane.samples.len();
+    let sample = second.checked_sub(1).and_then(|s| lane.samples.get(s as usize));
+    let started = sample.is_some_and(|s| s.joins_started > 0);
+    let joined = at_end || sample.is_some_and(|s| s.joins_completed > 0);
     let normal = match lane.time_to_normal {
         Some(t) if joined => format!("{t:.1} s"),
-        Some(_) => "joining…".into(),
-        None if !lane.failures.is_empty() => "failed".into(),
-        None => "—".into(),
+        _ if at_end && !lane.failures.is_empty() => "failed".into(),
+        _ if started && !at_end => "joining…".into(),
+        _ => "—".into(),
     };
-    AtCursor {
-        stale,
-        lost,
-        errors,
-        extra_acks: sample.map_or(0, |s| s.extra_acks),
-        bytes: sample.map_or(0, |s| s.bytes_streamed),
-        normal,
-    }
+    let (extra_acks, bytes) = if at_end {
+        (lane.extra_acks, lane.bytes_streamed)
+    } else {
+        sample.map_or((0, 0), |s| (s.extra_acks, s.bytes_streamed))
+    };
+    AtCursor { stale, lost, errors, extra_acks, bytes, normal }
 }
 
 fn chart(lane: &Lane, seconds: u64) -> impl IntoView + use<> {
@@ -109,7 +110,10 @@ pub fn Lanes() -> impl IntoView {
                     {move || if ex.comparing.get() {
                         "computing…".to_string()
                     } else {
-                        ex.comparison.get().map(|(c, ms)| format!("{} lanes of {} s computed in {:.2} s", c.lanes.len(), seconds(), ms / 1000.0)).unwrap_or_default()
+                        ex.comparison.get().map(|(c, ms)| {
+                            let n = c.lanes.len();
+                            format!("{n} lane{} of {} s computed in {:.2} s", if n == 1 { "" } else { "s" }, seconds(), ms / 1000.0)
+                        }).unwrap_or_default()
                     }}
                 </span>
             </div>
@@ -137,7 +141,6 @@ pub fn Lanes() -> impl IntoView {
                         <th>"streamed"</th>
                         <th>"to NORMAL"</th>
                         <th>"anomalies over time"</th>
-                        <th></th>
                     </tr>
                 </thead>
                 <tbody>
@@ -156,7 +159,12 @@ pub fn Lanes() -> impl IntoView {
                             let animated = move || { ex.spec.get(); ex.strategy() == Some(s) };
                             view! {
                                 <tr class=move || if animated() { "lane animated" } else { "lane" } data-strategy=s.name()>
-                                    <td class="lane-name">{s.name()}</td>
+                                    <td class="lane-name">
+                                        {s.name()}
+                                        <Show when=move || !animated()>
+                                            <button class="watch" title="Animate this strategy above" on:click=move |_| ex.set_strategy(s)>"Watch"</button>
+                                        </Show>
+                                    </td>
                                     <td class=move || { if counters.get().stale > 0 { "stale bad" } else { "stale" } }>{move || counters.get().stale}</td>
                                     <td class=move || { if counters.get().lost > 0 { "lost bad" } else { "lost" } }>{move || counters.get().lost}</td>
                                     <td class="errors">{move || counters.get().errors}</td>
@@ -177,11 +185,6 @@ pub fn Lanes() -> impl IntoView {
                                             {chart(&lane, total)}
                                             <line class="cursor" x1=cursor_x x2=cursor_x y1="0" y2=CHART_H></line>
                                         </svg>
-                                    </td>
-                                    <td>
-                                        <Show when=move || !animated()>
-                                            <button class="watch" on:click=move |_| ex.set_strategy(s)>"Watch"</button>
-                                        </Show>
                                     </td>
                                 </tr>
                             }

@@ -45,7 +45,7 @@ pub fn Timeline() -> impl IntoView {
                     </select>
                 </label>
                 <output id="clock">
-                    {move || format!("{:.3} s / {:.0} s", now_ms() as f64 / 1000.0, end_ms() as f64 / 1000.0)}
+                    {move || format!("{:.3} s / {:.0} s", ex.now().as_micros() as f64 / 1e6, end_ms() as f64 / 1000.0)}
                 </output>
             </div>
             <div class="scrub">

@@ -1,18 +1,24 @@
-//! `cargo xtask bench`: the criterion benchmarks of the engine, and (`cargo xtask bench native`)
-//! the native cluster side by side with etcd and Redis.
+//! `cargo xtask bench`: the criterion benchmarks of the engine, (`cargo xtask bench native`) the
+//! native cluster side by side with etcd and Redis, and (`cargo xtask bench web`) the browser
+//! explorer in headless Chromium.
 
 #[path = "bench_native.rs"]
 mod native;
+#[path = "bench_web.rs"]
+mod web;
 
 use crate::{project_root, tools};
 use anyhow::Result;
 
 /// `cargo xtask bench native [--quick] ...` runs the native cluster benchmarks (see
-/// `bench_native.rs`); anything else runs `cargo bench -p ringside-core` with `args` appended (a
+/// `bench_native.rs`), `cargo xtask bench web [--quick]` the browser benchmarks (see
+/// `bench_web.rs`); anything else runs `cargo bench -p ringside-core` with `args` appended (a
 /// `--bench NAME` or a filter).
 pub fn run(args: &[String]) -> Result<()> {
-    if args.first().is_some_and(|a| a == "native") {
-        return native::run(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("native") => return native::run(&args[1..]),
+        Some("web") => return web::run(&args[1..]),
+        _ => {}
     }
     tools::run(tools::cargo().args(["bench", "-p", "ringside-core"]).args(args))?;
     let reports = std::env::var_os("CARGO_TARGET_DIR")

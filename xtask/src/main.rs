@@ -25,6 +25,11 @@ commands:
   explore [--port N] build the bundle if stale and serve www/ on 127.0.0.1:N (default 8080)
   bench [ARGS...]    run the criterion benchmarks of ringside-core; ARGS go to `cargo bench`
                      (e.g. `cargo xtask bench --bench ring_lookup`)
+  bench native [--quick]
+                     the native cluster side by side with etcd and Redis
+  bench web [--quick]
+                     the explorer in headless Chromium: bundle size, frame rate, comparison
+                     time (report in target/bench/web/report.md)
 ";
 
 fn main() {

@@ -446,15 +446,7 @@ fn e2e(counts: &mut TestCounts) -> Result<StepResult> {
     let chromium = tools::ensure_chromium()?;
     println!("chromium:     {} ({})", chromium.browser.display(), version_of(&chromium.browser));
     println!("chromedriver: {} ({})", chromium.driver.display(), version_of(&chromium.driver));
-    let node = tools::ensure_node()?;
-    let node_version = version_of(&node);
-    println!("node:         {} ({node_version})", node.display());
-    ensure!(
-        node_major(&node_version).is_some_and(|major| major >= E2E_MIN_NODE_MAJOR),
-        "tests/e2e needs Node.js {E2E_MIN_NODE_MAJOR} or newer (for playwright-core), but {} is \
-         {node_version}",
-        node.display()
-    );
+    let node = ensure_e2e_node()?;
     npm_ci_if_needed(&suite)?;
 
     let hashes = native_hashes(E2E_SEEDS)?;
@@ -499,6 +491,21 @@ fn e2e(counts: &mut TestCounts) -> Result<StepResult> {
     Ok(StepResult::Done)
 }
 
+/// Node.js, new enough for the pinned `playwright-core` of `tests/e2e` (also used by
+/// `cargo xtask bench web`).
+pub(crate) fn ensure_e2e_node() -> Result<PathBuf> {
+    let node = tools::ensure_node()?;
+    let node_version = version_of(&node);
+    println!("node:         {} ({node_version})", node.display());
+    ensure!(
+        node_major(&node_version).is_some_and(|major| major >= E2E_MIN_NODE_MAJOR),
+        "tests/e2e needs Node.js {E2E_MIN_NODE_MAJOR} or newer (for playwright-core), but {} is \
+         {node_version}",
+        node.display()
+    );
+    Ok(node)
+}
+
 /// The suite's test files (`*.test.mjs` and `*.test.js` directly in `tests/e2e`), named
 /// explicitly because `node --test` finds files differently from one Node.js version to the next.
 fn e2e_test_files(suite: &Path) -> Result<Vec<String>> {
@@ -517,7 +524,7 @@ fn e2e_test_files(suite: &Path) -> Result<Vec<String>> {
 /// Runs `npm ci` in the suite unless `node_modules` was installed after the last change to
 /// `package.json` and `package-lock.json` (npm writes `node_modules/.package-lock.json` at the
 /// end of every install).
-fn npm_ci_if_needed(suite: &Path) -> Result<()> {
+pub(crate) fn npm_ci_if_needed(suite: &Path) -> Result<()> {
     let installed = modified(&suite.join("node_modules").join(".package-lock.json"));
     let wanted = ["package.json", "package-lock.json"]
         .into_iter()

@@ -326,6 +326,31 @@ pub fn ensure_chromium() -> Result<Chromium> {
     })
 }
 
+/// Makes sure `wasm-opt` (Debian's binaryen) is installed when that is possible (root with
+/// apt-get), so that the bundle size `cargo xtask bench web` measures is the optimised one. The
+/// bundle works without it; without it the size is reported unoptimised, with a warning.
+pub fn ensure_wasm_opt() -> Option<PathBuf> {
+    if let Some(path) = find_executable("wasm-opt") {
+        return Some(path);
+    }
+    if is_root() && find_executable("apt-get").is_some() {
+        println!("xtask: wasm-opt missing; installing Debian's binaryen");
+        let install = || run(apt_get().args(["install", "-y", "binaryen"]));
+        let _ = install().or_else(|_| {
+            run(apt_get().arg("update"))?;
+            install()
+        });
+    }
+    let found = find_executable("wasm-opt");
+    if found.is_none() {
+        println!(
+            "xtask: warning: wasm-opt (binaryen) is not installed; the bundle is measured \
+             unoptimised (install it with `apt-get install -y binaryen`)"
+        );
+    }
+    found
+}
+
 fn is_root() -> bool {
     output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
 }

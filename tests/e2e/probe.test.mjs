@@ -23,11 +23,11 @@ test('the explorer loads and shows the trace hash of the default seed', TIMEOUT,
   try {
     assert.equal(await page.title(), 'Ringside explorer');
     assert.equal(await page.locator('h1').textContent(), 'Ringside explorer');
-    await waitForText(page, 'h2', 'Determinism probe');
+    await waitForText(page, 'section.probe h2', 'Determinism probe');
     const hash = await waitForText(page, '#trace-hash', HASH);
     assert.equal(await page.inputValue('#seed'), '42');
     assert.equal(hash, nativeHash(42), 'the default seed 42 hashes as natively');
-    assert.equal(await page.locator('.error').count(), 0, 'no error for a valid seed');
+    assert.equal(await page.locator('section.probe .error').count(), 0, 'no error for a valid seed');
     assert.deepEqual(problems, []);
   } finally {
     await close();
@@ -58,14 +58,14 @@ test('an invalid seed shows the error and no hash', TIMEOUT, async () => {
     await waitForText(page, '#trace-hash', nativeHash(7));
     for (const invalid of ['seven', '-1', '18446744073709551616']) {
       await page.fill('#seed', invalid);
-      const error = await waitForText(page, '.error', /whole number/);
+      const error = await waitForText(page, 'section.probe .error', /whole number/);
       assert.match(error, new RegExp(`from 0 to ${U64_MAX}`), `error text for ${invalid}`);
       assert.equal(await page.locator('#trace-hash').textContent(), '', `no hash for ${invalid}`);
     }
     // A valid seed again clears the error.
     await page.fill('#seed', '1234');
     await waitForText(page, '#trace-hash', nativeHash(1234));
-    assert.equal(await page.locator('.error').count(), 0);
+    assert.equal(await page.locator('section.probe .error').count(), 0);
     assert.deepEqual(problems, []);
   } finally {
     await close();

@@ -37,14 +37,25 @@ fn flag(kind: AnomalyKind) -> (&'static str, &'static str) {
 pub fn HistoryPane() -> impl IntoView {
     let ex = use_explorer();
     let (only_anomalies, set_only_anomalies) = signal(false);
+    // While playing, the pane follows the cursor at a tenth of a second (enough for reading, and
+    // it spares the animation's frames); paused, exactly.
+    let cursor = Memo::new(move |_| {
+        let t = ex.now().as_micros();
+        let t = if ex.playing.get() { t - t % 100_000 } else { t };
+        ringside_core::Instant::ZERO + std::time::Duration::from_micros(t)
+    });
     let rows = Memo::new(move |_| {
         let full = ex.full.get()?;
-        let now = ex.now();
+        let now = cursor.get();
         let only = only_anomalies.get();
         let mut rows = Vec::new();
+        // The history is in time order: completions later than any operation invoked by now
+        // (a request times out well within a minute) are not looked at.
+        let horizon = now + std::time::Duration::from_secs(60);
+        let end = full.history.partition_point(|o| o.time <= horizon);
         // Operations invoked by the cursor, newest first; one still running shows as pending
         // (so that the operation just clicked, whose start the cursor is at, stays listed).
-        for (i, op) in full.history.iter().enumerate().rev() {
+        for (i, op) in full.history[..end].iter().enumerate().rev() {
             if op.op_type == OpType::Invoke {
                 continue;
             }

@@ -40,42 +40,56 @@ pub fn NodeTable() -> impl IntoView {
             </thead>
             <tbody>
                 <For
-                    each=move || rows.get()
-                    key=|n| (n.id.0, n.status.clone(), n.keys, n.ghost_keys, n.hints.clone(), n.tokens, n.movement.as_ref().map(|m| (m.ranges_done, m.keys)), n.ownership.map(f64::to_bits))
-                    children=move |n| {
-                        let id = n.id;
-                        let hints: usize = n.hints.iter().map(|(_, c)| c).sum();
-                        let per_target = n
-                            .hints
-                            .iter()
-                            .map(|(t, c)| format!("{c}→{}", names().get(t.0 as usize).cloned().unwrap_or_default()))
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        let movement = n.movement.clone().map(|m| {
-                            let f = if m.ranges_total == 0 { 0.0 } else { m.ranges_done as f64 / m.ranges_total as f64 };
-                            let dir = if m.joining { "in" } else { "out" };
-                            view! {
-                                <div class="progress" title=format!("{} of {} ranges, {} keys streamed {dir}", m.ranges_done, m.ranges_total, m.keys)>
-                                    <div class="bar" style=format!("width:{:.0}%", f * 100.0)></div>
-                                    <span>{format!("{}/{} ranges · {}", m.ranges_done, m.ranges_total, human_bytes(m.bytes))}</span>
-                                </div>
-                            }
-                        });
+                    each=move || (0..rows.with(Vec::len)).map(|i| NodeId(i as u32))
+                    key=|id| id.0
+                    children=move |id| {
+                        // Rows stay; their cells follow the node (a memo: only a change re-renders).
+                        let node = Memo::new(move |_| rows.with(|r| r.get(id.0 as usize).cloned()));
+                        let field = move |f: fn(&ringside_core::explore::NodeView) -> String| {
+                            move || node.with(|n| n.as_ref().map(f).unwrap_or_default())
+                        };
+                        let hints = move || {
+                            node.with(|n| {
+                                let n = n.as_ref()?;
+                                let total: usize = n.hints.iter().map(|(_, c)| c).sum();
+                                let names = names();
+                                let per_target = n
+                                    .hints
+                                    .iter()
+                                    .map(|(t, c)| format!("{c}→{}", names.get(t.0 as usize).cloned().unwrap_or_default()))
+                                    .collect::<Vec<_>>()
+                                    .join(" ");
+                                Some(if total == 0 { "0".to_string() } else { format!("{total} ({per_target})") })
+                            })
+                        };
+                        let movement = move || {
+                            node.with(|n| n.as_ref().and_then(|n| n.movement.clone())).map(|m| {
+                                let f = if m.ranges_total == 0 { 0.0 } else { m.ranges_done as f64 / m.ranges_total as f64 };
+                                let dir = if m.joining { "in" } else { "out" };
+                                view! {
+                                    <div class="progress" title=format!("{} of {} ranges, {} keys streamed {dir}", m.ranges_done, m.ranges_total, m.keys)>
+                                        <div class="bar" style=format!("width:{:.0}%", f * 100.0)></div>
+                                        <span>{format!("{}/{} ranges · {}", m.ranges_done, m.ranges_total, human_bytes(m.bytes))}</span>
+                                    </div>
+                                }
+                            })
+                        };
+                        let ghost = move || node.with(|n| n.as_ref().map_or(0, |n| n.ghost_keys));
                         view! {
                             <tr
                                 class=move || if ex.selection.get() == Selection::Node(id) { "selected" } else { "" }
-                                data-name=n.name.clone()
+                                data-name=field(|n| n.name.clone())
                                 on:click=move |_| ex.select(Selection::Node(id))
                             >
-                                <td class=format!("status status-{}", n.status.to_lowercase())>{n.status.clone()}</td>
-                                <td><span class="swatch" style=format!("background:{}", node_color(id))></span>{n.name.clone()}</td>
+                                <td class=field(|n| format!("status status-{}", n.status.to_lowercase()))>{field(|n| n.status.clone())}</td>
+                                <td><span class="swatch" style=format!("background:{}", node_color(id))></span>{field(|n| n.name.clone())}</td>
                                 <td>
-                                    {format!("{} keys", n.keys)}
-                                    {(n.ghost_keys > 0).then(|| view! { <span class="ghost">{format!(" ({} ghost)", n.ghost_keys)}</span> })}
+                                    {field(|n| format!("{} keys", n.keys))}
+                                    {move || (ghost() > 0).then(|| view! { <span class="ghost">{format!(" ({} ghost)", ghost())}</span> })}
                                 </td>
-                                <td>{n.tokens}</td>
-                                <td>{n.ownership.map_or("?".to_string(), |o| format!("{:.1}%", o * 100.0))}</td>
-                                <td title=per_target.clone()>{if hints == 0 { "0".to_string() } else { format!("{hints} ({per_target})") }}</td>
+                                <td>{field(|n| n.tokens.to_string())}</td>
+                                <td>{field(|n| n.ownership.map_or("?".to_string(), |o| format!("{:.1}%", o * 100.0)))}</td>
+                                <td>{hints}</td>
                                 <td>{movement}</td>
                             </tr>
                         }

@@ -195,13 +195,15 @@ pub fn RingView() -> impl IntoView {
                     each=move || ids.get()
                     key=|id| *id
                     children=move |id| {
-                        let get = move || drawn.with(|d| d.get(&id).cloned());
+                        let class = move || drawn.with(|d| d.get(&id).map(|d| d.class.clone()).unwrap_or_default());
+                        let x = move || drawn.with(|d| d.get(&id).map_or(0.0, |d| d.x));
+                        let y = move || drawn.with(|d| d.get(&id).map_or(0.0, |d| d.y));
                         view! {
                             <circle
                                 r="6"
-                                class=move || get().map(|d| d.class).unwrap_or_default()
-                                cx=move || get().map_or(0.0, |d| d.x)
-                                cy=move || get().map_or(0.0, |d| d.y)
+                                class=class
+                                cx=move || format!("{:.1}", x())
+                                cy=move || format!("{:.1}", y())
                                 on:click=move |e| {
                                     e.stop_propagation();
                                     ex.playing.set(false);

@@ -18,7 +18,7 @@ use crate::storage::Storage;
 use crate::time::Instant;
 use crate::token::{RING_SIZE, Token, TokenRange};
 use crate::topology::WriteRole;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -377,13 +377,7 @@ impl Player {
         // Whatever is due right now first (at the very start: everything due at 0).
         self.current.advance_to(self.now());
         let sim_next = self.sim().next_event_time();
-        let event_next = self
-            .current
-            .events()
-            .iter()
-            .map(|e| Instant::ZERO + e.at)
-            .filter(|at| *at > self.now())
-            .min();
+        let event_next = self.current.next_event_at();
         let next = match (sim_next, event_next) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(self.end()),
@@ -569,11 +563,13 @@ pub struct Snapshot {
     pub cut: Vec<(NodeId, NodeId)>,
 }
 
-fn fraction(t: Token) -> f64 {
+/// A token's position on the ring as a fraction (0..1, clockwise from token 0).
+pub fn fraction(t: Token) -> f64 {
     t as f64 / RING_SIZE as f64
 }
 
-fn range_view(r: TokenRange) -> (f64, f64) {
+/// A range's start and length as fractions of the ring.
+pub fn range_view(r: TokenRange) -> (f64, f64) {
     (fraction(r.start), r.width() as f64 / RING_SIZE as f64)
 }
 
@@ -740,12 +736,14 @@ pub fn op_messages(sim: &Simulation, invoke: &Op, completed: Instant) -> OpMessa
         out.answered.insert(coordinator);
     }
     let mut ops: BTreeSet<u64> = BTreeSet::new();
-    let mut seen: BTreeMap<u64, ()> = BTreeMap::new();
+    // Message ids are sequential: one is new when it is past the last one looked at.
+    let mut seen: Option<u64> = None;
     loop {
         for m in sim.in_flight() {
-            if seen.insert(m.id, ()).is_some() {
+            if seen.is_some_and(|last| m.id <= last) {
                 continue;
             }
+            seen = Some(m.id);
             let ours = m.from == coordinator
                 && m.message.key() == Some(invoke.key.as_bytes())
                 && matches!(

@@ -1154,6 +1154,11 @@ impl Playback {
         &self.events
     }
 
+    /// When the next event not yet applied is due.
+    pub fn next_event_at(&self) -> Option<Instant> {
+        self.order.get(self.next).map(|i| Instant::ZERO + self.events[*i].at)
+    }
+
     /// The events applied so far, in order.
     pub fn applied(&self) -> &[AppliedEvent] {
         &self.applied

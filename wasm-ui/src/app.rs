@@ -71,13 +71,7 @@ pub fn App() -> impl IntoView {
 fn Header() -> impl IntoView {
     let ex = use_explorer();
     let (seed_text, set_seed_text) = signal(String::new());
-    let seed_shown = move || {
-        ex.spec.get().seed.map(|s| s.to_string()).or_else(|| {
-            ex.scenario.get().and_then(|(_, _, text)| {
-                crate::state::prepare_text(&text).ok().map(|p| p.scenario.seed.to_string())
-            })
-        })
-    };
+    let seed_shown = move || ex.seed().map(|s| s.to_string());
     let apply_seed = move || match seed_text.get_untracked().trim().parse::<u64>() {
         Ok(seed) => ex.set_seed(seed),
         Err(_) => ex
@@ -99,7 +93,7 @@ fn Header() -> impl IntoView {
             <button title="A new random seed" on:click=move |_| ex.set_seed((js_sys::Math::random() * 1e15) as u64)>"Random"</button>
             <label>
                 "Strategy "
-                <select id="run-strategy" prop:value=move || { ex.spec.get(); ex.strategy().map(|s| s.name().to_string()).unwrap_or_default() }
+                <select id="run-strategy" prop:value=move || ex.strategy().map(|s| s.name().to_string()).unwrap_or_default()
                     on:change=move |e| {
                         if let Ok(s) = event_target_value(&e).parse::<JoinStrategy>() {
                             ex.set_strategy(s)

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::Closure;
 /// The first paragraph of a description.
 fn summary(text: &str) -> String {
     let description =
-        crate::state::prepare_text(text).map(|p| p.scenario.description).unwrap_or_default();
+        ringside_core::scenario::parse(text).map(|s| s.description).unwrap_or_default();
     description.split("\n\n").next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -53,7 +53,7 @@ pub fn radius_at(p: Point) -> f64 {
 
 /// The token at a ring fraction.
 pub fn token_at(fraction: f64) -> u64 {
-    (fraction.clamp(0.0, 1.0) * 18_446_744_073_709_551_616.0).min(u64::MAX as f64) as u64
+    (fraction.clamp(0.0, 1.0) * ringside_core::token::RING_SIZE as f64).min(u64::MAX as f64) as u64
 }
 
 fn fmt(v: f64) -> String {

@@ -156,7 +156,7 @@ pub fn Lanes() -> impl IntoView {
                                 let end = ex.end.get().as_micros().max(1) as f64;
                                 ex.now().as_micros() as f64 / end * CHART_W
                             };
-                            let animated = move || { ex.spec.get(); ex.strategy() == Some(s) };
+                            let animated = move || ex.strategy() == Some(s);
                             view! {
                                 <tr class=move || if animated() { "lane animated" } else { "lane" } data-strategy=s.name()>
                                     <td class="lane-name">

@@ -312,10 +312,9 @@ pub fn Actions() -> impl IntoView {
         };
         ex.intervene(action);
     };
-    let strategy_now = move || {
-        ex.spec.get();
-        ex.strategy().map(|s| s.name().to_string()).unwrap_or_default()
-    };
+    // The strategy picked for the new node; the run's own until the user picks another.
+    let (picked, set_picked) = signal(None::<JoinStrategy>);
+    let strategy_now = move || picked.get().or_else(|| ex.strategy());
     view! {
         <section id="actions" class="panel actions-panel">
             <h2>"Act on the cluster"</h2>
@@ -369,31 +368,23 @@ pub fn Actions() -> impl IntoView {
                 <span class="label">"Add node"</span>
                 <input id="add-name" size="4" prop:value=next_name on:input=move |e| set_new_name.set(event_target_value(&e)) aria-label="new node name"/>
                 "with"
-                <select id="add-strategy" aria-label="join strategy" prop:value=strategy_now>
+                <select id="add-strategy" aria-label="join strategy"
+                    prop:value=move || strategy_now().map(|s| s.name().to_string()).unwrap_or_default()
+                    on:change=move |e| set_picked.set(event_target_value(&e).parse().ok())>
                     {JoinStrategy::ALL.iter().map(|s| view! { <option value=s.name()>{s.name()}</option> }).collect_view()}
                 </select>
                 <button id="add-go" on:click=move |_| {
                     let name = next_name();
-                    let wanted = web_value("add-strategy").and_then(|v| v.parse::<JoinStrategy>().ok());
-                    if let Some(s) = wanted && Some(s) != ex.strategy() {
+                    if let Some(s) = strategy_now() && Some(s) != ex.strategy() {
                         // The strategy is cluster-wide: replay the run under it up to now.
                         ex.set_strategy(s);
                     }
                     ex.intervene(Action::AddNode(name));
                     set_new_name.set(String::new());
+                    set_picked.set(None);
                 }>"Add"</button>
             </div>
             <p class="hint small">"The join strategy is cluster-wide: choosing another one replays the run under it, up to now, before the node is added."</p>
         </section>
     }
-}
-
-/// The value of the form control with `id`.
-pub fn web_value(id: &str) -> Option<String> {
-    use wasm_bindgen::JsCast;
-    let el = document().get_element_by_id(id)?;
-    if let Some(s) = el.dyn_ref::<web_sys::HtmlSelectElement>() {
-        return Some(s.value());
-    }
-    el.dyn_ref::<web_sys::HtmlInputElement>().map(|i| i.value())
 }

@@ -8,7 +8,7 @@ use crate::geometry::{
 use crate::state::{Selection, use_explorer};
 use leptos::prelude::*;
 use ringside_core::NodeId;
-use ringside_core::explore::{DropCause, MessageView};
+use ringside_core::explore::{DropCause, MessageView, fraction, range_view};
 use ringside_core::message::MessageKind;
 use ringside_core::topology::WriteRole;
 use std::collections::BTreeMap;
@@ -310,7 +310,7 @@ fn Walk() -> impl IntoView {
     });
     move || {
         walk.get().map(|(token, steps, arcs)| {
-            let f = token as f64 / 18_446_744_073_709_551_616.0;
+            let f = fraction(token);
             let (inner, outer) = (polar(f, RING_INNER - 14.0), polar(f, PENDING_OUTER + 6.0));
             let names = ex.names();
             let replicas: Vec<String> = steps
@@ -397,8 +397,7 @@ fn Streaming() -> impl IntoView {
                         .filter_map(|n| {
                             let m = n.movement.as_ref()?;
                             let (range, peer) = m.current?;
-                            let width = range.width() as f64 / 18_446_744_073_709_551_616.0;
-                            let start = range.start as f64 / 18_446_744_073_709_551_616.0;
+                            let (start, width) = range_view(range);
                             Some((n.id, peer, start, width))
                         })
                         .collect::<Vec<_>>()

@@ -250,6 +250,13 @@ impl Explorer {
     /// Loads a run: parses its scenario, replays its interventions, seeks to its cursor. On
     /// failure the current run stays and the error is shown.
     pub fn load(&self, spec: RunSpec) {
+        if let Err(e) = self.try_load(spec) {
+            self.error.set(Some(e));
+        }
+    }
+
+    /// [`Explorer::load`], returning the error instead of showing it.
+    pub fn try_load(&self, spec: RunSpec) -> Result<(), String> {
         let result = scenario_text(&spec.source).and_then(|text| {
             let p = prepare_text(&text)?;
             let title = match &spec.source {
@@ -275,8 +282,9 @@ impl Explorer {
                 self.spec.set(spec);
                 self.publish();
                 self.recompute();
+                Ok(())
             }
-            Err(e) => self.error.set(Some(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -415,10 +423,19 @@ impl Explorer {
         self.recompute_lanes();
     }
 
-    /// The strategy the animated run uses.
+    /// The strategy the animated run uses (reactive: it changes only when the run is loaded).
     pub fn strategy(&self) -> Option<JoinStrategy> {
+        self.spec.track();
         self.player.with_value(|p| {
             p.as_ref().map(|p| p.options().strategy.unwrap_or(p.prepared().node.join_strategy))
+        })
+    }
+
+    /// The seed of the run (reactive like [`Explorer::strategy`]).
+    pub fn seed(&self) -> Option<u64> {
+        self.spec.track();
+        self.player.with_value(|p| {
+            p.as_ref().map(|p| p.options().seed.unwrap_or(p.prepared().scenario.seed))
         })
     }
 
@@ -548,8 +565,6 @@ impl Explorer {
 
     /// Loads a scenario file's text as a custom run.
     pub fn load_text(&self, text: String) -> Result<(), String> {
-        prepare_text(&text)?;
-        self.load(RunSpec { source: Source::Custom(text), ..RunSpec::preset("") });
-        Ok(())
+        self.try_load(RunSpec { source: Source::Custom(text), ..RunSpec::preset("") })
     }
 }

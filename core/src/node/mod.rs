@@ -139,6 +139,19 @@ pub enum InvalidRequest {
     /// The context is of the other conflict mode.
     #[error("causal context does not match the cluster's conflict mode ({0:?})")]
     ContextMismatch(ConflictMode),
+    /// A counter of the context is beyond any counter a node can have minted: the context was
+    /// not returned by a read (a node's counters never come near this bound).
+    #[error(
+        "causal context entry {node}:{counter} exceeds the largest counter a node mints ({max}); send the context a read returned"
+    )]
+    ContextCounterTooLarge {
+        /// The actor of the entry.
+        node: NodeId,
+        /// Its counter.
+        counter: u64,
+        /// The largest counter accepted.
+        max: u64,
+    },
     /// The node stopped after a storage failure.
     #[error("node stopped after a storage failure")]
     Stopped,
@@ -504,6 +517,11 @@ pub struct Node<S: Storage> {
 }
 
 const GENERATION_KEY: &str = "generation";
+
+/// The largest dot counter a client context may carry. Counters grow by one per write per key
+/// and node, so no real context comes near it; refusing larger ones keeps every `+ 1` on a
+/// counter from overflowing.
+pub const MAX_CONTEXT_COUNTER: u64 = 1 << 62;
 
 impl<S: Storage> Node<S> {
     /// Starts (or restarts) a node on `storage`. The generation stored there is incremented.
@@ -886,6 +904,13 @@ impl<S: Storage> Node<S> {
             (ConflictMode::Lww, CausalContext::Vector(c)) if c.is_empty() => VClock::new(),
             _ => return Err(InvalidRequest::ContextMismatch(mode)),
         };
+        if let Some((node, e)) = context.0.iter().find(|(_, e)| e.counter > MAX_CONTEXT_COUNTER) {
+            return Err(InvalidRequest::ContextCounterTooLarge {
+                node: *node,
+                counter: e.counter,
+                max: MAX_CONTEXT_COUNTER,
+            });
+        }
         let request = self.new_request();
         self.stats.writes += 1;
         let token = token_for(&key);

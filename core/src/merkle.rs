@@ -470,6 +470,9 @@ pub struct MerkleRequest {
     pub range: TokenRange,
     /// The depth to build at, before capping.
     pub depth: u32,
+    /// The initiator's topology epoch (see `Message::Rejected`).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl MerkleRequest {

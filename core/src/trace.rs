@@ -373,6 +373,13 @@ fn hash_node_trace(h: &mut Xxh3, t: &NodeTrace) {
             put_u64(h, u64::from(from.0));
             put_bytes(h, reason.as_bytes());
         }
+        NodeTrace::Fenced { from, request, epoch, reason } => {
+            put_u64(h, 20);
+            put_u64(h, u64::from(from.0));
+            put_bytes(h, format!("{request:?}").as_bytes());
+            put_u64(h, *epoch);
+            put_bytes(h, reason.to_string().as_bytes());
+        }
     }
 }
 

@@ -64,7 +64,7 @@ fn a_read_at_any_is_refused() {
     refused(
         "[[events]]\nat = \"1s\"\nread = { node = \"A\", key = \"K\", cl = \"ANY\" }\n",
         10,
-        36,
+        38,
         &["ANY is a write-only level"],
     );
 }
@@ -78,12 +78,7 @@ fn a_workload_reading_at_any_is_refused() {
 fn zero_durations_that_would_spin_or_fail_everything_are_refused() {
     for key in ["heartbeat_interval", "hint_replay_interval", "write_timeout", "read_timeout"] {
         let column = key.len() + 4;
-        refused(
-            &format!("[node]\n{key} = \"0s\"\n"),
-            9,
-            column,
-            &[&format!("node.{key} is zero")],
-        );
+        refused(&format!("[node]\n{key} = \"0s\"\n"), 9, column, &[&format!("node.{key} is zero")]);
     }
 }
 
@@ -157,7 +152,7 @@ fn op_expectations_of_the_wrong_kind_are_refused() {
     refused(
         "[[events]]\nat = \"1s\"\nread = { node = \"A\", key = \"K\", cl = \"ONE\" }\nexpect = { error = \"late\" }\n",
         11,
-        21,
+        20,
         &["\"late\"", "unavailable", "timeout"],
     );
     refused(
@@ -223,13 +218,13 @@ fn op_fields_that_do_nothing_are_refused() {
     refused(
         "[[events]]\nat = \"1s\"\nread = { node = \"A\", key = \"K\", value = \"v\", cl = \"ONE\" }\n",
         10,
-        41,
+        33,
         &["value", "read"],
     );
     refused(
         "[[events]]\nat = \"1s\"\nread = { node = \"A\", key = \"K\", cl = \"ONE\", with_context = true }\n",
         10,
-        57,
+        45,
         &["with_context"],
     );
     refused(
@@ -241,7 +236,7 @@ fn op_fields_that_do_nothing_are_refused() {
     refused(
         "[[events]]\nat = \"1s\"\nwrite = { node = \"A\", key = \"\", value = \"v\", cl = \"ONE\" }\n",
         10,
-        28,
+        29,
         &["key is empty"],
     );
 }
@@ -263,7 +258,8 @@ fn cluster_settings_are_checked_with_their_position() {
     assert!(e.contains("line 6, column 11") && e.contains("unknown node \"Z\""), "{e}");
     let e = error_of(&BASE.replace("rf = 3", "rf = 3\ntokens = { A = [] }"));
     assert!(e.contains("line 6, column 16") && e.contains("no tokens"), "{e}");
-    let e = error_of(&BASE.replace("rf = 3", "rf = 3\ntokens = { A = [\"key:\"] , B = [\"nope\"] }"));
+    let e =
+        error_of(&BASE.replace("rf = 3", "rf = 3\ntokens = { A = [\"key:\"] , B = [\"nope\"] }"));
     assert!(e.contains("line 6, column 32") && e.contains("\"nope\""), "{e}");
     let e = error_of(&BASE.replace("nodes = [\"A\", \"B\", \"C\"]", "nodes = []"));
     assert!(e.contains("line 4, column 9") && e.contains("cluster.nodes is empty"), "{e}");

@@ -31,6 +31,10 @@
 //! ```
 //!
 //! Counts in expectations are an integer (exact) or a comparison string: `">=1"`, `"<3"`, `">0"`.
+//!
+//! [`prepare`] refuses anything that could not run or would be silently ignored (an expectation
+//! on the wrong kind of event, an event after `duration`, a read at ANY, RF above the node count,
+//! a zero period…), naming the line and column of the offending key or value.
 
 use crate::alloc::{Allocation, build_ring};
 use crate::checker::{AnomalyKind, CheckConfig, CheckReport, check};
@@ -211,29 +215,29 @@ impl TokenSpec {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeOverrides {
-    /// Write timeout.
+    /// Write timeout; must be positive (zero fails every write needing a remote replica).
     #[serde(default, with = "humantime_serde")]
     pub write_timeout: Option<Duration>,
-    /// Read timeout.
+    /// Read timeout; must be positive (zero fails every read needing a remote replica).
     #[serde(default, with = "humantime_serde")]
     pub read_timeout: Option<Duration>,
-    /// Heartbeat period.
+    /// Heartbeat period; must be positive (zero re-arms the timer at one instant forever).
     #[serde(default, with = "humantime_serde")]
     pub heartbeat_interval: Option<Duration>,
     /// Phi threshold.
     pub phi_threshold: Option<f64>,
     /// Whether hints are stored at all.
     pub hinted_handoff: Option<bool>,
-    /// Maximum hint window.
+    /// Maximum hint window; zero is allowed (no hints for a convicted target).
     #[serde(default, with = "humantime_serde")]
     pub max_hint_window: Option<Duration>,
-    /// Hint replay period.
+    /// Hint replay period; must be positive (zero re-arms the timer at one instant forever).
     #[serde(default, with = "humantime_serde")]
     pub hint_replay_interval: Option<Duration>,
-    /// Tombstone grace period.
+    /// Tombstone grace period; zero is allowed (hints and tombstones expire at once).
     #[serde(default, with = "humantime_serde")]
     pub gc_grace: Option<Duration>,
-    /// Cassandra's RING_DELAY (default 30 s).
+    /// Cassandra's RING_DELAY (default 30 s); zero is allowed (no wait, to show the race).
     #[serde(default, with = "humantime_serde")]
     pub ring_delay: Option<Duration>,
     /// Outbound streaming throughput in MiB/s (default 24, Cassandra's); 0 is unthrottled.

@@ -165,8 +165,9 @@ impl FromStr for Status {
 }
 
 /// Encodes a status and its topology epoch as the value of [`StateKey::Status`]: `BOOT@7`.
+/// Epoch 0 (a member the cluster was formed with) is written as the bare status.
 pub fn encode_status(status: Status, epoch: u64) -> String {
-    format!("{status}@{epoch}")
+    if epoch == 0 { status.to_string() } else { format!("{status}@{epoch}") }
 }
 
 /// Decodes a [`StateKey::Status`] value; a value without `@` has epoch 0.
@@ -838,7 +839,7 @@ mod tests {
     fn one_version_counter_across_heartbeat_and_states() {
         let mut g = gossiper(1, 1);
         let _ = g.tick(Instant::ZERO, &|_| true);
-        g.set_status(Status::Boot);
+        g.set_status(Status::Boot, 0);
         g.set_tokens(&[5, 10]);
         let _ = g.tick(Instant::ZERO, &|_| true);
         assert_eq!(
@@ -945,7 +946,7 @@ mod tests {
     fn syn_ack_ack2_exchange_converges() {
         let mut a = gossiper(1, 1);
         let mut b = gossiper(2, 5);
-        a.set_status(Status::Normal);
+        a.set_status(Status::Normal, 0);
         b.set_tokens(&[42]);
         // Both know a third node, at different versions.
         let _ =

@@ -401,8 +401,8 @@ mod tests {
     #[test]
     fn fast_send_path_hashes_like_the_full_event() {
         let messages = [
-            Message::Read { op: 9, token: token_for(b"k"), key: b"k".to_vec() },
-            Message::Read { op: 9, token: 1, key: vec![0xff, 0xfe] },
+            Message::Read { op: 9, epoch: 0, token: token_for(b"k"), key: b"k".to_vec() },
+            Message::Read { op: 9, epoch: 0, token: 1, key: vec![0xff, 0xfe] },
         ];
         for m in messages {
             let mut kept = Trace::new(true);

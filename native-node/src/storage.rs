@@ -833,6 +833,7 @@ mod tests {
                 key,
                 value,
                 created: Instant(created),
+                epoch: created % 7,
             })
     }
 

@@ -449,6 +449,9 @@ struct WritePlan {
     epoch: u64,
 }
 
+/// Mints remembered for repeated Mint requests.
+const MINTED_MEMORY: usize = 4096;
+
 /// Re-plans of one request after replicas refused it as stale, before giving up on them.
 const MAX_REPLANS: u32 = 3;
 
@@ -567,6 +570,9 @@ pub struct Node<S: Storage> {
     /// a tombstone holding the key's last dot was purged or the disk was wiped (it also starts
     /// at the clock, in µs). Per-key counters alone restarted below a purged dot.
     dot_counter: DurableCounter,
+    /// Versions minted for remote coordinators, by (coordinator, operation): a repeated Mint
+    /// gets the same version back (volatile; bounded by `MINTED_MEMORY`).
+    minted: BTreeMap<(NodeId, u64), (Version, std::sync::Arc<Siblings>)>,
     /// Barriers applied but not acknowledged yet: the requests in flight when each arrived must
     /// finish first (Scylla's barrier_and_drain).
     pending_barrier_acks: Vec<lifecycle::PendingBarrierAck>,
@@ -692,6 +698,7 @@ impl<S: Storage> Node<S> {
             lww_counter,
             dot_counter,
             pending_barrier_acks: Vec::new(),
+            minted: BTreeMap::new(),
             hints_in_flight: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -1146,11 +1153,18 @@ impl<S: Storage> Node<S> {
             None => return,
         };
         let live: Vec<NodeId> = natural.into_iter().filter(|n| self.is_alive(*n)).collect();
-        let next = live
-            .iter()
-            .copied()
-            .find(|n| !op.mint_asked.contains(n))
-            .or_else(|| live.first().copied());
+        // Ask the same replica again while it is alive (a lost Mint or MintAck; the replica
+        // answers a repeated Mint with the version it already minted). Fall back to another
+        // only when it is convicted or refused: two replicas minting one write would leave a
+        // second version of it on a replica the write's fan-out never covered.
+        let next = match op.awaiting_mint {
+            Some(current) if live.contains(&current) => Some(current),
+            _ => live
+                .iter()
+                .copied()
+                .find(|n| !op.mint_asked.contains(n))
+                .or_else(|| live.first().copied()),
+        };
         let Some(leader) = next else { return };
         let Some((value, context)) = op.pending_value.clone() else { return };
         let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
@@ -1404,6 +1418,11 @@ impl<S: Storage> Node<S> {
         carried: u64,
         token: Option<Token>,
     ) -> bool {
+        // Only `staged` fences: the other strategies are the reference documents' designs, whose
+        // anomalies (a coordinator that learned of a change late) the explorer must still show.
+        if !self.config.join_strategy.uses_barriers() {
+            return false;
+        }
         let Some(topology) = &self.topology else { return false };
         let mine = match token {
             Some(t) => topology.epoch_for(t),
@@ -1514,8 +1533,17 @@ impl<S: Storage> Node<S> {
                     self.reject(from, Rejectable::Mint(op), mine, RejectReason::NotMintReplica);
                     return;
                 }
+                if let Some((version, siblings)) = self.minted.get(&(from, op)).cloned() {
+                    // A repeated Mint (its MintAck was lost): the same version, never a second.
+                    self.send(from, Message::MintAck { op, version, siblings });
+                    return;
+                }
                 self.mint(token, &key, value, context, timestamp).map(|(version, siblings)| {
                     let siblings = std::sync::Arc::new(siblings);
+                    if self.minted.len() >= MINTED_MEMORY {
+                        self.minted.pop_first();
+                    }
+                    self.minted.insert((from, op), (version.clone(), siblings.clone()));
                     self.send(from, Message::MintAck { op, version, siblings });
                 })
             }

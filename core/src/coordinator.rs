@@ -51,6 +51,17 @@ pub struct WriteOp {
     pub awaiting_mint: Option<NodeId>,
     /// When the coordinator gives up.
     pub deadline: Instant,
+    /// The placement epoch of the token this write was planned (or last re-planned) under.
+    pub epoch: u64,
+    /// Times a replica's refusal made the coordinator re-plan.
+    pub replans: u32,
+    /// Replicas asked to mint so far (a mint falls back to the next live natural replica).
+    pub mint_asked: BTreeSet<NodeId>,
+    /// What the fan-out sends: every version the minting replica held after minting.
+    pub fanout: Option<std::sync::Arc<Siblings>>,
+    /// The client's value and context, kept until a replica minted the version (a mint may be
+    /// asked again of another replica).
+    pub pending_value: Option<(Option<Vec<u8>>, crate::version::VClock)>,
     replied: bool,
     expired: bool,
 }
@@ -81,6 +92,11 @@ impl WriteOp {
             version: None,
             awaiting_mint: None,
             deadline,
+            epoch: 0,
+            replans: 0,
+            mint_asked: BTreeSet::new(),
+            fanout: None,
+            pending_value: None,
             replied: false,
             expired: false,
         }
@@ -89,6 +105,11 @@ impl WriteOp {
     /// Marks the deadline as passed.
     pub fn expire(&mut self) {
         self.expired = true;
+    }
+
+    /// Whether the client has been answered.
+    pub fn replied(&self) -> bool {
+        self.replied
     }
 
     fn satisfied(&self) -> bool {
@@ -140,8 +161,15 @@ pub struct ReadOp {
     pub cl: ConsistencyLevel,
     /// Replies required.
     pub required: usize,
-    /// Natural replicas contacted (the live ones).
+    /// Replicas contacted (the live natural ones, plus `sync-dual-write`'s joiner).
     pub targets: Vec<NodeId>,
+    /// The targets whose replies count toward the level: the natural replicas. A joiner asked
+    /// by `sync-dual-write` is read and repaired but never counted (it may not hold the data).
+    pub counted: Vec<NodeId>,
+    /// The placement epoch of the token this read was planned under.
+    pub epoch: u64,
+    /// Times a replica's refusal made the coordinator re-plan.
+    pub replans: u32,
     /// Replies received.
     pub replies: BTreeMap<NodeId, Siblings>,
     /// When the coordinator gives up.
@@ -165,7 +193,10 @@ impl ReadOp {
             key,
             cl,
             required,
+            counted: targets.clone(),
             targets,
+            epoch: 0,
+            replans: 0,
             replies: BTreeMap::new(),
             deadline,
             replied: false,
@@ -199,7 +230,8 @@ impl ReadOp {
         if self.replied {
             return None;
         }
-        if self.replies.len() >= self.required {
+        let counted = self.replies.keys().filter(|n| self.counted.contains(n)).count();
+        if counted >= self.required {
             self.replied = true;
             let value = self.merged(mode);
             let context = value.context(mode);
@@ -214,7 +246,7 @@ impl ReadOp {
             return Some(Err(RequestError::Timeout {
                 cl: self.cl,
                 required: self.required,
-                received: self.replies.len(),
+                received: counted,
             }));
         }
         None

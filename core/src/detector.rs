@@ -145,6 +145,12 @@ impl PhiDetector {
         changes
     }
 
+    /// Starts judging `peer` as if it had just been heard from at `now` (a member presumed alive
+    /// at startup): silence from then on convicts it as usual. No-op for a peer already heard.
+    pub fn seed(&mut self, now: Instant, peer: NodeId) {
+        self.peers.entry(peer).or_insert_with(|| ArrivalWindow::new(now));
+    }
+
     /// Whether `peer` is currently considered alive. Peers never heard from are presumed alive
     /// (as at startup, before the first round).
     pub fn is_alive(&self, peer: NodeId) -> bool {

@@ -164,6 +164,20 @@ impl FromStr for Status {
     }
 }
 
+/// Encodes a status and its topology epoch as the value of [`StateKey::Status`]: `BOOT@7`.
+/// Epoch 0 (a member the cluster was formed with) is written as the bare status.
+pub fn encode_status(status: Status, epoch: u64) -> String {
+    if epoch == 0 { status.to_string() } else { format!("{status}@{epoch}") }
+}
+
+/// Decodes a [`StateKey::Status`] value; a value without `@` has epoch 0.
+pub fn decode_status(value: &str) -> Option<(Status, u64)> {
+    match value.split_once('@') {
+        Some((s, e)) => Some((s.parse().ok()?, e.parse().ok()?)),
+        None => Some((value.parse().ok()?, 0)),
+    }
+}
+
 /// Encodes tokens as the value of [`StateKey::Tokens`]: comma-separated decimal u64.
 pub fn encode_tokens(tokens: &[u64]) -> String {
     tokens.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
@@ -342,9 +356,10 @@ impl Gossiper {
             .insert(key, VersionedValue { value, version });
     }
 
-    /// Shorthand for `set_local(StateKey::Status, status.to_string())`.
-    pub fn set_status(&mut self, status: Status) {
-        self.set_local(StateKey::Status, status.to_string());
+    /// Sets our status and the topology epoch of that change, in one value (`BOOT@7`), so a
+    /// peer never learns one without the other.
+    pub fn set_status(&mut self, status: Status, epoch: u64) {
+        self.set_local(StateKey::Status, encode_status(status, epoch));
     }
 
     /// Shorthand for `set_local(StateKey::Tokens, encode_tokens(tokens))`.
@@ -661,7 +676,12 @@ impl Gossiper {
 
     /// `node`'s status; `None` when unknown, unset or malformed.
     pub fn status_of(&self, node: NodeId) -> Option<Status> {
-        self.endpoints.get(&node)?.states.get(&StateKey::Status)?.value.parse().ok()
+        self.status_and_epoch_of(node).map(|(s, _)| s)
+    }
+
+    /// `node`'s status and the topology epoch of that status change.
+    pub fn status_and_epoch_of(&self, node: NodeId) -> Option<(Status, u64)> {
+        decode_status(&self.endpoints.get(&node)?.states.get(&StateKey::Status)?.value)
     }
 
     /// `node`'s tokens; `None` when unknown, unset or malformed.
@@ -819,7 +839,7 @@ mod tests {
     fn one_version_counter_across_heartbeat_and_states() {
         let mut g = gossiper(1, 1);
         let _ = g.tick(Instant::ZERO, &|_| true);
-        g.set_status(Status::Boot);
+        g.set_status(Status::Boot, 0);
         g.set_tokens(&[5, 10]);
         let _ = g.tick(Instant::ZERO, &|_| true);
         assert_eq!(
@@ -926,7 +946,7 @@ mod tests {
     fn syn_ack_ack2_exchange_converges() {
         let mut a = gossiper(1, 1);
         let mut b = gossiper(2, 5);
-        a.set_status(Status::Normal);
+        a.set_status(Status::Normal, 0);
         b.set_tokens(&[42]);
         // Both know a third node, at different versions.
         let _ =

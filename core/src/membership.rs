@@ -111,6 +111,10 @@ pub struct Member {
     /// Its rack, when the cluster is rack-aware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<String>,
+    /// The topology epoch of its latest status change (a Lamport number: one more than the
+    /// highest epoch its announcer knew), 0 for the members a cluster was formed with.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// One node's belief about the whole cluster.
@@ -138,6 +142,7 @@ impl ClusterView {
                     status: Status::Normal,
                     tokens: ring.tokens_of(node),
                     rack: ring.racks().and_then(|r| r.get(&node).cloned()),
+                    epoch: 0,
                 },
             );
         }
@@ -157,6 +162,11 @@ impl ClusterView {
     /// Whether `node` is a member that has not left.
     pub fn is_member(&self, node: NodeId) -> bool {
         self.status(node).is_some_and(|s| s != Status::Left)
+    }
+
+    /// The highest topology epoch this view knows; a node announcing a change takes the next.
+    pub fn epoch(&self) -> u64 {
+        self.members.values().map(|m| m.epoch).max().unwrap_or(0)
     }
 
     /// Members that have not left, in id order.
@@ -277,7 +287,15 @@ impl ClusterView {
                 Status::Normal | Status::Left => {}
             }
         }
-        Ok(Some(Topology::new(read_ring).with_pending(pending)))
+        let epochs = self.members.iter().map(|(n, m)| (*n, m.epoch)).collect();
+        let left_epoch = self
+            .members
+            .values()
+            .filter(|m| m.status == Status::Left)
+            .map(|m| m.epoch)
+            .max()
+            .unwrap_or(0);
+        Ok(Some(Topology::new(read_ring).with_pending(pending).with_epochs(epochs, left_epoch)))
     }
 
     /// A compact binary encoding, for persisting the view in storage metadata.
@@ -295,6 +313,7 @@ impl ClusterView {
             let rack = m.rack.as_deref().unwrap_or("");
             out.extend_from_slice(&(rack.len() as u64).to_le_bytes());
             out.extend_from_slice(rack.as_bytes());
+            out.extend_from_slice(&m.epoch.to_le_bytes());
         }
         out
     }
@@ -316,7 +335,8 @@ impl ClusterView {
             let len = r.u64()? as usize;
             let rack = String::from_utf8(r.take(len)?.to_vec()).ok()?;
             let rack = (!rack.is_empty()).then_some(rack);
-            members.insert(node, Member { status, tokens, rack });
+            let epoch = r.u64()?;
+            members.insert(node, Member { status, tokens, rack, epoch });
         }
         r.0.is_empty().then_some(ClusterView { rf, members })
     }
@@ -375,7 +395,7 @@ mod tests {
     fn view_with_joiner(status: Status) -> ClusterView {
         let ring = Ring::new([(100, A), (200, B), (300, C)], 2).unwrap();
         let mut v = ClusterView::from_ring(&ring);
-        v.members.insert(X, Member { status, tokens: vec![150], rack: None });
+        v.members.insert(X, Member { status, tokens: vec![150], rack: None, epoch: 1 });
         v
     }
 

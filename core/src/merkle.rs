@@ -470,6 +470,9 @@ pub struct MerkleRequest {
     pub range: TokenRange,
     /// The depth to build at, before capping.
     pub depth: u32,
+    /// The initiator's topology epoch (see `Message::Rejected`).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl MerkleRequest {
@@ -821,10 +824,11 @@ mod tests {
     fn messages_round_trip_and_rebuild_the_tree() {
         let entries: Vec<Entry> = (1..100).map(|t| entry(t * 10, "k", "v")).collect();
         let s = store(&entries);
-        let request = MerkleRequest { session: 9, range: TokenRange::new(0, 1000), depth: 4 };
+        let request =
+            MerkleRequest { session: 9, range: TokenRange::new(0, 1000), depth: 4, epoch: 0 };
         assert_eq!(
             serde_json::to_string(&request).unwrap(),
-            r#"{"session":9,"range":{"start":0,"end":1000},"depth":4}"#
+            r#"{"session":9,"range":{"start":0,"end":1000},"depth":4,"epoch":0}"#
         );
         let response = request.answer(&s).unwrap();
         assert_eq!(response.leaves.len(), 16);

@@ -46,6 +46,9 @@ pub enum Message {
     StreamRequest {
         /// Session id chosen by the requester.
         session: u64,
+        /// The requester's topology epoch (see [`Message::Rejected`]).
+        #[serde(default)]
+        epoch: u64,
         /// The range.
         range: TokenRange,
         /// Why.
@@ -93,6 +96,9 @@ pub enum Message {
     Mint {
         /// Coordinator-local operation id.
         op: u64,
+        /// The placement epoch of the token the coordinator planned with.
+        #[serde(default)]
+        epoch: u64,
         /// Key token.
         token: Token,
         /// Key.
@@ -112,11 +118,18 @@ pub enum Message {
         op: u64,
         /// The version the replica minted.
         version: Version,
+        /// Every version the replica holds for the key after applying it: the coordinator
+        /// fans these out (Riak's put), so no replica ends up with a context covering a version
+        /// it never received.
+        siblings: Arc<Siblings>,
     },
     /// Apply versions of a key and acknowledge.
     Mutation {
         /// Operation id.
         op: u64,
+        /// The placement epoch of the token the coordinator planned with.
+        #[serde(default)]
+        epoch: u64,
         /// Key token.
         token: Token,
         /// Key.
@@ -134,6 +147,9 @@ pub enum Message {
     Read {
         /// Operation id.
         op: u64,
+        /// The placement epoch of the token the coordinator planned with.
+        #[serde(default)]
+        epoch: u64,
         /// Key token.
         token: Token,
         /// Key.
@@ -161,6 +177,9 @@ pub enum Message {
     Hint {
         /// Hint id on the sender.
         id: u64,
+        /// The placement epoch the hint's target was chosen under.
+        #[serde(default)]
+        epoch: u64,
         /// Key token.
         token: Token,
         /// Key.
@@ -174,6 +193,62 @@ pub enum Message {
         /// Hint id.
         id: u64,
     },
+    /// A replica refused a request: it was planned under an older placement epoch than the
+    /// replica knows (Cassandra TCM's `CoordinatorBehindException`, Scylla's fencing token), or
+    /// asks for something the replica cannot do (a mint by a node that is not a NORMAL natural
+    /// replica). The sender catches up from `states` and re-plans.
+    Rejected {
+        /// What was refused.
+        request: Rejectable,
+        /// The replica's placement epoch for the request.
+        epoch: u64,
+        /// Why, for traces and the explorer.
+        reason: RejectReason,
+        /// The replica's endpoint states, so the sender catches up at once.
+        states: BTreeMap<NodeId, EndpointState>,
+    },
+}
+
+/// A request a replica can refuse with [`Message::Rejected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", content = "id", rename_all = "kebab-case")]
+pub enum Rejectable {
+    /// A `Mutation` of a write.
+    Mutation(u64),
+    /// A `Mint` of a write.
+    Mint(u64),
+    /// A `Read`.
+    Read(u64),
+    /// A replayed `Hint` (by hint id).
+    Hint(u64),
+    /// A `StreamRequest` (by session).
+    Stream(u64),
+    /// A `MerkleRequest` (by session).
+    Merkle(u64),
+}
+
+/// Why a replica refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectReason {
+    /// The request's epoch is older than the replica's placement epoch.
+    StaleEpoch {
+        /// The epoch the request carried.
+        carried: u64,
+    },
+    /// The replica is not a NORMAL natural replica of the token, so it does not mint.
+    NotMintReplica,
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RejectReason::StaleEpoch { carried } => {
+                write!(f, "planned under epoch {carried}, older than the replica's")
+            }
+            RejectReason::NotMintReplica => f.write_str("not a NORMAL natural replica: no mint"),
+        }
+    }
 }
 
 /// A coarse kind of message, for traces, filters and statistics.
@@ -211,7 +286,8 @@ impl Message {
             | Message::BarrierAck { .. }
             | Message::ViewRequest
             | Message::ViewReply { .. }
-            | Message::Refused { .. } => MessageKind::Topology,
+            | Message::Refused { .. }
+            | Message::Rejected { .. } => MessageKind::Topology,
             Message::StreamRequest { .. }
             | Message::StreamData { .. }
             | Message::StreamAck { .. } => MessageKind::Stream,
@@ -247,6 +323,7 @@ impl Message {
             Message::MerkleRequest(_) => "MerkleRequest",
             Message::MerkleResponse(_) => "MerkleResponse",
             Message::Refused { .. } => "Refused",
+            Message::Rejected { .. } => "Rejected",
             Message::Mint { .. } => "Mint",
             Message::MintAck { .. } => "MintAck",
             Message::Mutation { .. } => "Mutation",

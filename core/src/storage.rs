@@ -55,6 +55,10 @@ pub struct Hint {
     pub value: Siblings,
     /// When the hint was stored.
     pub created: Instant,
+    /// The placement epoch its target was chosen under: a target that knows a newer placement
+    /// refuses it, and the holder re-targets it to the current replicas.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// Synchronous storage used by one node.

@@ -5,7 +5,7 @@ use crate::id::NodeId;
 use crate::ring::Ring;
 use crate::token::{Token, TokenRange};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// How a coordinator treats an extra write target of a range.
@@ -45,13 +45,59 @@ pub struct Topology {
     ring: Arc<Ring>,
     pending: Vec<PendingRange>,
     members: BTreeSet<NodeId>,
+    /// The topology epoch of each member's latest status change.
+    epochs: BTreeMap<NodeId, u64>,
+    /// The highest epoch of a member that left (its ranges moved to others).
+    left_epoch: u64,
 }
 
 impl Topology {
     /// A topology with no range movement; members are the ring's nodes.
     pub fn new(ring: Ring) -> Self {
         let members = ring.nodes().into_iter().collect();
-        Topology { ring: Arc::new(ring), pending: Vec::new(), members }
+        Topology {
+            ring: Arc::new(ring),
+            pending: Vec::new(),
+            members,
+            epochs: BTreeMap::new(),
+            left_epoch: 0,
+        }
+    }
+
+    /// The same topology with the members' epochs (see [`Topology::epoch_for`]).
+    pub fn with_epochs(mut self, epochs: BTreeMap<NodeId, u64>, left_epoch: u64) -> Self {
+        self.epochs = epochs;
+        self.left_epoch = left_epoch;
+        self
+    }
+
+    /// The placement epoch of `token`: the highest epoch among the members that read or write
+    /// it (natural and pending replicas) and the members that left. Requests carry it; a replica
+    /// whose own placement epoch for the token is higher refuses them (the coordinator planned
+    /// with a placement that misses a change, see `docs/semantics.md`, "Epochs and fencing").
+    ///
+    /// Changes that touch a token are serialised (one movement at a time per range) and each
+    /// takes a higher epoch than the last, so a coordinator that misses a change of this token's
+    /// placement carries a lower number than a replica that knows it. Missing only the last step
+    /// of a movement (NORMAL after MID_JOIN, LEFT after MID_LEAVE) is safe: the step before it
+    /// writes a superset and reads the same replicas.
+    pub fn epoch_for(&self, token: Token) -> u64 {
+        let epoch = |n: &NodeId| self.epochs.get(n).copied().unwrap_or(0);
+        let natural = self.ring.replicas(token).iter().map(epoch).max().unwrap_or(0);
+        let pending = self
+            .pending
+            .iter()
+            .filter(|p| p.range.contains(token))
+            .map(|p| epoch(&p.node))
+            .max()
+            .unwrap_or(0);
+        natural.max(pending).max(self.left_epoch)
+    }
+
+    /// The highest epoch of any member: what streams and repairs carry (they cover ranges,
+    /// not one token).
+    pub fn max_epoch(&self) -> u64 {
+        self.epochs.values().copied().max().unwrap_or(0).max(self.left_epoch)
     }
 
     /// The same topology with pending ranges (and their nodes as members).

@@ -373,6 +373,13 @@ fn hash_node_trace(h: &mut Xxh3, t: &NodeTrace) {
             put_u64(h, u64::from(from.0));
             put_bytes(h, reason.as_bytes());
         }
+        NodeTrace::Fenced { from, request, epoch, reason } => {
+            put_u64(h, 20);
+            put_u64(h, u64::from(from.0));
+            put_bytes(h, format!("{request:?}").as_bytes());
+            put_u64(h, *epoch);
+            put_bytes(h, reason.to_string().as_bytes());
+        }
     }
 }
 
@@ -394,8 +401,8 @@ mod tests {
     #[test]
     fn fast_send_path_hashes_like_the_full_event() {
         let messages = [
-            Message::Read { op: 9, token: token_for(b"k"), key: b"k".to_vec() },
-            Message::Read { op: 9, token: 1, key: vec![0xff, 0xfe] },
+            Message::Read { op: 9, epoch: 0, token: token_for(b"k"), key: b"k".to_vec() },
+            Message::Read { op: 9, epoch: 0, token: 1, key: vec![0xff, 0xfe] },
         ];
         for m in messages {
             let mut kept = Trace::new(true);

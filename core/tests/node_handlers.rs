@@ -224,8 +224,10 @@ fn pending_replica_raises_required_acks() {
     // Cassandra #833: RF=3 QUORUM with D joining → 4 targets, 3 acks.
     // D joins (BOOT) with the token of "k": it gains k's range.
     let mut view = three_nodes();
-    view.members
-        .insert(D, Member { status: Status::Boot, tokens: vec![token_for(b"k")], rack: None });
+    view.members.insert(
+        D,
+        Member { status: Status::Boot, tokens: vec![token_for(b"k")], rack: None, epoch: 0 },
+    );
     let mut a = node(A, ConflictMode::Lww, view);
     let now = Instant::from_secs(1);
     let req = a
@@ -426,6 +428,7 @@ fn messages_from_a_node_outside_the_cluster_are_refused_on_every_path() {
     let whole = TokenRange { start: 0, end: 0 };
     let foreign = [
         Message::Mutation {
+            epoch: 0,
             op: 1,
             token: token_for(b"k"),
             key: b"k".to_vec(),
@@ -442,8 +445,14 @@ fn messages_from_a_node_outside_the_cluster_are_refused_on_every_path() {
             }],
             last: true,
         },
-        Message::StreamRequest { session: 1, range: whole, purpose: StreamPurpose::Join },
-        Message::Hint { id: 1, token: token_for(b"k"), key: b"k".to_vec(), value: value.clone() },
+        Message::StreamRequest { session: 1, epoch: 0, range: whole, purpose: StreamPurpose::Join },
+        Message::Hint {
+            id: 1,
+            epoch: 0,
+            token: token_for(b"k"),
+            key: b"k".to_vec(),
+            value: value.clone(),
+        },
         Message::HandoffHint {
             hint: Hint {
                 id: 1,
@@ -452,10 +461,11 @@ fn messages_from_a_node_outside_the_cluster_are_refused_on_every_path() {
                 key: b"k".to_vec(),
                 value: value.clone(),
                 created: now,
+                epoch: 0,
             },
         },
         Message::Repair { token: token_for(b"k"), key: b"k".to_vec(), value },
-        Message::Read { op: 1, token: token_for(b"k"), key: b"k".to_vec() },
+        Message::Read { op: 1, epoch: 0, token: token_for(b"k"), key: b"k".to_vec() },
         Message::ViewRequest,
     ];
     for m in foreign {
@@ -499,9 +509,11 @@ fn operator_commands_refuse_what_would_break_the_cluster() {
     assert!(err.to_string().starts_with("nothing to resume"), "{err}");
     // With D joining, a decommission waits for the movement in progress.
     let mut view = three_nodes();
-    view.members.insert(D, Member { status: Status::Boot, tokens: vec![50], rack: None });
-    view.members
-        .insert(NodeId(4), Member { status: Status::Normal, tokens: vec![250], rack: None });
+    view.members.insert(D, Member { status: Status::Boot, tokens: vec![50], rack: None, epoch: 0 });
+    view.members.insert(
+        NodeId(4),
+        Member { status: Status::Normal, tokens: vec![250], rack: None, epoch: 0 },
+    );
     let mut a = node(A, ConflictMode::Lww, view);
     assert_eq!(
         a.decommission(now).unwrap_err(),

@@ -5,6 +5,7 @@ use clap::Subcommand;
 use ringside_core::membership::JoinStrategy;
 use ringside_core::scenario::{self, RunOptions};
 use ringside_core::token::token_for;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -89,9 +90,9 @@ pub fn run(cmd: SimCommand) -> Result<ExitCode> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
             } else {
-                print!("{report}");
+                emit(&report.to_string())?;
             }
             Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
@@ -105,16 +106,27 @@ pub fn run(cmd: SimCommand) -> Result<ExitCode> {
             };
             let comparison = ringside_core::compare::compare(&prepared, &strategies, &options);
             if json {
-                println!("{}", serde_json::to_string_pretty(&comparison)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&comparison)?))?;
             } else {
-                print!("{comparison}");
+                emit(&comparison.to_string())?;
             }
             Ok(ExitCode::SUCCESS)
         }
         SimCommand::Token { key } => {
-            println!("{}", token_for(key.as_bytes()));
+            emit(&format!("{}\n", token_for(key.as_bytes())))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes a command's output to stdout. A reader that went away (`ringside sim run … | head`)
+/// is not an error: `print!` would panic on the broken pipe, so the output stops quietly and the
+/// command keeps its own exit status (pass or fail), like a tool that was not interrupted.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write to stdout"),
     }
 }
 

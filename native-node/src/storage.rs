@@ -534,6 +534,7 @@ struct HintOut<'a> {
     key: BinRef<'a>,
     value: Vec<VersionOut<'a>>,
     created: u64,
+    epoch: u64,
 }
 
 /// What [`HintOut`] reads back as.
@@ -544,6 +545,8 @@ struct HintIn {
     key: BinBuf,
     value: Vec<VersionIn>,
     created: u64,
+    #[serde(default)]
+    epoch: u64,
 }
 
 fn encode_siblings(s: &Siblings) -> Result<Vec<u8>, rmp_serde::encode::Error> {
@@ -564,6 +567,7 @@ fn encode_hint(h: &Hint) -> Result<Vec<u8>, rmp_serde::encode::Error> {
         key,
         value: Siblings(versions),
         created: Instant(created),
+        epoch,
     } = h;
     rmp_serde::to_vec(&HintOut {
         target: *target,
@@ -571,11 +575,12 @@ fn encode_hint(h: &Hint) -> Result<Vec<u8>, rmp_serde::encode::Error> {
         key: BinRef(key),
         value: versions.iter().map(VersionOut::new).collect(),
         created: *created,
+        epoch: *epoch,
     })
 }
 
 fn decode_hint(id: u64, raw: &[u8]) -> Result<Hint, rmp_serde::decode::Error> {
-    let HintIn { target, token, key, value, created } = rmp_serde::from_slice(raw)?;
+    let HintIn { target, token, key, value, created, epoch } = rmp_serde::from_slice(raw)?;
     Ok(Hint {
         id,
         target: NodeId(target),
@@ -583,6 +588,7 @@ fn decode_hint(id: u64, raw: &[u8]) -> Result<Hint, rmp_serde::decode::Error> {
         key: key.0,
         value: Siblings(value.into_iter().map(Version::from).collect()),
         created: Instant(created),
+        epoch,
     })
 }
 

@@ -252,8 +252,23 @@ pub(super) struct Barrier {
     status: Status,
     epoch: u64,
     waiting: BTreeSet<NodeId>,
+    /// Members whose placement the movement changes (the replicas losing ranges, the nodes
+    /// gaining them): they must acknowledge even when convicted down, because a partitioned one
+    /// would go on serving the old placement. Others convicted down are skipped; they catch up
+    /// before they serve again.
+    involved: BTreeSet<NodeId>,
     acked: usize,
     sent_at: Instant,
+}
+
+/// A barrier this node applied and will acknowledge once the requests it had in flight then
+/// (planned under the older placement) have finished or timed out (Scylla's
+/// `barrier_and_drain`).
+#[derive(Clone, Debug)]
+pub(super) struct PendingBarrierAck {
+    pub(super) from: NodeId,
+    pub(super) epoch: u64,
+    pub(super) waiting: BTreeSet<crate::id::RequestId>,
 }
 
 /// A Merkle comparison waiting for the peer's tree.
@@ -392,9 +407,11 @@ impl<S: Storage> Node<S> {
     /// Sets this node's own status (and tokens) in its view and in gossip.
     fn announce(&mut self, status: Status, tokens: &[Token]) {
         let rack = self.view.member(self.id).and_then(|m| m.rack.clone());
-        self.view.members.insert(self.id, Member { status, tokens: tokens.to_vec(), rack });
+        // Every change takes a higher epoch than any this node knows (a Lamport number).
+        let epoch = self.view.epoch() + 1;
+        self.view.members.insert(self.id, Member { status, tokens: tokens.to_vec(), rack, epoch });
         self.gossiper.set_tokens(tokens);
-        self.gossiper.set_status(status);
+        self.gossiper.set_status(status, epoch);
         self.view_changed();
         if !self.stopped {
             self.trace(NodeTrace::StatusChanged { status });
@@ -450,14 +467,14 @@ impl<S: Storage> Node<S> {
             if node == self.id {
                 continue;
             }
-            let Some(status) = self.gossiper.status_of(node) else { continue };
+            let Some((status, epoch)) = self.gossiper.status_and_epoch_of(node) else { continue };
             let tokens = self.gossiper.tokens_of(node).unwrap_or_default();
             let rack = self
                 .gossiper
                 .endpoint(node)
                 .and_then(|e| e.states.get(&StateKey::Rack))
                 .map(|v| v.value.clone());
-            let member = Member { status, tokens, rack };
+            let member = Member { status, tokens, rack, epoch };
             if self.view.members.get(&node) != Some(&member) {
                 let old = self.view.members.insert(node, member);
                 changed = true;
@@ -494,7 +511,7 @@ impl<S: Storage> Node<S> {
 
     /// Applies states pushed by `from` (a barrier or a view reply) at once, slow gossip or not;
     /// refuses them whole when they carry another cluster's identity. Returns whether applied.
-    fn apply_pushed(
+    pub(super) fn apply_pushed(
         &mut self,
         now: Instant,
         from: NodeId,
@@ -633,20 +650,44 @@ impl<S: Storage> Node<S> {
 
     fn start_barrier(&mut self, now: Instant, status: Status) {
         let epoch = self.gossiper.local().max_version();
-        let waiting: BTreeSet<NodeId> =
-            self.view.live_members().filter(|p| *p != self.id && self.is_alive(*p)).collect();
+        let involved = self.involved_in_movement();
+        let waiting: BTreeSet<NodeId> = self
+            .view
+            .live_members()
+            .filter(|p| *p != self.id && (self.is_alive(*p) || involved.contains(p)))
+            .collect();
         self.set_phase(JoinPhase::Barrier { status });
-        self.barrier = Some(Barrier { status, epoch, waiting, acked: 0, sent_at: now });
+        self.barrier = Some(Barrier { status, epoch, waiting, involved, acked: 0, sent_at: now });
         self.send_barrier();
         // Resent every RETRY to members that have not acknowledged (gossip may be off).
         self.schedule_lifecycle(now + RETRY);
         self.check_barrier(now);
     }
 
+    /// The members whose placement this node's movement changes: the replicas losing the ranges
+    /// a join gains, or the nodes gaining a leaver's ranges. Kept from the first barrier of the
+    /// movement, whose plan the later ones share.
+    fn involved_in_movement(&mut self) -> BTreeSet<NodeId> {
+        match self.view.movements(self.id) {
+            Ok(moves) if !moves.is_empty() => {
+                let involved: BTreeSet<NodeId> = moves
+                    .iter()
+                    .flat_map(|m| [m.source, Some(m.gainer)])
+                    .flatten()
+                    .filter(|n| *n != self.id)
+                    .collect();
+                self.movement_involved = involved.clone();
+                involved
+            }
+            _ => self.movement_involved.clone(),
+        }
+    }
+
     fn send_barrier(&mut self) {
         let Some(b) = &self.barrier else { return };
-        let states: BTreeMap<NodeId, crate::gossip::EndpointState> =
-            [(self.id, self.gossiper.local().clone())].into_iter().collect();
+        // Everything this node knows, not only its own state: a member that missed earlier
+        // changes (skipped while it was down) learns them with this one.
+        let states = self.gossiper.snapshot();
         let (epoch, targets): (u64, Vec<NodeId>) = (b.epoch, b.waiting.iter().copied().collect());
         for t in targets {
             self.send(t, Message::Barrier { epoch, states: states.clone() });
@@ -660,8 +701,17 @@ impl<S: Storage> Node<S> {
         epoch: u64,
         states: BTreeMap<NodeId, crate::gossip::EndpointState>,
     ) {
-        if self.apply_pushed(now, from, states) {
+        if !self.apply_pushed(now, from, states) {
+            return;
+        }
+        // Drain: requests planned before this change must finish (or time out) before the
+        // sender may act on the new placement.
+        let waiting: BTreeSet<crate::id::RequestId> =
+            self.writes.keys().chain(self.reads.keys()).copied().collect();
+        if waiting.is_empty() {
             self.send(from, Message::BarrierAck { epoch });
+        } else if !self.pending_barrier_acks.iter().any(|p| p.from == from && p.epoch == epoch) {
+            self.pending_barrier_acks.push(PendingBarrierAck { from, epoch, waiting });
         }
     }
 
@@ -677,8 +727,14 @@ impl<S: Storage> Node<S> {
 
     fn check_barrier(&mut self, now: Instant) {
         let Some(b) = &self.barrier else { return };
-        // A member convicted down need not acknowledge: it catches up when it restarts.
-        let dead: Vec<NodeId> = b.waiting.iter().copied().filter(|p| !self.is_alive(*p)).collect();
+        // A member convicted down need not acknowledge, unless the movement changes its
+        // placement: it catches up before it serves again.
+        let dead: Vec<NodeId> = b
+            .waiting
+            .iter()
+            .copied()
+            .filter(|p| !self.is_alive(*p) && !b.involved.contains(p))
+            .collect();
         let Some(b) = &mut self.barrier else { return };
         for p in dead {
             b.waiting.remove(&p);
@@ -1047,6 +1103,7 @@ impl<S: Storage> Node<S> {
 
     fn next_join_range(&mut self, now: Instant) {
         let session = self.next_session();
+        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
         let Lifecycle::Joining(j) = &mut self.lifecycle else { return };
         match j.todo.pop_front() {
             Some((range, source)) => {
@@ -1058,7 +1115,7 @@ impl<S: Storage> Node<S> {
                 });
                 self.send(
                     source,
-                    Message::StreamRequest { session, range, purpose: StreamPurpose::Join },
+                    Message::StreamRequest { session, epoch, range, purpose: StreamPurpose::Join },
                 );
             }
             None => {
@@ -1069,10 +1126,29 @@ impl<S: Storage> Node<S> {
     }
 
     fn check_stalled_join_stream(&mut self, now: Instant) {
+        self.restart_join_stream(now, |last| now.saturating_duration_since(last) >= STREAM_STALL);
+    }
+
+    /// A stream source refused the request as planned under an older epoch: ask again with the
+    /// epoch just learned.
+    pub(super) fn on_stream_rejected(&mut self, now: Instant, from: NodeId, session: u64) {
+        let current = match &self.lifecycle {
+            Lifecycle::Joining(j) => {
+                j.current.is_some_and(|(s, _, src, _)| s == session && src == from)
+            }
+            _ => false,
+        };
+        if current {
+            self.restart_join_stream(now, |_| true);
+        }
+    }
+
+    fn restart_join_stream(&mut self, now: Instant, due: impl Fn(Instant) -> bool) {
         let session = self.next_session();
+        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
         let Lifecycle::Joining(j) = &mut self.lifecycle else { return };
         if let Some((s, range, source, last)) = &mut j.current
-            && now.saturating_duration_since(*last) >= STREAM_STALL
+            && due(*last)
         {
             // Lost chunk or acknowledgement, or a source that did not know us yet: ask again.
             *s = session;
@@ -1080,7 +1156,7 @@ impl<S: Storage> Node<S> {
             let (range, source) = (*range, *source);
             self.send(
                 source,
-                Message::StreamRequest { session, range, purpose: StreamPurpose::Join },
+                Message::StreamRequest { session, epoch, range, purpose: StreamPurpose::Join },
             );
         }
     }
@@ -1116,14 +1192,19 @@ impl<S: Storage> Node<S> {
     // Streaming
     // ---------------------------------------------------------------------------------------------
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_stream_request(
         &mut self,
         now: Instant,
         from: NodeId,
         session: u64,
+        epoch: u64,
         range: TokenRange,
         purpose: StreamPurpose,
     ) -> Result<(), StorageError> {
+        if self.fence(from, crate::message::Rejectable::Stream(session), epoch, None) {
+            return Ok(());
+        }
         self.out_streams
             .insert((from, session), OutStream::new(from, session, range, purpose, now));
         self.pump_out_streams(now).map_or(Ok(()), |t| {
@@ -1532,7 +1613,7 @@ impl<S: Storage> Node<S> {
                     continue;
                 }
                 let session = self.next_session();
-                let request = MerkleRequest { session, range, depth };
+                let request = MerkleRequest { session, range, depth, epoch: topology.max_epoch() };
                 self.repairs
                     .insert(session, RepairTask { request: request.clone(), tree: tree.clone() });
                 self.send(peer, Message::MerkleRequest(request));
@@ -1570,6 +1651,7 @@ impl<S: Storage> Node<S> {
                 from,
                 Message::StreamRequest {
                     session: pull,
+                    epoch: self.topology.as_ref().map_or(0, Topology::max_epoch),
                     range: sub,
                     purpose: StreamPurpose::Repair,
                 },

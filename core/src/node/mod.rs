@@ -11,7 +11,7 @@ use crate::detector::{DEFAULT_PHI_THRESHOLD, PhiDetector};
 use crate::gossip::{Gossiper, StateKey, Status};
 use crate::id::{NodeId, RequestId};
 use crate::membership::{ClusterView, JoinStrategy};
-use crate::message::{Message, Transmit};
+use crate::message::{Message, RejectReason, Rejectable, Transmit};
 use crate::storage::{Hint, Storage, StorageError};
 use crate::streaming::{OutStream, StreamPurpose};
 use crate::time::Instant;
@@ -174,10 +174,10 @@ pub enum InvalidRequest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "error", rename_all = "kebab-case")]
 pub enum RequestError {
-    /// Refused up front: too few live replicas. Nothing was written.
-    #[error(
-        "unavailable: {cl} needs {required} live replicas, {alive} alive; bring replicas back or use a lower consistency level"
-    )]
+    /// Refused up front: too few live replicas. Nothing was written. (A write at ANY in
+    /// vector-clock mode is refused this way when no natural replica is alive: a hint would
+    /// satisfy ANY, but only a natural replica can mint the version's dot.)
+    #[error("{}", unavailable_text(*cl, *required, *alive))]
     Unavailable {
         /// Level requested.
         cl: ConsistencyLevel,
@@ -196,6 +196,16 @@ pub enum RequestError {
         /// Replies received.
         received: usize,
     },
+}
+
+fn unavailable_text(cl: ConsistencyLevel, required: usize, alive: usize) -> String {
+    if cl == ConsistencyLevel::Any {
+        // ANY is the lowest level: there is nothing lower to suggest.
+        return "unavailable: a write at ANY in vector-clock mode needs one live natural replica to mint its version, and none is alive; bring a replica of the key back".into();
+    }
+    format!(
+        "unavailable: {cl} needs {required} live replicas, {alive} alive; bring replicas back or use a lower consistency level"
+    )
 }
 
 /// A successful reply to a client.
@@ -350,6 +360,18 @@ pub enum NodeTrace {
         /// Differing leaf ranges.
         differing: u64,
     },
+    /// A request was refused as planned under an older placement epoch, or a mint asked of a
+    /// node that does not mint the key.
+    Fenced {
+        /// The sender of the request.
+        from: NodeId,
+        /// The request.
+        request: Rejectable,
+        /// This node's placement epoch for it.
+        epoch: u64,
+        /// Why.
+        reason: RejectReason,
+    },
     /// A message was refused.
     Refused {
         /// Its sender.
@@ -407,12 +429,37 @@ pub struct NodeStats {
     pub refused: u64,
 }
 
+/// Where a read goes.
+struct ReadPlan {
+    targets: Vec<NodeId>,
+    counted: Vec<NodeId>,
+    alive_counted: usize,
+    required: usize,
+    epoch: u64,
+}
+
+/// Where a write goes.
+struct WritePlan {
+    natural: Vec<NodeId>,
+    pending: Vec<NodeId>,
+    must: Vec<NodeId>,
+    shadow: Vec<NodeId>,
+    required: usize,
+    targets: Vec<NodeId>,
+    epoch: u64,
+}
+
+/// Re-plans of one request after replicas refused it as stale, before giving up on them.
+const MAX_REPLANS: u32 = 3;
+
 /// Timers of a node: an enum plus a table, as in quinn-proto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Gossip,
     HintReplay,
     Request(RequestId),
+    /// A write still waiting for its version asks the next live natural replica to mint it.
+    MintRetry(RequestId),
     /// Lifecycle steps that wait for time: RING_DELAY, throttled stream chunks.
     Lifecycle,
 }
@@ -438,12 +485,17 @@ impl DurableCounter {
     }
 
     fn next(&mut self, storage: &mut dyn Storage) -> Result<u64, StorageError> {
-        if self.next >= self.reserved {
-            self.reserved = self.next + COUNTER_BLOCK;
+        self.claim(0, storage)
+    }
+
+    /// Hands out a number at least `at_least` and above every number handed out before.
+    fn claim(&mut self, at_least: u64, storage: &mut dyn Storage) -> Result<u64, StorageError> {
+        let n = self.next.max(at_least);
+        if n >= self.reserved {
+            self.reserved = n.saturating_add(COUNTER_BLOCK);
             storage.put_meta(self.name, &self.reserved.to_le_bytes())?;
         }
-        let n = self.next;
-        self.next += 1;
+        self.next = n.saturating_add(1);
         Ok(n)
     }
 }
@@ -480,6 +532,8 @@ pub struct Node<S: Storage> {
     lifecycle: Lifecycle,
     gossiper: Gossiper,
     barrier: Option<lifecycle::Barrier>,
+    /// The members this node's movement changes (see `Barrier::involved`).
+    movement_involved: BTreeSet<NodeId>,
     catching_up: bool,
     out_streams: BTreeMap<(NodeId, u64), OutStream>,
     next_session: u64,
@@ -509,6 +563,13 @@ pub struct Node<S: Storage> {
     reads: BTreeMap<RequestId, ReadOp>,
     hint_ids: DurableCounter,
     lww_counter: DurableCounter,
+    /// Node-wide floor of the dot counters this node mints: never handed out twice, even after
+    /// a tombstone holding the key's last dot was purged or the disk was wiped (it also starts
+    /// at the clock, in µs). Per-key counters alone restarted below a purged dot.
+    dot_counter: DurableCounter,
+    /// Barriers applied but not acknowledged yet: the requests in flight when each arrived must
+    /// finish first (Scylla's barrier_and_drain).
+    pending_barrier_acks: Vec<lifecycle::PendingBarrierAck>,
     hints_in_flight: BTreeMap<u64, (Instant, NodeId)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -547,6 +608,8 @@ impl<S: Storage> Node<S> {
         storage.put_meta(GENERATION_KEY, &generation.to_le_bytes())?;
         let hint_ids = DurableCounter::load("hint-id", &storage)?;
         let lww_counter = DurableCounter::load("lww-counter", &storage)?;
+        let mut dot_counter = DurableCounter::load("dot-counter", &storage)?;
+        dot_counter.next = dot_counter.next.max(now.as_micros());
         let view = match storage.get_meta(lifecycle::VIEW_KEY)? {
             Some(bytes) => ClusterView::decode(&bytes)
                 .ok_or_else(|| StorageError("persisted cluster view is corrupt".into()))?,
@@ -581,7 +644,7 @@ impl<S: Storage> Node<S> {
         }
         if let Some(me) = view.member(id) {
             gossiper.set_tokens(&me.tokens);
-            gossiper.set_status(me.status);
+            gossiper.set_status(me.status, me.epoch);
             if let Some(rack) = &me.rack {
                 gossiper.set_local(crate::gossip::StateKey::Rack, rack.clone());
             }
@@ -604,6 +667,7 @@ impl<S: Storage> Node<S> {
             lifecycle,
             gossiper,
             barrier: None,
+            movement_involved: BTreeSet::new(),
             catching_up,
             out_streams: BTreeMap::new(),
             next_session: 0,
@@ -626,12 +690,24 @@ impl<S: Storage> Node<S> {
             reads: BTreeMap::new(),
             hint_ids,
             lww_counter,
+            dot_counter,
+            pending_barrier_acks: Vec::new(),
             hints_in_flight: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
             stopped: false,
         };
+        if node.config.heartbeat_interval.is_some() {
+            // A peer presumed alive is judged from now on like one just heard from: if it never
+            // speaks it is convicted after the usual silence (a peer that died while this node
+            // was down must not stay "alive" forever).
+            for peer in &presumed_alive {
+                if *peer != id {
+                    node.detector.seed(now, *peer);
+                }
+            }
+        }
         node.presumed_alive = presumed_alive;
         node.recompute_topology_from(&encoded_view);
         if node.catching_up {
@@ -847,43 +923,100 @@ impl<S: Storage> Node<S> {
         let request = self.new_request();
         self.stats.reads += 1;
         let token = token_for(&key);
-        let topology = self.topology.as_ref().expect("serving implies a topology");
-        let mut natural: Vec<NodeId> = topology.ring().replicas(token).to_vec();
-        let required = cl.block_for(topology.rf()).min(natural.len().max(1));
-        // sync-dual-write reads the joiner too and repairs it from the old replicas.
-        for n in topology.pending_with_role(token, WriteRole::Required) {
-            if !natural.contains(&n) {
-                natural.push(n);
-            }
-        }
-        let alive: Vec<NodeId> = natural.iter().copied().filter(|n| self.is_alive(*n)).collect();
-        if alive.len() < required {
+        let plan = self.plan_read(token, cl);
+        if plan.alive_counted < plan.required {
             self.stats.unavailable += 1;
             self.events.push_back(Event::Reply {
                 request,
-                result: Err(RequestError::Unavailable { cl, required, alive: alive.len() }),
+                result: Err(RequestError::Unavailable {
+                    cl,
+                    required: plan.required,
+                    alive: plan.alive_counted,
+                }),
             });
             return Ok(request);
         }
         let deadline = now + self.config.read_timeout;
-        let mut op = ReadOp::new(token, key.clone(), cl, required, alive.clone(), deadline);
-        for target in alive {
-            if target == self.id {
-                match self.local_read(now, token, &key) {
-                    Ok(v) => op.reply(self.id, v),
-                    Err(e) => {
-                        self.fatal(e);
-                        return Ok(request);
-                    }
-                }
-            } else {
-                self.send(target, Message::Read { op: request.0, token, key: key.clone() });
-            }
-        }
+        let mut op = ReadOp::new(token, key, cl, plan.required, plan.targets, deadline);
+        op.counted = plan.counted;
+        op.epoch = plan.epoch;
         self.timers.insert((deadline, Timer::Request(request)));
         self.reads.insert(request, op);
+        self.send_reads(now, request);
         self.progress_read(request);
         Ok(request)
+    }
+
+    /// Read placement of `token`: the live natural replicas (counted), plus `sync-dual-write`'s
+    /// joiner, which is read and repaired but never counted.
+    fn plan_read(&self, token: Token, cl: ConsistencyLevel) -> ReadPlan {
+        let topology = self.topology.as_ref().expect("serving implies a topology");
+        let natural: Vec<NodeId> = topology.ring().replicas(token).to_vec();
+        let required = cl.block_for(topology.rf()).min(natural.len().max(1));
+        let counted: Vec<NodeId> = natural.iter().copied().filter(|n| self.is_alive(*n)).collect();
+        let mut targets = counted.clone();
+        for n in topology.pending_with_role(token, WriteRole::Required) {
+            if !targets.contains(&n) && self.is_alive(n) {
+                targets.push(n);
+            }
+        }
+        ReadPlan {
+            alive_counted: counted.len(),
+            required,
+            counted,
+            targets,
+            epoch: topology.epoch_for(token),
+        }
+    }
+
+    /// Sends the read to every target not yet answered (the local one is answered at once).
+    fn send_reads(&mut self, now: Instant, request: RequestId) {
+        let Some(op) = self.reads.get(&request) else { return };
+        let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
+        let todo: Vec<NodeId> =
+            op.targets.iter().copied().filter(|t| !op.replies.contains_key(t)).collect();
+        for target in todo {
+            if target == self.id {
+                match self.local_read(now, token, &key) {
+                    Ok(v) => self.reads.get_mut(&request).expect("op").reply(self.id, v),
+                    Err(e) => return self.fatal(e),
+                }
+            } else {
+                self.send(target, Message::Read { op: request.0, epoch, token, key: key.clone() });
+            }
+        }
+    }
+
+    /// Write placement of `token` at `cl`.
+    fn plan_write(&self, token: Token, cl: ConsistencyLevel) -> WritePlan {
+        let topology = self.topology.as_ref().expect("serving implies a topology");
+        let natural: Vec<NodeId> = topology.ring().replicas(token).to_vec();
+        let extra = |role| -> Vec<NodeId> {
+            topology
+                .pending_with_role(token, role)
+                .into_iter()
+                .filter(|n| !natural.contains(n))
+                .collect()
+        };
+        let mut pending = extra(WriteRole::Counted);
+        let must = extra(WriteRole::Required);
+        let shadow = extra(WriteRole::Shadow);
+        pending.extend(must.iter().copied());
+        let required = if cl == ConsistencyLevel::Any {
+            1
+        } else {
+            cl.write_acks_required(topology.rf(), pending.len()).min(natural.len() + pending.len())
+        };
+        let targets: Vec<NodeId> = natural.iter().chain(pending.iter()).copied().collect();
+        WritePlan {
+            natural,
+            pending,
+            must,
+            shadow,
+            required,
+            targets,
+            epoch: topology.epoch_for(token),
+        }
     }
 
     fn start_write(
@@ -914,84 +1047,68 @@ impl<S: Storage> Node<S> {
         let request = self.new_request();
         self.stats.writes += 1;
         let token = token_for(&key);
-        let topology = self.topology.as_ref().expect("serving implies a topology");
-        let natural: Vec<NodeId> = topology.ring().replicas(token).to_vec();
-        let extra = |role| -> Vec<NodeId> {
-            topology
-                .pending_with_role(token, role)
-                .into_iter()
-                .filter(|n| !natural.contains(n))
-                .collect()
-        };
-        let mut pending = extra(WriteRole::Counted);
-        let must = extra(WriteRole::Required);
-        let shadow = extra(WriteRole::Shadow);
-        pending.extend(must.iter().copied());
-        let required = if cl == ConsistencyLevel::Any {
-            1
-        } else {
-            cl.write_acks_required(topology.rf(), pending.len()).min(natural.len() + pending.len())
-        };
-        let targets: Vec<NodeId> = natural.iter().chain(pending.iter()).copied().collect();
-        let alive: Vec<NodeId> = targets.iter().copied().filter(|n| self.is_alive(*n)).collect();
+        let plan = self.plan_write(token, cl);
+        let alive: Vec<NodeId> =
+            plan.targets.iter().copied().filter(|n| self.is_alive(*n)).collect();
         let leader = match mode {
             ConflictMode::VectorClock => {
-                if natural.contains(&self.id) {
+                if plan.natural.contains(&self.id) {
                     Some(self.id)
                 } else {
-                    natural.iter().copied().find(|n| self.is_alive(*n))
+                    plan.natural.iter().copied().find(|n| self.is_alive(*n))
                 }
             }
             ConflictMode::Lww => None,
         };
         let unavailable = if cl == ConsistencyLevel::Any {
             // A hint satisfies ANY, but in vector-clock mode a live natural replica must mint
-            // the version.
+            // the version: with none alive, no level can be met.
             mode == ConflictMode::VectorClock && leader.is_none()
         } else {
-            alive.len() < required || must.iter().any(|n| !self.is_alive(*n))
+            alive.len() < plan.required || plan.must.iter().any(|n| !self.is_alive(*n))
         };
         if unavailable {
             self.stats.unavailable += 1;
-            let required = if cl == ConsistencyLevel::Any { 1 } else { required };
-            let alive_count = if cl == ConsistencyLevel::Any { 0 } else { alive.len() };
-            self.events.push_back(Event::Reply {
-                request,
-                result: Err(RequestError::Unavailable { cl, required, alive: alive_count }),
-            });
+            let (required, alive) =
+                if cl == ConsistencyLevel::Any { (1, 0) } else { (plan.required, alive.len()) };
+            let result = Err(RequestError::Unavailable { cl, required, alive });
+            self.events.push_back(Event::Reply { request, result });
             return Ok(request);
         }
         let deadline = now + self.config.write_timeout;
-        self.stats.extra_acks += pending.len() as u64;
-        let mut op = WriteOp::new(token, key, cl, required, targets, pending, deadline);
-        op.must = must;
-        op.shadow = shadow;
+        self.stats.extra_acks += plan.pending.len() as u64;
+        let mut op =
+            WriteOp::new(token, key, cl, plan.required, plan.targets, plan.pending, deadline);
+        op.must = plan.must;
+        op.shadow = plan.shadow;
+        op.epoch = plan.epoch;
+        op.pending_value = Some((value, context));
+        self.timers.insert((deadline, Timer::Request(request)));
+        self.writes.insert(request, op);
         match leader {
-            Some(leader) if leader != self.id => {
-                op.awaiting_mint = Some(leader);
-                op.outstanding.insert(leader);
-                self.send(
-                    leader,
-                    Message::Mint {
-                        op: request.0,
-                        token,
-                        key: op.key.clone(),
-                        value,
-                        context,
-                        timestamp: now.as_micros(),
-                    },
-                );
+            Some(leader) if leader == self.id => {
+                let op = self.writes.get_mut(&request).expect("op");
+                let (value, context) = op.pending_value.take().expect("value");
+                match self.mint(
+                    token,
+                    &self.writes[&request].key.clone(),
+                    value,
+                    context,
+                    now.as_micros(),
+                ) {
+                    Ok((version, siblings)) => {
+                        let op = self.writes.get_mut(&request).expect("op");
+                        op.acks.insert(self.id);
+                        op.version = Some(version);
+                        op.fanout = Some(std::sync::Arc::new(siblings));
+                    }
+                    Err(e) => {
+                        self.fatal(e);
+                        return Ok(request);
+                    }
+                }
             }
-            Some(_) => match self.mint(token, &op.key, value, context, now.as_micros()) {
-                Ok(version) => {
-                    op.acks.insert(self.id);
-                    op.version = Some(version);
-                }
-                Err(e) => {
-                    self.fatal(e);
-                    return Ok(request);
-                }
-            },
+            Some(_) => self.ask_mint(now, request),
             None => {
                 let counter = match self.lww_counter.next(&mut self.storage) {
                     Ok(c) => c,
@@ -1000,6 +1117,8 @@ impl<S: Storage> Node<S> {
                         return Ok(request);
                     }
                 };
+                let op = self.writes.get_mut(&request).expect("op");
+                let (value, _) = op.pending_value.take().expect("value");
                 op.version = Some(Version {
                     dot: Dot { node: self.id, counter },
                     context: VClock::new(),
@@ -1008,13 +1127,53 @@ impl<S: Storage> Node<S> {
                 });
             }
         }
-        self.timers.insert((deadline, Timer::Request(request)));
-        self.writes.insert(request, op);
-        if self.writes[&request].version.is_some() {
+        if self.writes.get(&request).is_some_and(|op| op.version.is_some()) {
             self.fan_out(now, request);
         }
         self.progress_write(request);
         Ok(request)
+    }
+
+    /// Asks the next live natural replica not yet asked (or, when every one was, the first live
+    /// one again) to mint the write's version, and retries after a quarter of the write timeout.
+    fn ask_mint(&mut self, now: Instant, request: RequestId) {
+        let Some(op) = self.writes.get(&request) else { return };
+        if op.version.is_some() {
+            return;
+        }
+        let natural: Vec<NodeId> = match &self.topology {
+            Some(t) => t.ring().replicas(op.token).to_vec(),
+            None => return,
+        };
+        let live: Vec<NodeId> = natural.into_iter().filter(|n| self.is_alive(*n)).collect();
+        let next = live
+            .iter()
+            .copied()
+            .find(|n| !op.mint_asked.contains(n))
+            .or_else(|| live.first().copied());
+        let Some(leader) = next else { return };
+        let Some((value, context)) = op.pending_value.clone() else { return };
+        let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
+        let op = self.writes.get_mut(&request).expect("op");
+        if let Some(previous) = op.awaiting_mint.replace(leader) {
+            op.outstanding.remove(&previous);
+        }
+        op.mint_asked.insert(leader);
+        op.outstanding.insert(leader);
+        self.send(
+            leader,
+            Message::Mint {
+                op: request.0,
+                epoch,
+                token,
+                key,
+                value,
+                context,
+                timestamp: now.as_micros(),
+            },
+        );
+        let retry = now + self.config.write_timeout / 4;
+        self.timers.insert((retry, Timer::MintRetry(request)));
     }
 
     /// Sends the known version to every target not yet contacted; stores hints for dead ones.
@@ -1025,9 +1184,10 @@ impl<S: Storage> Node<S> {
             op.acks.iter().chain(op.outstanding.iter()).copied().collect();
         let todo: Vec<NodeId> =
             op.targets.iter().copied().filter(|t| !contacted.contains(t)).collect();
-        let (token, key) = (op.token, op.key.clone());
+        let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
         // One shared copy for every target: fan-out is the simulator's hottest allocation site.
-        let value = std::sync::Arc::new(Siblings::one(version));
+        let value =
+            op.fanout.clone().unwrap_or_else(|| std::sync::Arc::new(Siblings::one(version)));
         for target in todo {
             if target == self.id {
                 match self.merge_local(token, &key, &value) {
@@ -1042,6 +1202,7 @@ impl<S: Storage> Node<S> {
                     target,
                     Message::Mutation {
                         op: request.0,
+                        epoch,
                         token,
                         key: key.clone(),
                         value: value.clone(),
@@ -1057,7 +1218,13 @@ impl<S: Storage> Node<S> {
             if target != self.id && self.is_alive(target) {
                 self.send(
                     target,
-                    Message::Mutation { op: 0, token, key: key.clone(), value: value.clone() },
+                    Message::Mutation {
+                        op: 0,
+                        epoch,
+                        token,
+                        key: key.clone(),
+                        value: value.clone(),
+                    },
                 );
             }
         }
@@ -1069,35 +1236,49 @@ impl<S: Storage> Node<S> {
             return;
         }
         let Some(version) = op.version.clone() else { return };
-        if !self.config.hinted_handoff {
-            return;
+        let value = op.fanout.as_deref().cloned().unwrap_or_else(|| Siblings::one(version));
+        let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
+        if self.put_hint(now, target, token, key, value, epoch) {
+            self.writes.get_mut(&request).expect("op").hinted.insert(target);
         }
-        let key_text = String::from_utf8_lossy(&op.key).into_owned();
+    }
+
+    /// Stores a hint for `target`; returns whether one was stored.
+    fn put_hint(
+        &mut self,
+        now: Instant,
+        target: NodeId,
+        token: Token,
+        key: Vec<u8>,
+        value: Siblings,
+        epoch: u64,
+    ) -> bool {
+        if !self.config.hinted_handoff {
+            return false;
+        }
+        let key_text = String::from_utf8_lossy(&key).into_owned();
         let window_exceeded = self.detector.down_since(target).is_some_and(|since| {
             now.saturating_duration_since(since) > self.config.max_hint_window
         });
         if window_exceeded {
             self.trace(NodeTrace::HintWindowExceeded { target, key: key_text });
-            return;
+            return false;
         }
         let id = match self.hint_ids.next(&mut self.storage) {
             Ok(id) => id,
-            Err(e) => return self.fatal(e),
+            Err(e) => {
+                self.fatal(e);
+                return false;
+            }
         };
-        let hint = Hint {
-            id,
-            target,
-            token: op.token,
-            key: op.key.clone(),
-            value: Siblings::one(version),
-            created: now,
-        };
+        let hint = Hint { id, target, token, key, value, created: now, epoch };
         if let Err(e) = self.storage.put_hint(&hint) {
-            return self.fatal(e);
+            self.fatal(e);
+            return false;
         }
         self.stats.hints_stored += 1;
-        self.writes.get_mut(&request).expect("op").hinted.insert(target);
         self.trace(NodeTrace::HintStored { target, id, key: key_text });
+        true
     }
 
     fn progress_write(&mut self, request: RequestId) {
@@ -1119,6 +1300,7 @@ impl<S: Storage> Node<S> {
                 }
                 if let Some(op) = self.writes.remove(&request) {
                     self.timers.remove(&(op.deadline, Timer::Request(request)));
+                    self.request_finished(request);
                 }
             }
         }
@@ -1136,6 +1318,7 @@ impl<S: Storage> Node<S> {
         if op.finished() {
             let op = self.reads.remove(&request).expect("op");
             self.timers.remove(&(op.deadline, Timer::Request(request)));
+            self.request_finished(request);
             for (replica, value) in op.stale_replicas(mode) {
                 self.stats.read_repairs += 1;
                 self.trace(NodeTrace::ReadRepair {
@@ -1185,8 +1368,13 @@ impl<S: Storage> Node<S> {
         self.storage.merge(token, key, incoming, self.config.conflict_mode).map(|_| ())
     }
 
-    /// Mints a new version as a natural replica: the dot counter continues this node's chain of
-    /// dots for the key (see [`crate::version`]).
+    /// Mints a new version as a natural replica and applies it; returns it with every version
+    /// the replica now holds for the key (what the coordinator fans out).
+    ///
+    /// The dot counter is above every counter of this node the key holds or the context names
+    /// (so it continues this node's chain of dots for the key, see [`crate::version`]) and above
+    /// every counter this node ever minted for any key (the durable node-wide floor): a purged
+    /// tombstone or a wiped disk can never make a counter come back.
     fn mint(
         &mut self,
         token: Token,
@@ -1194,15 +1382,52 @@ impl<S: Storage> Node<S> {
         value: Option<Vec<u8>>,
         mut context: VClock,
         timestamp: u64,
-    ) -> Result<Version, StorageError> {
+    ) -> Result<(Version, Siblings), StorageError> {
         let current = self.storage.get(token, key)?.unwrap_or_default();
-        let counter = current.max_counter(self.id).max(context.get(self.id)) + 1;
+        // Contexts are validated (≤ MAX_CONTEXT_COUNTER) and stored counters come from here.
+        let seen = current.max_counter(self.id).max(context.get(self.id)).saturating_add(1);
+        let counter = self.dot_counter.claim(seen, &mut self.storage)?;
         context.prune(crate::version::MAX_CLOCK_ENTRIES);
         let version = Version { dot: Dot { node: self.id, counter }, context, timestamp, value };
         let mut next = current;
         next.apply(version.clone(), self.config.conflict_mode);
-        self.storage.put(token, key, next)?;
-        Ok(version)
+        self.storage.put(token, key, next.clone())?;
+        Ok((version, next))
+    }
+
+    /// Refuses a request planned under an older placement epoch than this node knows for
+    /// `token` (every token's when `None`); returns whether it refused.
+    fn fence(
+        &mut self,
+        from: NodeId,
+        request: Rejectable,
+        carried: u64,
+        token: Option<Token>,
+    ) -> bool {
+        let Some(topology) = &self.topology else { return false };
+        let mine = match token {
+            Some(t) => topology.epoch_for(t),
+            None => topology.max_epoch(),
+        };
+        if carried >= mine {
+            return false;
+        }
+        self.reject(from, request, mine, RejectReason::StaleEpoch { carried });
+        true
+    }
+
+    fn reject(&mut self, from: NodeId, request: Rejectable, epoch: u64, reason: RejectReason) {
+        self.stats.refused += 1;
+        self.trace(NodeTrace::Fenced { from, request, epoch, reason });
+        let states = self.gossiper.snapshot();
+        self.send(from, Message::Rejected { request, epoch, reason, states });
+    }
+
+    /// Whether this node mints versions of `token`: a serving (NORMAL or leaving) natural
+    /// replica that is not catching up on the topology.
+    fn mints(&self, token: Token) -> bool {
+        self.check_serving().is_ok()
+            && self.topology.as_ref().is_some_and(|t| t.ring().replicas(token).contains(&self.id))
     }
 
     /// Feeds a message from `from`.
@@ -1258,8 +1483,8 @@ impl<S: Storage> Node<S> {
                 self.on_view_reply(now, from, states);
                 Ok(())
             }
-            Message::StreamRequest { session, range, purpose } => {
-                self.on_stream_request(now, from, session, range, purpose)
+            Message::StreamRequest { session, epoch, range, purpose } => {
+                self.on_stream_request(now, from, session, epoch, range, purpose)
             }
             Message::StreamData { session, range, purpose, entries, last } => {
                 self.on_stream_data(now, from, session, range, purpose, entries, last)
@@ -1267,34 +1492,58 @@ impl<S: Storage> Node<S> {
             Message::StreamAck { session } => self.on_stream_ack(now, from, session),
             Message::HandoffHint { hint } => self.on_handoff_hint(now, from, hint),
             Message::HandoffAck { id } => self.on_handoff_ack(now, id),
-            Message::MerkleRequest(req) => req.answer(&self.storage).map(|resp| {
-                self.send(from, Message::MerkleResponse(resp));
-            }),
+            Message::MerkleRequest(req) => {
+                if self.fence(from, Rejectable::Merkle(req.session), req.epoch, None) {
+                    return;
+                }
+                req.answer(&self.storage).map(|resp| {
+                    self.send(from, Message::MerkleResponse(resp));
+                })
+            }
             Message::MerkleResponse(resp) => self.on_merkle_response(now, from, resp),
             Message::Refused { reason } => {
                 self.on_refused(now, from, reason);
                 Ok(())
             }
-            Message::Mint { op, token, key, value, context, timestamp } => {
-                self.mint(token, &key, value, context, timestamp).map(|version| {
-                    self.send(from, Message::MintAck { op, version });
+            Message::Mint { op, epoch, token, key, value, context, timestamp } => {
+                if self.fence(from, Rejectable::Mint(op), epoch, Some(token)) {
+                    return;
+                }
+                if !self.mints(token) {
+                    let mine = self.topology.as_ref().map_or(0, |t| t.epoch_for(token));
+                    self.reject(from, Rejectable::Mint(op), mine, RejectReason::NotMintReplica);
+                    return;
+                }
+                self.mint(token, &key, value, context, timestamp).map(|(version, siblings)| {
+                    let siblings = std::sync::Arc::new(siblings);
+                    self.send(from, Message::MintAck { op, version, siblings });
                 })
             }
-            Message::MintAck { op, version } => {
+            Message::MintAck { op, version, siblings } => {
                 let request = RequestId(op);
                 if let Some(w) = self.writes.get_mut(&request)
-                    && w.awaiting_mint == Some(from)
+                    && w.version.is_none()
+                    && w.mint_asked.contains(&from)
                 {
-                    w.awaiting_mint = None;
+                    if let Some(leader) = w.awaiting_mint.take() {
+                        w.outstanding.remove(&leader);
+                    }
                     w.outstanding.remove(&from);
-                    w.acks.insert(from);
+                    if w.targets.contains(&from) {
+                        w.acks.insert(from);
+                    }
                     w.version = Some(version);
+                    w.fanout = Some(siblings);
+                    w.pending_value = None;
                     self.fan_out(now, request);
                     self.progress_write(request);
                 }
                 Ok(())
             }
-            Message::Mutation { op, token, key, value } => {
+            Message::Mutation { op, epoch, token, key, value } => {
+                if op != 0 && self.fence(from, Rejectable::Mutation(op), epoch, Some(token)) {
+                    return;
+                }
                 self.merge_local(token, &key, &value).map(|()| {
                     self.send(from, Message::MutationAck { op });
                 })
@@ -1309,9 +1558,14 @@ impl<S: Storage> Node<S> {
                 }
                 Ok(())
             }
-            Message::Read { op, token, key } => self.local_read(now, token, &key).map(|value| {
-                self.send(from, Message::ReadReply { op, value });
-            }),
+            Message::Read { op, epoch, token, key } => {
+                if self.fence(from, Rejectable::Read(op), epoch, Some(token)) {
+                    return;
+                }
+                self.local_read(now, token, &key).map(|value| {
+                    self.send(from, Message::ReadReply { op, value });
+                })
+            }
             Message::ReadReply { op, value } => {
                 let request = RequestId(op);
                 if let Some(r) = self.reads.get_mut(&request) {
@@ -1321,10 +1575,17 @@ impl<S: Storage> Node<S> {
                 Ok(())
             }
             Message::Repair { token, key, value } => self.merge_local(token, &key, &value),
-            Message::Hint { id, token, key, value } => {
+            Message::Hint { id, epoch, token, key, value } => {
+                if self.fence(from, Rejectable::Hint(id), epoch, Some(token)) {
+                    return;
+                }
                 self.merge_local(token, &key, &value).map(|()| {
                     self.send(from, Message::HintAck { id });
                 })
+            }
+            Message::Rejected { request, epoch, reason, states } => {
+                self.on_rejected(now, from, request, epoch, reason, states);
+                Ok(())
             }
             Message::HintAck { id } => {
                 if self.hints_in_flight.remove(&id).is_some() {
@@ -1360,6 +1621,11 @@ impl<S: Storage> Node<S> {
                 Timer::Gossip => self.on_gossip_tick(now),
                 Timer::Lifecycle => self.on_lifecycle_tick(now),
                 Timer::HintReplay => self.on_hint_replay(now),
+                Timer::MintRetry(request) => {
+                    if self.writes.get(&request).is_some_and(|w| w.version.is_none()) {
+                        self.ask_mint(now, request);
+                    }
+                }
                 Timer::Request(request) => {
                     if self.writes.contains_key(&request) {
                         self.on_write_deadline(now, request);
@@ -1429,8 +1695,176 @@ impl<S: Storage> Node<S> {
             self.hints_in_flight.insert(hint.id, (now, hint.target));
             self.send(
                 hint.target,
-                Message::Hint { id: hint.id, token: hint.token, key: hint.key, value: hint.value },
+                Message::Hint {
+                    id: hint.id,
+                    epoch: hint.epoch,
+                    token: hint.token,
+                    key: hint.key,
+                    value: hint.value,
+                },
             );
         }
     }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Fencing: a replica refused a request planned under an older placement epoch
+// -------------------------------------------------------------------------------------------------
+
+impl<S: Storage> Node<S> {
+    fn on_rejected(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        request: Rejectable,
+        epoch: u64,
+        reason: RejectReason,
+        states: BTreeMap<NodeId, crate::gossip::EndpointState>,
+    ) {
+        // Catch up first: the refusal carries what the replica knows.
+        self.apply_pushed(now, from, states);
+        match request {
+            Rejectable::Mutation(op) => self.replan_write(now, RequestId(op), from, epoch),
+            Rejectable::Mint(op) => {
+                let request = RequestId(op);
+                let epoch_now =
+                    self.topology.as_ref().map(|t| t.epoch_for(token_of(self, request)));
+                let Some(w) = self.writes.get_mut(&request) else { return };
+                if w.version.is_some() {
+                    return;
+                }
+                if w.awaiting_mint == Some(from) {
+                    w.awaiting_mint = None;
+                    w.outstanding.remove(&from);
+                }
+                w.replans += 1;
+                if let Some(e) = epoch_now {
+                    w.epoch = e;
+                }
+                // A stale plan may ask the same replica again; one that does not mint may not.
+                if matches!(reason, RejectReason::StaleEpoch { .. }) {
+                    w.mint_asked.remove(&from);
+                }
+                if w.replans <= MAX_REPLANS {
+                    self.ask_mint(now, request);
+                }
+                self.progress_write(request);
+            }
+            Rejectable::Read(op) => self.replan_read(now, RequestId(op), from),
+            Rejectable::Hint(id) => self.retarget_hint(now, id, from),
+            Rejectable::Stream(session) => self.on_stream_rejected(now, from, session),
+            Rejectable::Merkle(session) => {
+                self.repairs.remove(&session);
+            }
+        }
+    }
+
+    /// A target refused a mutation as stale: re-plan the write on the placement just learned,
+    /// keep the acknowledgements of targets that are still targets, and send the version to
+    /// the new ones (the refusing replica again, if it still is one).
+    fn replan_write(&mut self, now: Instant, request: RequestId, from: NodeId, their_epoch: u64) {
+        let Some(op) = self.writes.get_mut(&request) else { return };
+        op.outstanding.remove(&from);
+        let (token, cl, replans) = (op.token, op.cl, op.replans);
+        if replans >= MAX_REPLANS || self.topology.is_none() {
+            return self.progress_write(request);
+        }
+        let plan = self.plan_write(token, cl);
+        if plan.epoch < their_epoch {
+            // Could not catch up with that replica: it counts as not answering.
+            return self.progress_write(request);
+        }
+        let op = self.writes.get_mut(&request).expect("op");
+        op.replans += 1;
+        op.epoch = plan.epoch;
+        op.acks.retain(|n| plan.targets.contains(n));
+        op.outstanding.retain(|n| plan.targets.contains(n));
+        op.targets = plan.targets;
+        op.pending = plan.pending;
+        op.must = plan.must;
+        if cl != ConsistencyLevel::Any {
+            op.required = plan.required;
+        }
+        if op.version.is_some() {
+            self.fan_out(now, request);
+        }
+        self.progress_write(request);
+    }
+
+    /// A replica refused a read as stale: re-plan it on the placement just learned.
+    fn replan_read(&mut self, now: Instant, request: RequestId, from: NodeId) {
+        let Some(op) = self.reads.get_mut(&request) else { return };
+        if op.replans >= MAX_REPLANS || self.topology.is_none() {
+            op.targets.retain(|n| *n != from);
+            op.counted.retain(|n| *n != from);
+            return self.progress_read(request);
+        }
+        let (token, cl) = (op.token, op.cl);
+        let plan = self.plan_read(token, cl);
+        let op = self.reads.get_mut(&request).expect("op");
+        op.replans += 1;
+        op.epoch = plan.epoch;
+        op.replies.retain(|n, _| plan.targets.contains(n));
+        op.targets = plan.targets;
+        op.counted = plan.counted;
+        op.required = plan.required;
+        self.send_reads(now, request);
+        self.progress_read(request);
+    }
+
+    /// A hint's target refused it as planned under an older placement: hand the versions to
+    /// every current write replica of the key instead (hints for the others, a local merge for
+    /// this node), then drop the old hint.
+    fn retarget_hint(&mut self, now: Instant, id: u64, _from: NodeId) {
+        self.hints_in_flight.remove(&id);
+        let hint = match self.storage.hints() {
+            Ok(h) => h.into_iter().find(|h| h.id == id),
+            Err(e) => return self.fatal(e),
+        };
+        let Some(hint) = hint else { return };
+        if self.topology.is_none() {
+            return;
+        }
+        let plan = self.plan_write(hint.token, ConsistencyLevel::One);
+        for target in plan.targets {
+            if target == self.id {
+                if let Err(e) = self.merge_local(hint.token, &hint.key, &hint.value) {
+                    return self.fatal(e);
+                }
+            } else {
+                self.put_hint(
+                    now,
+                    target,
+                    hint.token,
+                    hint.key.clone(),
+                    hint.value.clone(),
+                    plan.epoch,
+                );
+            }
+        }
+        if let Err(e) = self.storage.remove_hint(id) {
+            self.fatal(e);
+        }
+    }
+
+    /// A request finished: barriers waiting for it may now be acknowledged.
+    fn request_finished(&mut self, request: RequestId) {
+        if self.pending_barrier_acks.is_empty() {
+            return;
+        }
+        for p in &mut self.pending_barrier_acks {
+            p.waiting.remove(&request);
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_barrier_acks)
+            .into_iter()
+            .partition(|p| p.waiting.is_empty());
+        self.pending_barrier_acks = waiting;
+        for p in ready {
+            self.send(p.from, Message::BarrierAck { epoch: p.epoch });
+        }
+    }
+}
+
+fn token_of<S: Storage>(node: &Node<S>, request: RequestId) -> Token {
+    node.writes.get(&request).map_or(0, |w| w.token)
 }

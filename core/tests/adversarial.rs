@@ -1,0 +1,492 @@
+//! Adversarial timings found against the engine, each as a test that drives real `Node`s through a
+//! tiny in-test network (quinn's `Pair::drive`): every message can be held and released later,
+//! nodes can crash (their storage kept) and restart.
+//!
+//! Each test names the failure it guards; each failed on the engine before its fix.
+
+use ringside_core::gossip::Status;
+use ringside_core::membership::{ClusterView, JoinStrategy};
+use ringside_core::message::{Message, Transmit};
+use ringside_core::node::{Event, JoinRequest, Lifecycle, Node, NodeConfig, Reply, RequestError};
+use ringside_core::ring::Ring;
+use ringside_core::storage::{MemStorage, Storage};
+use ringside_core::token::token_for;
+use ringside_core::{CausalContext, ConflictMode, ConsistencyLevel, Instant, NodeId, RequestId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const A: NodeId = NodeId(1);
+const B: NodeId = NodeId(2);
+const C: NodeId = NodeId(3);
+const D: NodeId = NodeId(4);
+const J: NodeId = NodeId(5);
+
+type Hold = Box<dyn Fn(NodeId, &Transmit) -> bool>;
+
+/// A network of nodes on a virtual clock: messages take 1 ms unless held.
+struct Net {
+    nodes: BTreeMap<NodeId, Node<MemStorage>>,
+    crashed: BTreeMap<NodeId, MemStorage>,
+    configs: BTreeMap<NodeId, NodeConfig>,
+    queue: BTreeMap<(Instant, u64), (NodeId, Transmit)>,
+    held: Vec<(NodeId, Transmit)>,
+    hold: Option<Hold>,
+    /// Nodes cut off from everyone: their messages, both ways, are dropped.
+    cut: BTreeSet<NodeId>,
+    seq: u64,
+    now: Instant,
+    replies: BTreeMap<RequestId, Result<Reply, RequestError>>,
+}
+
+const LATENCY: Duration = Duration::from_millis(1);
+
+impl Net {
+    fn new(view: &ClusterView, config: &NodeConfig) -> Net {
+        let mut net = Net {
+            nodes: BTreeMap::new(),
+            crashed: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            queue: BTreeMap::new(),
+            held: Vec::new(),
+            hold: None,
+            cut: BTreeSet::new(),
+            seq: 0,
+            now: Instant::ZERO,
+            replies: BTreeMap::new(),
+        };
+        for id in view.members.keys() {
+            net.start(*id, config.clone(), view.clone(), MemStorage::new());
+        }
+        net
+    }
+
+    fn start(&mut self, id: NodeId, config: NodeConfig, view: ClusterView, storage: MemStorage) {
+        let node = Node::new(id, config.clone(), view, storage, self.now).unwrap();
+        self.configs.insert(id, config);
+        self.nodes.insert(id, node);
+        self.drain(id);
+    }
+
+    fn node(&mut self, id: NodeId) -> &mut Node<MemStorage> {
+        self.nodes.get_mut(&id).expect("running node")
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let node = self.nodes.remove(&id).expect("running node");
+        self.crashed.insert(id, node.into_storage());
+    }
+
+    fn restart(&mut self, id: NodeId) {
+        let storage = self.crashed.remove(&id).expect("crashed node");
+        let config = self.configs[&id].clone();
+        self.start(id, config, ClusterView::empty(3), storage);
+    }
+
+    fn drain(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get_mut(&id) else { return };
+        node.storage_mut().sync().unwrap();
+        let mut out = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            out.push(t);
+        }
+        while let Some(e) = node.poll_event() {
+            if let Event::Reply { request, result } = e {
+                self.replies.insert(request, result);
+            }
+        }
+        for t in out {
+            if self.cut.contains(&id) || self.cut.contains(&t.to) {
+                continue;
+            }
+            if self.hold.as_ref().is_some_and(|h| h(id, &t)) {
+                self.held.push((id, t));
+            } else {
+                self.seq += 1;
+                self.queue.insert((self.now + LATENCY, self.seq), (id, t));
+            }
+        }
+    }
+
+    /// Delivers held messages now (in the order they were sent) and stops holding.
+    fn release(&mut self) {
+        self.hold = None;
+        for (from, t) in std::mem::take(&mut self.held) {
+            self.seq += 1;
+            self.queue.insert((self.now + LATENCY, self.seq), (from, t));
+        }
+    }
+
+    /// Runs every delivery and timer up to `until`.
+    fn run_until(&mut self, until: Instant) {
+        loop {
+            let next_msg = self.queue.keys().next().map(|(t, _)| *t);
+            let next_timer =
+                self.nodes.iter().filter_map(|(id, n)| n.poll_timeout().map(|t| (t, *id))).min();
+            let next = match (next_msg, next_timer) {
+                (Some(m), Some((t, _))) => m.min(t),
+                (Some(m), None) => m,
+                (None, Some((t, _))) => t,
+                (None, None) => break,
+            };
+            if next > until {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_msg == Some(next) {
+                let key = *self.queue.keys().next().unwrap();
+                let (from, t) = self.queue.remove(&key).unwrap();
+                if self.nodes.contains_key(&t.to) {
+                    let now = self.now;
+                    self.node(t.to).handle_message(now, from, t.message);
+                    self.drain(t.to);
+                }
+            } else {
+                let (_, id) = next_timer.unwrap();
+                let now = self.now;
+                self.node(id).handle_timeout(now);
+                self.drain(id);
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn put(&mut self, via: NodeId, key: &str, value: &str, cl: ConsistencyLevel) -> RequestId {
+        let now = self.now;
+        let ctx = match self.configs[&via].conflict_mode {
+            ConflictMode::Lww => CausalContext::Lww(None),
+            ConflictMode::VectorClock => CausalContext::Vector(Default::default()),
+        };
+        let r = self
+            .node(via)
+            .put(now, key.as_bytes().to_vec(), value.as_bytes().to_vec(), cl, ctx)
+            .unwrap();
+        self.drain(via);
+        r
+    }
+
+    fn put_with(
+        &mut self,
+        via: NodeId,
+        key: &str,
+        value: Option<&str>,
+        cl: ConsistencyLevel,
+        ctx: CausalContext,
+    ) -> RequestId {
+        let now = self.now;
+        let r = match value {
+            Some(v) => {
+                self.node(via).put(now, key.as_bytes().to_vec(), v.as_bytes().to_vec(), cl, ctx)
+            }
+            None => self.node(via).delete(now, key.as_bytes().to_vec(), cl, ctx),
+        }
+        .unwrap();
+        self.drain(via);
+        r
+    }
+
+    fn get(&mut self, via: NodeId, key: &str, cl: ConsistencyLevel) -> RequestId {
+        let now = self.now;
+        let r = self.node(via).get(now, key.as_bytes().to_vec(), cl).unwrap();
+        self.drain(via);
+        r
+    }
+
+    /// Runs `secs` more seconds and returns the outcome of `request`.
+    fn outcome(&mut self, request: RequestId) -> Result<Reply, RequestError> {
+        let until = self.now + Duration::from_secs(30);
+        while !self.replies.contains_key(&request) && self.now < until {
+            let step = self.now + Duration::from_millis(100);
+            self.run_until(step);
+        }
+        self.replies.get(&request).cloned().expect("request answered within 30 s")
+    }
+
+    fn read_values(&mut self, via: NodeId, key: &str, cl: ConsistencyLevel) -> Vec<String> {
+        let r = self.get(via, key, cl);
+        match self.outcome(r) {
+            Ok(Reply::Read { value, .. }) => {
+                value.values().into_iter().map(|v| String::from_utf8(v).unwrap()).collect()
+            }
+            other => panic!("read failed: {other:?}"),
+        }
+    }
+}
+
+fn quarter_ring() -> Ring {
+    let q = 1u64 << 62;
+    Ring::new([(q, A), (2 * q, B), (3 * q, C), (u64::MAX, D)], 3).unwrap()
+}
+
+fn base_config(mode: ConflictMode) -> NodeConfig {
+    NodeConfig {
+        conflict_mode: mode,
+        join_strategy: JoinStrategy::Staged,
+        stream_throughput: None,
+        seeds: vec![A],
+        ..NodeConfig::default()
+    }
+}
+
+/// Finds the replica losing `token` when a node takes `token` itself, and a replica that stays.
+fn loser_and_stayer(ring: &Ring, token: u64) -> (NodeId, NodeId) {
+    let old = ring.replicas(token).to_vec();
+    let mut with_j: Vec<(u64, NodeId)> =
+        ring.tokens().iter().copied().zip(ring.owners().iter().copied()).collect();
+    with_j.push((token, J));
+    let new = Ring::new(with_j, 3).unwrap();
+    let new = new.replicas(token).to_vec();
+    let loser = *old.iter().find(|n| !new.contains(n)).expect("a replica loses the key");
+    let stayer = *old.iter().find(|n| new.contains(n)).expect("a replica stays");
+    (loser, stayer)
+}
+
+/// Issue: `staged` let an in-flight write miss the stream. A write at ALL from a replica that
+/// stays; its Mutation to the replica losing the key is delayed while J joins with the key's
+/// token. The delayed Mutation then lands on the loser after it streamed the range, the write is
+/// acknowledged at ALL, and a read at ONE through J returned nothing (R + W > RF).
+#[test]
+fn a_write_in_flight_across_the_join_barriers_is_not_lost() {
+    let ring = quarter_ring();
+    let mut config = base_config(ConflictMode::Lww);
+    // The delay stays inside the write timeout: the write can still be acknowledged.
+    config.write_timeout = Duration::from_secs(20);
+    let view = ClusterView::from_ring(&ring);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+
+    let token = token_for(b"k");
+    let (loser, stayer) = loser_and_stayer(&ring, token);
+    net.hold = Some(Box::new(move |from, t| {
+        from == stayer && t.to == loser && matches!(t.message, Message::Mutation { .. })
+    }));
+    let write = net.put(stayer, "k", "v", ConsistencyLevel::All);
+    assert!(!net.held.is_empty(), "the mutation to the loser is held");
+
+    net.start(J, config.clone(), view.clone(), MemStorage::new());
+    let now = net.now;
+    net.node(J).join(now, JoinRequest { tokens: Some(vec![token]), ..Default::default() }).unwrap();
+    net.drain(J);
+    // J's join may go as far as it can while the mutation is held.
+    net.run_until(Instant::from_secs(14));
+    net.release();
+    net.run_until(Instant::from_secs(60));
+    assert_eq!(net.node(J).lifecycle(), &Lifecycle::Normal, "J finished its join");
+
+    // The loser refused the delayed mutation (planned under the old placement); the
+    // coordinator re-planned on the new one and wrote J, so the write still succeeds at ALL.
+    assert!(
+        matches!(net.replies.get(&write), Some(Ok(Reply::Written { .. }))),
+        "{:?}",
+        net.replies.get(&write)
+    );
+    let values = net.read_values(J, "k", ConsistencyLevel::One);
+    assert_eq!(values, vec!["v".to_string()], "a write acknowledged at ALL is readable");
+}
+
+/// Issue: a dead peer was presumed alive after a restart. D crashed at 1 s; A, B and C crashed
+/// together at 50 s and restarted at 51 s; they believed D alive forever, so a write at ALL timed
+/// out instead of failing up front with `Unavailable`.
+#[test]
+fn a_peer_that_is_dead_across_a_restart_is_convicted() {
+    let view = ClusterView::from_ring(&quarter_ring());
+    let config = base_config(ConflictMode::Lww);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(1));
+    net.crash(D);
+    net.run_until(Instant::from_secs(50));
+    for n in [A, B, C] {
+        net.crash(n);
+    }
+    net.run_until(Instant::from_secs(51));
+    for n in [A, B, C] {
+        net.restart(n);
+    }
+    net.run_until(Instant::from_secs(120));
+    for n in [A, B, C] {
+        assert!(!net.node(n).is_alive(D), "{n} convicts D, dead since before its restart");
+    }
+    // A key D replicates: with D known down, ALL fails up front.
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| quarter_ring().replicas(token_for(k.as_bytes())).contains(&D))
+        .unwrap();
+    let write = net.put(A, &key, "v", ConsistencyLevel::All);
+    assert!(
+        matches!(net.replies.get(&write), Some(Err(RequestError::Unavailable { .. }))),
+        "refused up front: {:?}",
+        net.replies.get(&write)
+    );
+}
+
+/// A key whose replicas (in ring order) do not include `not`.
+fn key_not_replicated_by(ring: &Ring, not: NodeId) -> String {
+    (0..)
+        .map(|i| format!("key{i}"))
+        .find(|k| !ring.replicas(token_for(k.as_bytes())).contains(&not))
+        .unwrap()
+}
+
+/// Issue: no fallback for `Mint`. A write whose first live replica crashed but is not yet
+/// convicted timed out: the coordinator asked only that replica to mint the version.
+#[test]
+fn a_mint_falls_back_to_the_next_replica() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let config = base_config(ConflictMode::VectorClock);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    // The coordinator is not a replica of the key, so a replica mints.
+    let key = key_not_replicated_by(&ring, A);
+    let first = ring.replicas(token_for(key.as_bytes()))[0];
+    net.crash(first);
+    net.run_until(Instant::from_secs(7));
+    assert!(net.node(A).is_alive(first), "not convicted yet");
+    let write = net.put(A, &key, "v", ConsistencyLevel::Quorum);
+    let outcome = net.outcome(write);
+    assert!(matches!(outcome, Ok(Reply::Written { .. })), "{outcome:?}");
+}
+
+/// Issue: dots were reused. The counter of a mint was the local maximum for the key plus one, so
+/// after the tombstone was purged a new write got the dot of the deleted value, and the replica
+/// still holding the tombstone (which covers that dot) discarded the new, acknowledged write.
+#[test]
+fn a_dot_is_never_reused_after_its_tombstone_is_purged() {
+    let ring = Ring::new([(1u64 << 62, A), (1u64 << 63, B), (3u64 << 62, C)], 3).unwrap();
+    let view = ClusterView::from_ring(&ring);
+    let mut config = base_config(ConflictMode::VectorClock);
+    config.gc_grace = Duration::from_secs(60);
+    config.hint_replay_interval = Duration::from_secs(5);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(1));
+    let w = net.put(A, "k", "v1", ConsistencyLevel::All);
+    assert!(net.outcome(w).is_ok());
+    let r = net.get(A, "k", ConsistencyLevel::All);
+    let Ok(Reply::Read { context, .. }) = net.outcome(r) else { panic!("read failed") };
+    let d = net.put_with(A, "k", None, ConsistencyLevel::All, context);
+    assert!(net.outcome(d).is_ok());
+    net.crash(C);
+    net.run_until(Instant::from_secs(80));
+    // A QUORUM read purges the tombstone on A and B (older than the grace period).
+    let values = net.read_values(A, "k", ConsistencyLevel::Quorum);
+    assert!(values.is_empty());
+    net.run_until(Instant::from_secs(81));
+    let w2 = net.put(A, "k", "v2", ConsistencyLevel::Quorum);
+    assert!(matches!(net.outcome(w2), Ok(Reply::Written { .. })));
+    net.restart(C);
+    net.run_until(Instant::from_secs(100));
+    let now = net.now;
+    net.node(C).repair(now).unwrap();
+    net.drain(C);
+    net.run_until(Instant::from_secs(110));
+    let values = net.read_values(A, "k", ConsistencyLevel::All);
+    assert_eq!(values, vec!["v2".to_string()], "the acknowledged write v2 survives");
+}
+
+/// Issue: fan-out sent only the new version, so a replica that missed v1 answered a read with a
+/// context covering v1's dot, and a write with that context superseded v1 although no client saw
+/// it. The fan-out carries the minting replica's merged siblings.
+#[test]
+fn a_context_covers_only_versions_the_read_returned() {
+    let ring = Ring::new([(1u64 << 62, A), (1u64 << 63, B), (3u64 << 62, C)], 3).unwrap();
+    let view = ClusterView::from_ring(&ring);
+    let config = base_config(ConflictMode::VectorClock);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(1));
+    // v1 reaches A (which mints it) and B, never C.
+    net.hold = Some(Box::new(|from, t| {
+        from == A && t.to == C && matches!(t.message, Message::Mutation { .. })
+    }));
+    let w1 = net.put(A, "k", "v1", ConsistencyLevel::Two);
+    assert!(net.outcome(w1).is_ok());
+    net.held.clear();
+    net.hold = None;
+    // A concurrent blind write v2, minted by A too, reaches everyone.
+    let w2 = net.put(A, "k", "v2", ConsistencyLevel::All);
+    assert!(net.outcome(w2).is_ok());
+    // Whatever C answers, its context must not cover a value it did not return.
+    let stored = net.node(C).storage().get(token_for(b"k"), b"k").unwrap().unwrap_or_default();
+    let values: BTreeSet<Vec<u8>> = stored.values().into_iter().collect();
+    let CausalContext::Vector(context) = stored.context(ConflictMode::VectorClock) else {
+        unreachable!()
+    };
+    for v in net.node(A).storage().get(token_for(b"k"), b"k").unwrap().unwrap().0 {
+        if context.covers(v.dot) {
+            assert!(
+                v.value.as_ref().is_none_or(|x| values.contains(x)),
+                "C's context covers {} ({:?}) but C does not return it",
+                v.dot,
+                v.value.as_ref().map(|x| String::from_utf8_lossy(x).into_owned())
+            );
+        }
+    }
+}
+
+/// Issue: fencing. X, a coordinator whose placement the join does not change, is cut off while
+/// J joins, so J's barriers skip it; X's gossip is slow, so after the heal it still plans with
+/// the placement from before the join. Its write at QUORUM goes to the old replicas, one of which
+/// (the loser) no longer replicates the key. The loser must refuse the stale mutation; without
+/// the fence the write was acknowledged by the loser and one stayer, and the new replicas held
+/// it only once (a QUORUM read through J and the other stayer missed it).
+#[test]
+fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
+    let q = u64::MAX / 6;
+    let nodes: Vec<NodeId> = (1..=6).map(NodeId).collect();
+    let ring =
+        Ring::new(nodes.iter().enumerate().map(|(i, n)| (q * (i as u64 + 1), *n)), 3).unwrap();
+    let view = ClusterView::from_ring(&ring);
+    let mut config = base_config(ConflictMode::Lww);
+    config.seeds = vec![nodes[0]];
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    let j = NodeId(9);
+    let key = "k";
+    let token = token_for(key.as_bytes());
+    let mut with_j: Vec<(u64, NodeId)> =
+        ring.tokens().iter().copied().zip(ring.owners().iter().copied()).collect();
+    with_j.push((token, j));
+    let new_ring = Ring::new(with_j, 3).unwrap();
+    let losers: BTreeSet<NodeId> = ringside_core::placement::plan(&ring, &new_ring)
+        .into_iter()
+        .filter_map(|m| m.source)
+        .collect();
+    let old = ring.replicas(token).to_vec();
+    let new = new_ring.replicas(token).to_vec();
+    let x = *nodes
+        .iter()
+        .find(|n| !losers.contains(n) && !old.contains(n) && **n != nodes[0])
+        .expect("an uninvolved coordinator");
+    let loser = *old.iter().find(|n| !new.contains(n)).unwrap();
+    let stayers: Vec<NodeId> = old.iter().copied().filter(|n| new.contains(n)).collect();
+
+    net.cut.insert(x);
+    let now = net.now;
+    net.node(x).delay_gossip_state(Instant::from_secs(1000));
+    net.start(j, config.clone(), view.clone(), MemStorage::new());
+    net.node(j).join(now, JoinRequest { tokens: Some(vec![token]), ..Default::default() }).unwrap();
+    net.drain(j);
+    net.run_until(Instant::from_secs(60));
+    assert_eq!(net.node(j).lifecycle(), &Lifecycle::Normal, "J joined, skipping X");
+    assert_eq!(net.node(x).view().status(j), None, "X missed the join");
+    net.cut.clear();
+    net.run_until(Instant::from_secs(70));
+    // X's write reaches the loser and one stayer only.
+    let other = stayers[1];
+    net.hold = Some(Box::new(move |from, t| from == x && t.to == other));
+    let write = net.put(x, key, "v", ConsistencyLevel::Quorum);
+    let outcome = net.outcome(write);
+    if matches!(outcome, Ok(Reply::Written { .. })) {
+        let holders = new
+            .iter()
+            .filter(|n| net.node(**n).storage().get(token, key.as_bytes()).unwrap().is_some())
+            .count();
+        assert!(
+            holders >= 2,
+            "acknowledged at QUORUM ({outcome:?}) but only {holders} of the new replicas {new:?} hold it (loser {loser})"
+        );
+    }
+}
+
+#[allow(dead_code)]
+fn status_of(net: &mut Net, observer: NodeId, member: NodeId) -> Option<Status> {
+    net.node(observer).view().status(member)
+}

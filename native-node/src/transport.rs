@@ -106,7 +106,10 @@ pub fn check(message: &Message) -> Result<(), Refused> {
             key(k)?;
             clock(context)
         }
-        Message::MintAck { version: v, .. } => version(v),
+        Message::MintAck { version: v, siblings: s, .. } => {
+            version(v)?;
+            siblings(s)
+        }
         Message::Mutation { key: k, value, .. } => {
             key(k)?;
             siblings(value)
@@ -125,8 +128,8 @@ pub fn check(message: &Message) -> Result<(), Refused> {
             key(&e.key)?;
             siblings(&e.value)
         }),
-        // The rest carry no key and no version (gossip, barriers, acknowledgements, stream and
-        // Merkle control, whose depth the engine caps itself).
+        // The rest carry no key and no version (gossip, barriers, rejections, acknowledgements,
+        // stream and Merkle control, whose depth the engine caps itself).
         _ => Ok(()),
     }
 }

@@ -272,7 +272,7 @@ async fn a_peer_message_with_out_of_range_values_is_refused_and_the_node_survive
 
     // A read of a key longer than storage holds, as only a misconfigured peer would send.
     let long = vec![b'k'; 64 * 1024];
-    let read = Message::Read { op: 1, token: token_for(&long), key: long };
+    let read = Message::Read { op: 1, epoch: 0, token: token_for(&long), key: long };
     let r = internode.exchange(one_batch(batch_from(2, &read))).await;
     expect_invalid(
         &c,

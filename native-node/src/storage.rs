@@ -874,14 +874,17 @@ mod tests {
             prop::collection::vec(any::<u8>(), 0..6),
             any_siblings(false),
             any::<u64>(),
+            any::<u64>(),
         )
-            .prop_map(|(id, target, token, key, value, created)| Hint {
+            .prop_map(|(id, target, token, key, value, created, epoch)| Hint {
                 id,
                 target: NodeId(target),
                 token,
                 key,
                 value,
                 created: Instant(created),
+                // The epoch is stored too (round-trips through the encoding).
+                epoch,
             })
     }
 

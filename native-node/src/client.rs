@@ -125,7 +125,8 @@ fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
 
 /// Parses a hex context.
 fn context_bytes(hex: &str) -> anyhow::Result<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
+    // ASCII first: slicing two bytes at a time would split (and panic on) a multi-byte character.
+    if !hex.is_ascii() || !hex.len().is_multiple_of(2) {
         bail!("--context must be the hex string printed by `ringside get`");
     }
     (0..hex.len())
@@ -435,4 +436,18 @@ async fn repair(address: &str) -> anyhow::Result<()> {
     bar.finish_and_clear();
     println!("repair finished: {total} comparisons, {differing} differing leaf ranges streamed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_parse_from_hex_and_anything_else_is_an_error() {
+        assert_eq!(context_bytes("00ff10").unwrap(), [0x00, 0xff, 0x10]);
+        assert!(context_bytes("abc").is_err());
+        assert!(context_bytes("zz").is_err());
+        // Two-byte characters: an even length of bytes, but not hex (it used to panic).
+        assert!(context_bytes("éé").is_err());
+    }
 }

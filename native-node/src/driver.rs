@@ -471,7 +471,8 @@ impl Driver {
                 mode: mode.into(),
                 status: member.status.to_string(),
                 load_bytes: load,
-                tokens: member.tokens.len() as u32,
+                // Gossiped by the member itself: saturate rather than wrap on absurd counts.
+                tokens: u32::try_from(member.tokens.len()).unwrap_or(u32::MAX),
                 owns,
                 rack: member.rack.clone().unwrap_or_default(),
                 phi: if *id == node.id() { 0.0 } else { node.phi(now, *id) },

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;
+pub mod msgpack;
 pub mod proto;
 pub mod server;
 pub mod service;

@@ -57,7 +57,8 @@ pub fn decode_context(bytes: &[u8]) -> Result<Option<CausalContext>, Status> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    rmp_serde::from_slice(bytes).map(Some).map_err(|e| {
+    // Bounded depth: a context is client input, and unbounded nesting would exhaust the stack.
+    crate::msgpack::from_slice(bytes).map(Some).map_err(|e| {
         Status::invalid_argument(format!(
             "malformed causal context ({e}): pass the context returned by Get unchanged, or none for a blind write"
         ))

@@ -71,10 +71,15 @@ const FORMAT_KEY: &[u8] = b"sys/format";
 const COUNTERS_KEY: &[u8] = b"sys/counters";
 /// Prefix of the caller's metadata names.
 const USER_META_PREFIX: &[u8] = b"user/";
-/// fjall's limit on key length.
+/// fjall's limit on key length (it panics on a longer key, reads included).
 const MAX_STORED_KEY: usize = u16::MAX as usize;
 /// Length of the token prefix of a data key.
 const TOKEN_LEN: usize = 8;
+/// The longest client key this store can hold: the data key, the longest of the layouts (hints
+/// keep their key in the value, metadata names are this module's own), is the token followed by
+/// the key and must fit fjall's limit. The node configures the engine with this limit, so longer
+/// keys are refused before storage is touched.
+pub const MAX_KEY_BYTES: usize = MAX_STORED_KEY - TOKEN_LEN;
 
 /// [`Storage`] on disk, in a fjall keyspace (see the module documentation for the layout and the
 /// durability guarantees).
@@ -217,6 +222,10 @@ impl DiskStorage {
 
 impl Storage for DiskStorage {
     fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError> {
+        // No stored key is this long (`put` refuses it), and fjall would panic looking it up.
+        if key.len() > MAX_KEY_BYTES {
+            return Ok(None);
+        }
         let k = data_key(token, key);
         let what = || format!("key {} (token {token})", key.escape_ascii());
         match self.data.get(&k).map_err(|e| self.error(format_args!("read {}", what()), &e))? {
@@ -229,12 +238,11 @@ impl Storage for DiskStorage {
         self.dirty = true;
         let k = data_key(token, key);
         let what = || format!("key {} (token {token})", key.escape_ascii());
-        if k.len() > MAX_STORED_KEY {
+        if key.len() > MAX_KEY_BYTES {
             return Err(StorageError(format!(
-                "cannot write a key of {} bytes in {} (the limit is {})",
+                "cannot write a key of {} bytes in {} (the limit is {MAX_KEY_BYTES})",
                 key.len(),
                 self.dir.display(),
-                MAX_STORED_KEY - TOKEN_LEN
             )));
         }
         let old =
@@ -275,7 +283,7 @@ impl Storage for DiskStorage {
         let mut out = Vec::new();
         for (lo, hi, at_cursor) in scan_pieces(range, after.map(|(t, _)| t)) {
             let lower = match after {
-                Some((t, k)) if at_cursor => Bound::Excluded(data_key(t, k)),
+                Some((t, k)) if at_cursor => Bound::Excluded(cursor_key(t, k)),
                 _ => Bound::Included(lo.to_be_bytes().to_vec()),
             };
             let upper = match hi.checked_add(1) {
@@ -335,10 +343,13 @@ impl Storage for DiskStorage {
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let value = self
-            .meta
-            .get(meta_key(name))
-            .map_err(|e| self.error(format_args!("read metadata {name:?}"), &e))?;
+        let k = meta_key(name);
+        // `put_meta` refuses such a name, and fjall would panic looking it up.
+        if k.len() > MAX_STORED_KEY {
+            return Ok(None);
+        }
+        let value =
+            self.meta.get(k).map_err(|e| self.error(format_args!("read metadata {name:?}"), &e))?;
         Ok(value.map(|v| v.to_vec()))
     }
 
@@ -385,6 +396,15 @@ fn data_key(token: Token, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(TOKEN_LEN + key.len());
     k.extend_from_slice(&token.to_be_bytes());
     k.extend_from_slice(key);
+    k
+}
+
+/// The exclusive lower bound of a scan after `(token, key)`. A key too long to be stored is cut
+/// to fjall's limit, which changes nothing: no stored key (at most `MAX_STORED_KEY` bytes) lies
+/// between the cut key and the full one, so the same entries follow both.
+fn cursor_key(token: Token, key: &[u8]) -> Vec<u8> {
+    let mut k = data_key(token, key);
+    k.truncate(MAX_STORED_KEY);
     k
 }
 
@@ -646,6 +666,35 @@ mod tests {
         assert_eq!(keys(r(9, 10), Some((10, b"")), 10), ["b", "c"]);
     }
 
+    /// A key of exactly [`MAX_KEY_BYTES`] is stored and read back; a longer one is refused by
+    /// `put` with an error and is absent for `get` and scan cursors, never a panic in fjall.
+    #[test]
+    fn keys_up_to_the_limit_work_and_longer_ones_fail_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        let at_limit = vec![b'k'; MAX_KEY_BYTES];
+        let over = vec![b'k'; MAX_KEY_BYTES + 1];
+        s.put(7, &at_limit, val("max")).unwrap();
+        assert_eq!(s.get(7, &at_limit).unwrap(), Some(val("max")));
+        let e = s.put(7, &over, val("too long")).unwrap_err();
+        assert!(e.0.contains(&format!("the limit is {MAX_KEY_BYTES}")), "{e}");
+        assert_eq!(s.get(7, &over).unwrap(), None);
+        assert_eq!(s.get(7, &vec![b'k'; 64 * 1024]).unwrap(), None);
+        s.put(7, b"l", val("after")).unwrap();
+        // A cursor longer than any stored key resumes exactly where the full key would.
+        let after: Vec<_> = s
+            .scan(TokenRange::new(6, 7), Some((7, &over)), 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(after, [b"l".to_vec()]);
+        let long_name = "n".repeat(MAX_STORED_KEY);
+        assert_eq!(s.get_meta(&long_name).unwrap(), None);
+        assert!(s.put_meta(&long_name, b"v").is_err());
+        assert_counters_exact(&s);
+    }
+
     #[test]
     fn paging_resumes_after_a_removed_cursor_key() {
         let dir = tempfile::tempdir().unwrap();
@@ -825,15 +874,17 @@ mod tests {
             prop::collection::vec(any::<u8>(), 0..6),
             any_siblings(false),
             any::<u64>(),
+            any::<u64>(),
         )
-            .prop_map(|(id, target, token, key, value, created)| Hint {
+            .prop_map(|(id, target, token, key, value, created, epoch)| Hint {
                 id,
                 target: NodeId(target),
                 token,
                 key,
                 value,
                 created: Instant(created),
-                epoch: created % 7,
+                // The epoch is stored too (round-trips through the encoding).
+                epoch,
             })
     }
 

@@ -12,8 +12,11 @@ use crate::metrics::Metrics;
 use crate::proto::v1::internode_client::InternodeClient;
 use crate::proto::v1::internode_server::Internode;
 use crate::proto::v1::{Batch, ExchangeReply, HelloReply, HelloRequest};
+use crate::storage::MAX_KEY_BYTES;
 use ringside_core::id::NodeId;
 use ringside_core::message::Message;
+use ringside_core::node::MAX_CONTEXT_COUNTER;
+use ringside_core::version::{Siblings, VClock, Version};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -33,9 +36,102 @@ pub fn encode(message: &Message) -> Vec<u8> {
     rmp_serde::to_vec(message).expect("engine messages always encode")
 }
 
-/// Decodes an engine message.
-pub fn decode(bytes: &[u8]) -> Result<Message, rmp_serde::decode::Error> {
-    rmp_serde::from_slice(bytes)
+/// Decodes an engine message from a peer, refusing input nested deep enough to exhaust the
+/// stack (see [`crate::msgpack`]).
+pub fn decode(bytes: &[u8]) -> Result<Message, crate::msgpack::DecodeError> {
+    crate::msgpack::from_slice(bytes)
+}
+
+/// Why a well-formed message from a peer is refused before it reaches the engine.
+///
+/// The engine validates what clients send, not what peers send: a peer running the same build
+/// never sends these, but a peer with another build or configuration (or anything that speaks
+/// the protocol) could, and the engine would then fail on it: a key longer than storage holds
+/// stops the node, and a counter near `u64::MAX` overflows the `+ 1` of the next write's dot.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// A key longer than the storage limit.
+    #[error("key of {len} bytes exceeds the limit of {max} bytes")]
+    KeyTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A dot or context counter beyond any counter a node mints.
+    #[error("counter {node}:{counter} exceeds the largest counter a node mints ({max})")]
+    CounterTooLarge {
+        /// Its actor.
+        node: NodeId,
+        /// The counter.
+        counter: u64,
+        /// The largest accepted.
+        max: u64,
+    },
+}
+
+/// Checks the keys and counters a peer's message carries (see [`Refused`]).
+pub fn check(message: &Message) -> Result<(), Refused> {
+    fn key(k: &[u8]) -> Result<(), Refused> {
+        match k.len() {
+            len if len > MAX_KEY_BYTES => Err(Refused::KeyTooLarge { len, max: MAX_KEY_BYTES }),
+            _ => Ok(()),
+        }
+    }
+    fn clock(c: &VClock) -> Result<(), Refused> {
+        match c.0.iter().find(|(_, e)| e.counter > MAX_CONTEXT_COUNTER) {
+            Some((node, e)) => Err(Refused::CounterTooLarge {
+                node: *node,
+                counter: e.counter,
+                max: MAX_CONTEXT_COUNTER,
+            }),
+            None => Ok(()),
+        }
+    }
+    fn version(v: &Version) -> Result<(), Refused> {
+        if v.dot.counter > MAX_CONTEXT_COUNTER {
+            return Err(Refused::CounterTooLarge {
+                node: v.dot.node,
+                counter: v.dot.counter,
+                max: MAX_CONTEXT_COUNTER,
+            });
+        }
+        clock(&v.context)
+    }
+    fn siblings(s: &Siblings) -> Result<(), Refused> {
+        s.0.iter().try_for_each(version)
+    }
+    match message {
+        Message::Mint { key: k, context, .. } => {
+            key(k)?;
+            clock(context)
+        }
+        Message::MintAck { version: v, siblings: s, .. } => {
+            version(v)?;
+            siblings(s)
+        }
+        Message::Mutation { key: k, value, .. } => {
+            key(k)?;
+            siblings(value)
+        }
+        Message::Read { key: k, .. } => key(k),
+        Message::ReadReply { value, .. } => siblings(value),
+        Message::Repair { key: k, value, .. } | Message::Hint { key: k, value, .. } => {
+            key(k)?;
+            siblings(value)
+        }
+        Message::HandoffHint { hint } => {
+            key(&hint.key)?;
+            siblings(&hint.value)
+        }
+        Message::StreamData { entries, .. } => entries.iter().try_for_each(|e| {
+            key(&e.key)?;
+            siblings(&e.value)
+        }),
+        // The rest carry no key and no version (gossip, barriers, rejections, acknowledgements,
+        // stream and Merkle control, whose depth the engine caps itself).
+        _ => Ok(()),
+    }
 }
 
 /// Who this node is, as it introduces itself to peers.
@@ -324,6 +420,10 @@ impl InternodeService {
             let message = decode(&bytes).map_err(|e| {
                 Status::invalid_argument(format!("malformed internode message from {from}: {e}"))
             })?;
+            check(&message).map_err(|e| {
+                tracing::warn!(%from, error = %e, "refused an internode message");
+                Status::invalid_argument(format!("refused internode message from {from}: {e}"))
+            })?;
             self.metrics.messages_received.inc();
             if !self.driver.send(Input::Message { from, message }) {
                 return Err(Status::unavailable("node is shutting down"));
@@ -381,5 +481,16 @@ mod tests {
             }
         }
         assert!(decode(b"\x93garbage").is_err());
+    }
+
+    /// `{"kind": "echo", "x": [[[…]]]}` 100,000 levels deep: the tagged enum buffers the whole
+    /// map, so the nesting reaches the decoder; it is refused as too deep, not a stack overflow.
+    #[test]
+    fn deeply_nested_messages_are_refused() {
+        let mut bytes = b"\x82\xa4kind\xa4echo\xa1x".to_vec();
+        bytes.extend(std::iter::repeat_n(0x91, 100_000));
+        bytes.push(0xc0);
+        let e = decode(&bytes).unwrap_err();
+        assert!(matches!(e, crate::msgpack::DecodeError::TooDeep { .. }), "{e}");
     }
 }

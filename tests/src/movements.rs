@@ -552,8 +552,9 @@ pub fn test_network() -> NetworkConfig {
             jitter: Duration::from_millis(3),
             tail_probability: 0.02,
             tail: Duration::from_millis(300),
+            ..LatencyModel::default()
         },
-        loss: 0.0,
+        ..NetworkConfig::default()
     }
 }
 

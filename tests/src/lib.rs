@@ -40,6 +40,10 @@ pub struct RandomRun {
     pub pareto: bool,
     /// Nemesis: fault ticks may hold a link (one or both directions) for 1–8 s, then release it.
     pub holds: bool,
+    /// The driver syncs storage before releasing outputs (`false` only in the negative control).
+    pub sync: bool,
+    /// The quiet phase runs a Merkle repair on every node (`false` only in negative controls).
+    pub anti_entropy: bool,
 }
 
 /// What a randomized run produced.
@@ -63,7 +67,8 @@ pub struct Outcome {
 
 /// How long the faults last, and the quiet period after them before convergence is compared.
 const FAULTS_END: Duration = Duration::from_secs(31);
-const QUIET: Duration = Duration::from_secs(30);
+/// Two hint replay rounds (every 10 s) and the time to acknowledge them.
+const QUIET: Duration = Duration::from_secs(25);
 
 impl RandomRun {
     /// Derives a run from a seed: 3–6 nodes, RF 3, a pair of levels (overlapping, or not:
@@ -92,7 +97,20 @@ impl RandomRun {
         let reorder = rng.random_ratio(1, 3);
         let pareto = rng.random_ratio(1, 3);
         let holds = rng.random_ratio(1, 3);
-        RandomRun { seed, nodes, rf: 3, read_cl, write_cl, mode, loss, reorder, pareto, holds }
+        RandomRun {
+            seed,
+            nodes,
+            rf: 3,
+            read_cl,
+            write_cl,
+            mode,
+            loss,
+            reorder,
+            pareto,
+            holds,
+            sync: true,
+            anti_entropy: true,
+        }
     }
 
     /// The command that replays this seed.
@@ -112,6 +130,18 @@ impl RandomRun {
     /// Like [`RandomRun::execute`], with `extra` applied to the simulation after the random
     /// faults (it may run the simulation further).
     pub fn execute_with(self, extra: impl FnOnce(&mut Simulation)) -> Outcome {
+        self.execute_with_midpoint(Instant::ZERO + FAULTS_END, |_| {}, extra)
+    }
+
+    /// Like [`RandomRun::execute_with`], with `mid` applied once, at the first fault tick at or
+    /// after `at` (while clients are still running), before that tick's fault.
+    pub fn execute_with_midpoint(
+        self,
+        at: Instant,
+        mid: impl FnOnce(&mut Simulation),
+        extra: impl FnOnce(&mut Simulation),
+    ) -> Outcome {
+        let mut mid = Some(mid);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xfa_u64);
         let ids: Vec<NodeId> = (0..self.nodes as u32).map(NodeId).collect();
         let ring = build_ring(&ids, 8, self.rf, Allocation::Random, &mut rng).expect("ring");
@@ -147,6 +177,7 @@ impl RandomRun {
         };
         let mut sim = Simulation::new(config);
         sim.set_loss(self.loss);
+        sim.set_sync_before_release(self.sync);
         // Nemesis sizes keep four worst-case hops (303 ms + 100 ms + 50 ms each) under the 2 s
         // write timeout, so a timeout with healthy replicas still means an engine bug.
         if self.reorder {
@@ -159,6 +190,11 @@ impl RandomRun {
         while t < 30_000 {
             t += rng.random_range(1_000..6_000);
             sim.run_until(Instant::from_millis(t));
+            if sim.now() >= at
+                && let Some(mid) = mid.take()
+            {
+                mid(&mut sim);
+            }
             let victim = NodeId(rng.random_range(0..self.nodes as u32));
             let faults = if self.holds { 8 } else { 6 };
             match rng.random_range(0..faults) {
@@ -191,7 +227,7 @@ impl RandomRun {
         }
         extra(&mut sim);
         sim.run_until(Instant::ZERO + FAULTS_END);
-        let quiet_divergence = quiet_convergence(&mut sim);
+        let quiet_divergence = quiet_convergence(&mut sim, self.anti_entropy);
         // The forced phase (repair reads at ALL, then the final state) is a separate check.
         finish(&mut sim, &FinalPhase { settle: Duration::ZERO, ..FinalPhase::default() });
         let check = check(sim.history(), &CheckConfig { rf: self.rf, mode: self.mode });
@@ -202,9 +238,9 @@ impl RandomRun {
 }
 
 /// Ends every fault, restarts crashed nodes, gives hints a quiet period to replay, runs a Merkle
-/// repair on every node and lets it finish; returns the keys whose natural replicas still hold
-/// different versions (compared in storage, no read involved).
-pub fn quiet_convergence(sim: &mut Simulation) -> Vec<String> {
+/// repair on every node (when `anti_entropy`) and lets it finish; returns the keys whose
+/// natural replicas still hold different versions (compared in storage, no read involved).
+pub fn quiet_convergence(sim: &mut Simulation, anti_entropy: bool) -> Vec<String> {
     if sim.network().is_partitioned() {
         sim.heal();
     }
@@ -218,11 +254,13 @@ pub fn quiet_convergence(sim: &mut Simulation) -> Vec<String> {
     }
     sim.run_for(QUIET);
     sim.quiesce(Duration::from_secs(60));
-    for i in 0..sim.names().len() {
-        let _ = sim.repair(NodeId(i as u32));
+    if anti_entropy {
+        for i in 0..sim.names().len() {
+            let _ = sim.repair(NodeId(i as u32));
+        }
+        sim.run_for(Duration::from_secs(5));
+        sim.quiesce(Duration::from_secs(60));
     }
-    sim.run_for(Duration::from_secs(10));
-    sim.quiesce(Duration::from_secs(60));
     sim.divergent_keys()
 }
 

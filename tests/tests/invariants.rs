@@ -163,3 +163,71 @@ fn lost_write_negative_control_finds_violations() {
     }
     assert!(found > 0, "wiping every replica's disk lost no acknowledged write");
 }
+
+#[test]
+fn unsynced_driver_negative_control_loses_writes() {
+    // The durability invariant's negative control: the same randomized runs with a driver that
+    // releases acknowledgements before syncing storage. Crashes then lose acknowledged writes
+    // (MemStorage drops what was not synced), and the checker must see them missing.
+    use ringside_core::checker::{CheckConfig, check};
+    let mut found = 0;
+    for seed in seeds(20) {
+        let mut run = RandomRun::from_seed(seed);
+        run.sync = false;
+        let mode = run.mode;
+        let out = run.execute();
+        found +=
+            check(out.sim.history(), &CheckConfig { rf: 3, mode }).count(AnomalyKind::LostWrite);
+    }
+    assert!(found > 0, "a driver that never syncs lost no acknowledged write over crashes");
+}
+
+#[test]
+fn quiet_convergence_negative_control_sees_a_wiped_replica() {
+    // Convergence before forced reads must not be blind: wipe one node's disk as the faults end
+    // and skip the Merkle repair; hints alone cannot restore data the node had acknowledged
+    // long ago, so its replicas must be reported divergent.
+    use ringside_core::{Instant, NodeId};
+    let mut found = 0;
+    for seed in seeds(10) {
+        let mut run = RandomRun::from_seed(seed);
+        run.anti_entropy = false;
+        let out = run.execute_with(|sim| {
+            sim.run_until(Instant::from_secs(30));
+            let _ = sim.wipe(NodeId(0));
+        });
+        found += out.quiet_divergence.len();
+    }
+    assert!(found > 0, "wiping a disk left no divergence before forced reads");
+}
+
+#[test]
+fn causal_negative_control_sees_dot_reuse_after_a_disk_rollback() {
+    // A replica whose disk rolls back to an older snapshot forgets the dots it minted since and
+    // mints them again: the causal check must see a dot reused (or a context covering a write
+    // no read could have returned). The rollback happens after the random faults, while clients
+    // still write (they stop at 30 s).
+    use ringside_core::checker::check_causal;
+    use ringside_core::{ConflictMode, Instant, NodeId};
+    let mut found = 0;
+    for seed in seeds(20) {
+        let mut run = RandomRun::from_seed(seed);
+        run.mode = ConflictMode::VectorClock;
+        let out = run.execute_with_midpoint(
+            Instant::from_secs(15),
+            |sim| {
+                let snapshots: Vec<_> = (0..3).map(|n| sim.storage(NodeId(n)).cloned()).collect();
+                sim.run_for(std::time::Duration::from_secs(4));
+                for (n, snapshot) in snapshots.into_iter().enumerate() {
+                    if let Some(s) = snapshot {
+                        let _ = sim.rollback_disk(NodeId(n as u32), s);
+                        let _ = sim.restart(NodeId(n as u32));
+                    }
+                }
+            },
+            |_| {},
+        );
+        found += check_causal(out.sim.history(), ConflictMode::VectorClock).len();
+    }
+    assert!(found > 0, "rolling minting replicas' disks back never reused a dot");
+}

@@ -1249,6 +1249,15 @@ impl Simulation {
         Ok(())
     }
 
+    /// Kills a node and replaces its disk with `snapshot`, an earlier copy of its storage (a
+    /// disk that lied about fsync, a VM restored from a snapshot). Negative controls use it to
+    /// make a replica forget dots it minted, so it mints them again.
+    pub fn rollback_disk(&mut self, id: NodeId, snapshot: MemStorage) -> Result<(), SimError> {
+        self.wipe(id)?;
+        self.nodes[id.0 as usize].parked = Some(snapshot);
+        Ok(())
+    }
+
     /// Restarts a crashed node on its storage.
     pub fn restart(&mut self, id: NodeId) -> Result<(), SimError> {
         let idx = id.0 as usize;

@@ -89,11 +89,8 @@ impl RandomRun {
         ];
         let (read_cl, write_cl) = pairs[rng.random_range(0..pairs.len())];
         let mode = if rng.random_bool(0.5) { ConflictMode::VectorClock } else { ConflictMode::Lww };
-        let loss = if rng.random_bool(0.5) {
-            0.0
-        } else {
-            f64::from(rng.random_range(1..=5u32)) / 100.0
-        };
+        let loss =
+            if rng.random_bool(0.5) { 0.0 } else { f64::from(rng.random_range(1..=5u32)) / 100.0 };
         let reorder = rng.random_ratio(1, 3);
         let pareto = rng.random_ratio(1, 3);
         let holds = rng.random_ratio(1, 3);
@@ -219,7 +216,13 @@ impl RandomRun {
                     let until = sim.now() + Duration::from_millis(rng.random_range(1_000..8_000));
                     if other != victim {
                         let both_directions = rng.random_bool(0.5);
-                        sim.hold(Hold { from: victim, to: other, both_directions, kinds: None, until });
+                        sim.hold(Hold {
+                            from: victim,
+                            to: other,
+                            both_directions,
+                            kinds: None,
+                            until,
+                        });
                     }
                 }
                 _ => {}
@@ -290,7 +293,9 @@ pub fn request_problems(sim: &Simulation, rf: usize) -> Vec<String> {
             )
         };
         match op.error {
-            Some(OpError::Unavailable) if !record.answered_at_invoke || record.sent_at_invoke > 0 => {
+            Some(OpError::Unavailable)
+                if !record.answered_at_invoke || record.sent_at_invoke > 0 =>
+            {
                 out.push(format!(
                     "{} was refused Unavailable after sending {} messages{}",
                     describe(),
@@ -307,7 +312,8 @@ pub fn request_problems(sim: &Simulation, rf: usize) -> Vec<String> {
                     .filter(|r| !record.tainted.contains(r))
                     .map(|r| format!("n{}", r.0))
                     .collect();
-                let all: Vec<String> = record.replicas.iter().map(|r| format!("n{}", r.0)).collect();
+                let all: Vec<String> =
+                    record.replicas.iter().map(|r| format!("n{}", r.0)).collect();
                 out.push(format!(
                     "{} timed out at {} while replicas {good:?} of {all:?} were up and known up",
                     describe(),

@@ -250,7 +250,8 @@ impl MovementRun {
                     let mut hold_rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x686f_6c64);
                     let from = NodeId(hold_rng.random_range(0..self.nodes as u32));
                     let to = NodeId(hold_rng.random_range(0..self.nodes as u32));
-                    let until = sim.now() + Duration::from_millis(hold_rng.random_range(3_000..12_000));
+                    let until =
+                        sim.now() + Duration::from_millis(hold_rng.random_range(3_000..12_000));
                     if from != to {
                         sim.hold(ringside_core::sim::network::Hold {
                             from,

@@ -34,7 +34,10 @@ fn invariants_hold_over_random_seeds() {
         // Invariant 3 from hints, read repair and anti-entropy alone: compared in storage after
         // the quiet period and a Merkle repair, before any forced read.
         if !out.quiet_divergence.is_empty() {
-            broken.push(format!("replicas diverge before forced reads on {:?}", out.quiet_divergence));
+            broken.push(format!(
+                "replicas diverge before forced reads on {:?}",
+                out.quiet_divergence
+            ));
         }
         // Invariant 3 after the forced phase (repair reads at ALL).
         let divergent = out.sim.divergent_keys();

@@ -83,7 +83,11 @@ pub fn check_causal(history: &History, mode: ConflictMode) -> Vec<CausalViolatio
     // Acknowledged writes per key by dot, in completion order.
     let mut by_completion: Vec<&Operation<'_>> = ops
         .iter()
-        .filter(|o| o.is_write() && o.outcome() == Outcome::Ok && o.done().is_some_and(|d| d.version.is_some()))
+        .filter(|o| {
+            o.is_write()
+                && o.outcome() == Outcome::Ok
+                && o.done().is_some_and(|d| d.version.is_some())
+        })
         .collect();
     by_completion.sort_by_key(|o| o.completion_pos());
     let mut acked: BTreeMap<&str, BTreeMap<Dot, Vec<Acked>>> = BTreeMap::new();
@@ -261,8 +265,11 @@ mod tests {
     fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
         let step = prop_oneof![
             (0u32..3, 0u8..2).prop_map(|(client, key)| Step::Read { client, key }),
-            (0u32..3, 0u8..2, any::<bool>())
-                .prop_map(|(client, key, blind)| Step::Write { client, key, blind }),
+            (0u32..3, 0u8..2, any::<bool>()).prop_map(|(client, key, blind)| Step::Write {
+                client,
+                key,
+                blind
+            }),
         ];
         proptest::collection::vec(step, 1..60)
     }

@@ -912,8 +912,7 @@ impl Simulation {
         a != b
             && (!self.network.connected(a, b)
                 || self.network.holds().iter().any(|h| {
-                    h.until > self.now
-                        && ((h.from == a && h.to == b) || (h.from == b && h.to == a))
+                    h.until > self.now && ((h.from == a && h.to == b) || (h.from == b && h.to == a))
                 }))
     }
 
@@ -1641,7 +1640,14 @@ mod tests {
             sim.set_sync_before_release(sync);
             sim.run_until(Instant::from_secs(5));
             let w = sim
-                .client_op(NodeId(0), OpFunction::Write, "k", Some("v"), ConsistencyLevel::All, None)
+                .client_op(
+                    NodeId(0),
+                    OpFunction::Write,
+                    "k",
+                    Some("v"),
+                    ConsistencyLevel::All,
+                    None,
+                )
                 .unwrap();
             sim.run_until(Instant::from_secs(6));
             assert!(matches!(

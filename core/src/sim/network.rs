@@ -285,7 +285,8 @@ mod tests {
     #[test]
     fn pareto_extra_has_a_long_tail_and_respects_its_cap() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let draws: Vec<u64> = (0..100_000).map(|_| pareto_extra(&mut rng, 1_000, 2_000_000)).collect();
+        let draws: Vec<u64> =
+            (0..100_000).map(|_| pareto_extra(&mut rng, 1_000, 2_000_000)).collect();
         let over = |x: u64| draws.iter().filter(|d| **d > x).count();
         // P(extra > x) = s / (s + x): about half above 1 ms, 1 % above 99 ms, 0.1 % above 999 ms.
         assert!((45_000..55_000).contains(&over(1_000)), "{}", over(1_000));

@@ -13,7 +13,12 @@
 //! Writes may be buffered. The driver calls [`Storage::sync`] after every batch of inputs and
 //! *before* it releases the transmits and events those inputs produced, so an acknowledgement never
 //! leaves a node before the write it acknowledges is durable. Batching many inputs per `sync` is
-//! group commit. The in-memory implementation's `sync` does nothing.
+//! group commit.
+//!
+//! [`MemStorage`] models this contract rather than assuming it: every write since the last `sync`
+//! is remembered with the value it replaced, and [`MemStorage::crash`] (called by the simulator
+//! when a node dies) puts those values back, so a driver that releases an acknowledgement before
+//! syncing loses the acknowledged write exactly as a real disk would.
 
 use crate::id::NodeId;
 use crate::time::Instant;
@@ -151,7 +156,8 @@ pub fn merge_by_rewrite<S: Storage + ?Sized>(
 }
 
 /// In-memory storage for tests, the simulator and the browser. Cloning it is how the simulator
-/// keeps a crashed node's durable state.
+/// keeps a crashed node's state; [`MemStorage::crash`] first drops what was never synced (the
+/// module's durability contract).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MemStorage {
     /// Keys by token; the few keys sharing a token are kept sorted in one inline bucket, so a
@@ -161,6 +167,24 @@ pub struct MemStorage {
     meta: BTreeMap<String, Vec<u8>>,
     bytes: u64,
     keys: u64,
+    /// What each item written since the last `sync` held at that sync (`None`: absent).
+    unsynced: Unsynced,
+}
+
+/// The undo journal of [`MemStorage`]: the synced value of every data key, hint and metadata
+/// entry changed since the last `sync`. Only the first change after a sync is recorded, so a
+/// rollback restores exactly the synced state whatever the order of the later changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Unsynced {
+    data: BTreeMap<(Token, Vec<u8>), Option<Siblings>>,
+    hints: BTreeMap<u64, Option<Hint>>,
+    meta: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl Unsynced {
+    fn len(&self) -> usize {
+        self.data.len() + self.hints.len() + self.meta.len()
+    }
 }
 
 type Bucket = smallvec::SmallVec<[(Vec<u8>, Siblings); 1]>;
@@ -179,18 +203,43 @@ impl MemStorage {
     fn entry_bytes(key: &[u8], value: &Siblings) -> u64 {
         (key.len() + value.approx_bytes()) as u64
     }
-}
 
-impl Storage for MemStorage {
-    fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError> {
-        Ok(self
-            .data
-            .get(&token)
-            .and_then(|b| b.iter().find(|(k, _)| k.as_slice() == key))
-            .map(|(_, v)| v.clone()))
+    /// Number of data keys, hints and metadata entries changed since the last `sync`.
+    pub fn unsynced_writes(&self) -> usize {
+        self.unsynced.len()
     }
 
-    fn put(&mut self, token: Token, key: &[u8], value: Siblings) -> Result<(), StorageError> {
+    /// The node died: every write not yet synced is lost, and the store is back to its state at
+    /// the last `sync` (the durability contract of the [module docs](self)).
+    pub fn crash(&mut self) {
+        let journal = std::mem::take(&mut self.unsynced);
+        for ((token, key), before) in journal.data {
+            self.put_unjournaled(token, &key, before.unwrap_or_default());
+        }
+        for (id, before) in journal.hints {
+            match before {
+                Some(h) => self.hints.insert(id, h),
+                None => self.hints.remove(&id),
+            };
+        }
+        for (name, before) in journal.meta {
+            match before {
+                Some(v) => self.meta.insert(name, v),
+                None => self.meta.remove(&name),
+            };
+        }
+    }
+
+    /// Records the synced value of a data key before its first change since the last sync.
+    fn journal_data(&mut self, token: Token, key: &[u8]) {
+        let slot = (token, key.to_vec());
+        if !self.unsynced.data.contains_key(&slot) {
+            let before = self.get(token, key).unwrap_or_default();
+            self.unsynced.data.insert(slot, before);
+        }
+    }
+
+    fn put_unjournaled(&mut self, token: Token, key: &[u8], value: Siblings) {
         let bucket = self.data.entry(token).or_default();
         let pos = bucket.binary_search_by(|(k, _)| k.as_slice().cmp(key));
         if let Ok(i) = pos {
@@ -216,6 +265,21 @@ impl Storage for MemStorage {
         if bucket.is_empty() {
             self.data.remove(&token);
         }
+    }
+}
+
+impl Storage for MemStorage {
+    fn get(&self, token: Token, key: &[u8]) -> Result<Option<Siblings>, StorageError> {
+        Ok(self
+            .data
+            .get(&token)
+            .and_then(|b| b.iter().find(|(k, _)| k.as_slice() == key))
+            .map(|(_, v)| v.clone()))
+    }
+
+    fn put(&mut self, token: Token, key: &[u8], value: Siblings) -> Result<(), StorageError> {
+        self.journal_data(token, key);
+        self.put_unjournaled(token, key, value);
         Ok(())
     }
 
@@ -226,13 +290,20 @@ impl Storage for MemStorage {
         incoming: &Siblings,
         mode: ConflictMode,
     ) -> Result<bool, StorageError> {
+        let journaled = self.unsynced.data.contains_key(&(token, key.to_vec()));
         let existing =
             self.data.get_mut(&token).and_then(|b| b.iter_mut().find(|(k, _)| k.as_slice() == key));
         match existing {
             Some((_, current)) => {
                 let before = Self::entry_bytes(key, current);
+                // The synced value is kept only if this merge changes it (most merges of
+                // replayed or repaired data do not).
+                let synced = (!journaled).then(|| current.clone());
                 let changed = current.merge(incoming, mode);
                 if changed {
+                    if let Some(synced) = synced {
+                        self.unsynced.data.insert((token, key.to_vec()), Some(synced));
+                    }
                     let after = Self::entry_bytes(key, current);
                     // A join never empties a non-empty set, so the key stays.
                     self.bytes = self.bytes + after - before;
@@ -282,12 +353,14 @@ impl Storage for MemStorage {
     }
 
     fn put_hint(&mut self, hint: &Hint) -> Result<(), StorageError> {
-        self.hints.insert(hint.id, hint.clone());
+        let before = self.hints.insert(hint.id, hint.clone());
+        self.unsynced.hints.entry(hint.id).or_insert(before);
         Ok(())
     }
 
     fn remove_hint(&mut self, id: u64) -> Result<(), StorageError> {
-        self.hints.remove(&id);
+        let before = self.hints.remove(&id);
+        self.unsynced.hints.entry(id).or_insert(before);
         Ok(())
     }
 
@@ -300,11 +373,16 @@ impl Storage for MemStorage {
     }
 
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.meta.insert(name.to_string(), value.to_vec());
+        let before = self.meta.insert(name.to_string(), value.to_vec());
+        self.unsynced.meta.entry(name.to_string()).or_insert(before);
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
+        // Everything written so far is now durable: forget how to undo it.
+        if self.unsynced.len() > 0 {
+            self.unsynced = Unsynced::default();
+        }
         Ok(())
     }
 }
@@ -380,6 +458,53 @@ mod tests {
             assert_eq!(fast, slow);
         }
         assert_eq!(fast.get(7, b"k").unwrap(), Some(newer));
+    }
+
+    #[test]
+    fn a_crash_drops_what_was_not_synced_and_keeps_what_was() {
+        let mut s = MemStorage::new();
+        s.put(1, b"kept", val("a")).unwrap();
+        s.put_meta("m", b"old").unwrap();
+        let hint = Hint {
+            id: 1,
+            target: NodeId(2),
+            token: 1,
+            key: b"kept".to_vec(),
+            value: val("a"),
+            created: Instant::ZERO,
+        };
+        s.put_hint(&hint).unwrap();
+        s.sync().unwrap();
+        let synced = s.clone();
+        assert_eq!(s.unsynced_writes(), 0);
+
+        // After the sync: a new key, an overwrite, an in-place merge, a removal, hint and meta
+        // changes — all lost by the crash, in whatever order they happened.
+        s.put(2, b"new", val("b")).unwrap();
+        let mut newer = val("c");
+        newer.0[0].dot.counter = 2;
+        s.merge(1, b"kept", &newer, ConflictMode::VectorClock).unwrap();
+        s.put(1, b"kept", Siblings::new()).unwrap();
+        s.put(1, b"kept", val("d")).unwrap();
+        s.remove_hint(1).unwrap();
+        s.put_hint(&Hint { id: 2, ..hint.clone() }).unwrap();
+        s.put_meta("m", b"new").unwrap();
+        s.put_meta("other", b"x").unwrap();
+        assert!(s.unsynced_writes() > 0);
+        s.crash();
+        assert_eq!(s.get(2, b"new").unwrap(), None, "an unsynced key survived the crash");
+        assert_eq!(s.get(1, b"kept").unwrap(), Some(val("a")));
+        assert_eq!(s.hints().unwrap(), vec![hint]);
+        assert_eq!(s.get_meta("m").unwrap(), Some(b"old".to_vec()));
+        assert_eq!(s.get_meta("other").unwrap(), None);
+        assert_eq!((s.key_count(), s.load_bytes()), (synced.key_count(), synced.load_bytes()));
+        assert_eq!(s, synced);
+
+        // Synced writes survive.
+        s.put(3, b"durable", val("e")).unwrap();
+        s.sync().unwrap();
+        s.crash();
+        assert_eq!(s.get(3, b"durable").unwrap(), Some(val("e")));
     }
 
     #[test]

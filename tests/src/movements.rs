@@ -70,6 +70,10 @@ pub struct MovementRun {
     /// Also start a node of another cluster ("other") right after the joiner; it tries to join
     /// through the same seeds and must never be admitted (invariant 9).
     pub foreign_node: bool,
+    /// Nemesis: right after the join is requested, hold the `Mutation`s (and `Mint`s) from one
+    /// coordinator to one replica for 3–12 s — past the write timeout and across the join's
+    /// topology barriers — then deliver them (a client write in flight across a barrier).
+    pub barrier_hold: bool,
 }
 
 /// The cluster name of [`MovementRun::foreign_node`].
@@ -149,7 +153,7 @@ impl MovementRun {
     /// conflict mode, 0–5 % loss, and in half the runs a decommission after the join.
     pub fn from_seed(seed: u64, strategy: JoinStrategy) -> Self {
         // The cluster's shape is RandomRun's (the randomized runs without movements).
-        let RandomRun { nodes, rf, read_cl, write_cl, mode, loss, .. } =
+        let RandomRun { nodes, rf, read_cl, write_cl, mode, loss, holds, .. } =
             RandomRun::from_seed(seed ^ 0x6a6f_696e);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6d6f_7665);
         // After the join there are nodes + 1 owners, always more than RF = 3.
@@ -173,6 +177,7 @@ impl MovementRun {
             stream_throughput: 2_000,
             all_seeds: true,
             foreign_node: false,
+            barrier_hold: holds,
         }
     }
 
@@ -240,6 +245,23 @@ impl MovementRun {
                 let id = sim.add_node("joiner", JoinRequest::default()).expect("add the joiner");
                 assert_eq!(id, joiner);
                 mover.join_requested = true;
+                if self.barrier_hold {
+                    // Its own generator, so the fault schedule is the same with or without it.
+                    let mut hold_rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x686f_6c64);
+                    let from = NodeId(hold_rng.random_range(0..self.nodes as u32));
+                    let to = NodeId(hold_rng.random_range(0..self.nodes as u32));
+                    let until =
+                        sim.now() + Duration::from_millis(hold_rng.random_range(3_000..12_000));
+                    if from != to {
+                        sim.hold(ringside_core::sim::network::Hold {
+                            from,
+                            to,
+                            both_directions: false,
+                            kinds: Some(vec![ringside_core::message::MessageKind::Mutation]),
+                            until,
+                        });
+                    }
+                }
                 if self.foreign_node {
                     let f = sim
                         .add_node_configured("foreign", JoinRequest::default(), |c| {
@@ -552,8 +574,9 @@ pub fn test_network() -> NetworkConfig {
             jitter: Duration::from_millis(3),
             tail_probability: 0.02,
             tail: Duration::from_millis(300),
+            ..LatencyModel::default()
         },
-        loss: 0.0,
+        ..NetworkConfig::default()
     }
 }
 

@@ -1,6 +1,9 @@
 //! DESIGN.md section 2, the invariants that hold without membership changes (1–5, 7, 10), over
-//! 1,000 random seeds with crashes, partitions and message loss. A failure prints the seed and
-//! the command that replays it.
+//! 1,000 random seeds with crashes, partitions, message loss and the timing nemeses (held links,
+//! reordering, a Pareto latency tail), at overlapping and non-overlapping levels. Besides the
+//! checker's anomalies, each run asserts convergence before any forced read, the causal rules
+//! (no dot reuse, no over-claiming context) and that requests fail only for a reason. A failure
+//! prints the seed and the command that replays it.
 
 use ringside_core::checker::{AnomalyKind, check_linearizable};
 use ringside_tests::{RandomRun, seeds};
@@ -28,10 +31,27 @@ fn invariants_hold_over_random_seeds() {
                 broken.push(format!("{} {kind}: {first}", c.count(kind)));
             }
         }
-        // Invariant 3: convergence after heal + hints + repair.
+        // Invariant 3 from hints, read repair and anti-entropy alone: compared in storage after
+        // the quiet period and a Merkle repair, before any forced read.
+        if !out.quiet_divergence.is_empty() {
+            broken.push(format!(
+                "replicas diverge before forced reads on {:?}",
+                out.quiet_divergence
+            ));
+        }
+        // Invariant 3 after the forced phase (repair reads at ALL).
         let divergent = out.sim.divergent_keys();
         if !divergent.is_empty() {
             broken.push(format!("replicas diverge on {divergent:?}"));
+        }
+        // Causality: no dot minted twice, no context claiming a version its client never read.
+        if let Some(first) = out.causal.first() {
+            broken.push(format!("{} causal violations: {}", out.causal.len(), first.explanation));
+        }
+        // Requests fail only for a reason: Unavailable up front, no timeout with enough
+        // replicas up and known up.
+        if let Some(first) = out.request_problems.first() {
+            broken.push(format!("{} unexplained failures: {first}", out.request_problems.len()));
         }
         // Invariant 7: every hint is eventually delivered (all nodes are back, within window).
         let remaining: usize = (0..out.run.nodes as u32)
@@ -145,4 +165,72 @@ fn lost_write_negative_control_finds_violations() {
             check(out.sim.history(), &CheckConfig { rf: 3, mode }).count(AnomalyKind::LostWrite);
     }
     assert!(found > 0, "wiping every replica's disk lost no acknowledged write");
+}
+
+#[test]
+fn unsynced_driver_negative_control_loses_writes() {
+    // The durability invariant's negative control: the same randomized runs with a driver that
+    // releases acknowledgements before syncing storage. Crashes then lose acknowledged writes
+    // (MemStorage drops what was not synced), and the checker must see them missing.
+    use ringside_core::checker::{CheckConfig, check};
+    let mut found = 0;
+    for seed in seeds(20) {
+        let mut run = RandomRun::from_seed(seed);
+        run.sync = false;
+        let mode = run.mode;
+        let out = run.execute();
+        found +=
+            check(out.sim.history(), &CheckConfig { rf: 3, mode }).count(AnomalyKind::LostWrite);
+    }
+    assert!(found > 0, "a driver that never syncs lost no acknowledged write over crashes");
+}
+
+#[test]
+fn quiet_convergence_negative_control_sees_a_wiped_replica() {
+    // Convergence before forced reads must not be blind: wipe one node's disk as the faults end
+    // and skip the Merkle repair; hints alone cannot restore data the node had acknowledged
+    // long ago, so its replicas must be reported divergent.
+    use ringside_core::{Instant, NodeId};
+    let mut found = 0;
+    for seed in seeds(10) {
+        let mut run = RandomRun::from_seed(seed);
+        run.anti_entropy = false;
+        let out = run.execute_with(|sim| {
+            sim.run_until(Instant::from_secs(30));
+            let _ = sim.wipe(NodeId(0));
+        });
+        found += out.quiet_divergence.len();
+    }
+    assert!(found > 0, "wiping a disk left no divergence before forced reads");
+}
+
+#[test]
+fn causal_negative_control_sees_dot_reuse_after_a_disk_rollback() {
+    // A replica whose disk rolls back to an older snapshot forgets the dots it minted since and
+    // mints them again: the causal check must see a dot reused (or a context covering a write
+    // no read could have returned). The rollback happens after the random faults, while clients
+    // still write (they stop at 30 s).
+    use ringside_core::checker::check_causal;
+    use ringside_core::{ConflictMode, Instant, NodeId};
+    let mut found = 0;
+    for seed in seeds(20) {
+        let mut run = RandomRun::from_seed(seed);
+        run.mode = ConflictMode::VectorClock;
+        let out = run.execute_with_midpoint(
+            Instant::from_secs(15),
+            |sim| {
+                let snapshots: Vec<_> = (0..3).map(|n| sim.storage(NodeId(n)).cloned()).collect();
+                sim.run_for(std::time::Duration::from_secs(4));
+                for (n, snapshot) in snapshots.into_iter().enumerate() {
+                    if let Some(s) = snapshot {
+                        let _ = sim.rollback_disk(NodeId(n as u32), s);
+                        let _ = sim.restart(NodeId(n as u32));
+                    }
+                }
+            },
+            |_| {},
+        );
+        found += check_causal(out.sim.history(), ConflictMode::VectorClock).len();
+    }
+    assert!(found > 0, "rolling minting replicas' disks back never reused a dot");
 }

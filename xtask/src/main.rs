@@ -8,6 +8,7 @@
 mod bench;
 mod explore;
 mod serve;
+mod soak;
 mod test;
 mod tools;
 mod web;
@@ -23,6 +24,9 @@ commands:
   ci                 same as `test`
   web                build the explorer bundle into www/pkg
   explore [--port N] build the bundle if stale and serve www/ on 127.0.0.1:N (default 8080)
+  soak --seeds N [--strategy S] [--start K]
+                     long randomized runs (S: none, all, or a join strategy such as staged),
+                     with progress, violations and runs/s; not part of `test`
   bench [ARGS...]    run the criterion benchmarks of ringside-core; ARGS go to `cargo bench`
                      (e.g. `cargo xtask bench --bench ring_lookup`)
   bench native [--quick]
@@ -59,6 +63,7 @@ fn run() -> Result<()> {
         }
         "explore" => explore::run(explore::Options::parse(rest)?),
         "bench" => bench::run(rest),
+        "soak" => soak::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -45,12 +45,17 @@
 //! visited. The whole check is `O(ops · log ops)`, even for a history where every read is stale;
 //! 100k ops take a few tens of milliseconds in release.
 //!
+//! # Causality
+//! [`check_causal`] is a separate pass (its findings are not [`AnomalyKind`]s): dot reuse and
+//! write contexts that claim versions their client never read. See its module for the rules.
+//!
 //! # Negative control and export
 //! [`check_linearizable`] runs a Wing–Gong–Lowe search per key (invariant 5: it must find
 //! violations under partitions); [`to_jepsen_edn`] and [`to_json`] export histories for
 //! Jepsen-family tools.
 
 mod anomalies;
+mod causal;
 mod export;
 mod linearizability;
 mod ops;
@@ -58,6 +63,7 @@ mod ops;
 mod testkit;
 
 pub use anomalies::MAX_RELATED;
+pub use causal::{CausalKind, CausalViolation, check_causal};
 pub use export::{to_jepsen_edn, to_json};
 pub use linearizability::{
     DEFAULT_STATE_BUDGET, KeyLinearizability, LinearizabilityReport, LinearizabilityResult,

@@ -109,6 +109,37 @@ struct PendingOp {
     value: Option<String>,
     cl: ConsistencyLevel,
     write_context: Option<CausalContext>,
+    /// What the harness needs to judge how the request ended (see [`RequestRecord`]).
+    record: RequestRecord,
+}
+
+/// How one client request went, from the simulator's god's-eye view: what the randomized runs
+/// need to assert that `Unavailable` is raised up front and that no request times out while
+/// enough replicas were up and known up. Kept for every recorded request, by invoke index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Messages the coordinator sent while handling the request's invoke (the single-mutation
+    /// invariant makes these exactly the request's first messages).
+    pub sent_at_invoke: u64,
+    /// The request was answered while its invoke was handled, before any message went out.
+    pub answered_at_invoke: bool,
+    /// Natural replicas of the key (the cluster's announced ring).
+    pub replicas: Vec<NodeId>,
+    /// Replicas that were, at some moment of the request, crashed, paused, cut off from the
+    /// coordinator (partition or hold on either direction), or not believed alive by the
+    /// coordinator (at invoke or completion). The others were up and known up throughout.
+    pub tainted: BTreeSet<NodeId>,
+    /// Something other than a replica's state could explain a timeout: message loss was on, a
+    /// message's worst-case delay is too long for the request's round trips, a range movement
+    /// was under way, or the coordinator itself was paused.
+    pub excused: Option<&'static str>,
+}
+
+impl RequestRecord {
+    /// Replicas up, reachable and known up for the whole request.
+    pub fn good_replicas(&self) -> usize {
+        self.replicas.iter().filter(|r| !self.tainted.contains(r)).count()
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -193,6 +224,11 @@ pub struct Simulation {
     stats: SimStats,
     read_threshold: u64,
     delete_threshold: u64,
+    /// [`RequestRecord`]s of completed requests, by invoke index.
+    requests: BTreeMap<u64, RequestRecord>,
+    /// Whether the driver syncs storage before releasing an input's outputs (always, except in
+    /// the negative control that shows the harness would see a driver that does not).
+    sync_before_release: bool,
 }
 
 /// A request the simulation could not start.
@@ -262,6 +298,8 @@ impl Simulation {
             stats: SimStats::default(),
             read_threshold,
             delete_threshold,
+            sync_before_release: true,
+            requests: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
             config,
         };
@@ -386,6 +424,11 @@ impl Simulation {
         self.completions.get(&invoke)
     }
 
+    /// How each completed request went (see [`RequestRecord`]), by invoke index.
+    pub fn requests(&self) -> &BTreeMap<u64, RequestRecord> {
+        &self.requests
+    }
+
     /// When the next queued item happens.
     pub fn next_event_time(&self) -> Option<Instant> {
         self.queue.peek().map(|Reverse((t, _, _))| *t)
@@ -458,6 +501,14 @@ impl Simulation {
                 self.schedule(until, Item::Deliver(id));
                 return;
             }
+            // A held link delivers at its release (held messages keep their relative order:
+            // they are rescheduled in delivery order and ties break on sequence numbers).
+            let kind = m.message.kind();
+            if let Some(until) = self.network.held_until(m.from, m.to, kind, self.now) {
+                m.deliver_at = until;
+                self.schedule(until, Item::Deliver(id));
+                return;
+            }
         }
         let Some(m) = self.take_in_flight(id) else { return };
         let reason = if m.lost {
@@ -503,12 +554,18 @@ impl Simulation {
         let n = self.config.names.len();
         let id = self.next_message;
         self.next_message += 1;
-        let latency = self.network.sample_latency(&mut self.rng);
+        let sampled = self.network.sample(&mut self.rng);
         let lost = self.network.lose(&mut self.rng);
-        // Links are FIFO, like the long-lived TCP connections native nodes use.
+        // Links are FIFO, like the long-lived TCP connections native nodes use; a reordered
+        // message (a nemesis) neither waits for nor holds back the others.
         let link = from.0 as usize * n + t.to.0 as usize;
-        let deliver_at = Instant((self.now.0 + latency).max(self.link_clock[link]));
-        self.link_clock[link] = deliver_at.0;
+        let deliver_at = if sampled.fifo {
+            let at = Instant((self.now.0 + sampled.latency).max(self.link_clock[link]));
+            self.link_clock[link] = at.0;
+            at
+        } else {
+            Instant(self.now.0 + sampled.latency)
+        };
         self.stats.sent += 1;
         self.trace.record_send(self.now, id, from, t.to, &t.message, deliver_at);
         debug_assert_eq!(id, self.in_flight_base + self.in_flight.len() as u64);
@@ -525,9 +582,22 @@ impl Simulation {
         self.schedule(deliver_at, Item::Deliver(id));
     }
 
-    /// Drains a node's outputs after an input (the single-mutation invariant).
+    /// Drains a node's outputs after an input (the single-mutation invariant), after making the
+    /// input's writes durable: ARCHITECTURE.md's invariant that `Storage::sync` runs before the
+    /// outputs of an input are released, so no acknowledgement leaves for a write a crash could
+    /// still lose. (`MemStorage` really loses unsynced writes on a crash, so skipping this is
+    /// visible: see [`Simulation::set_sync_before_release`].)
     fn drain(&mut self, id: NodeId) {
         let idx = id.0 as usize;
+        if self.sync_before_release
+            && let Some(node) = self.nodes[idx].node.as_mut()
+            && let Err(e) = node.storage_mut().sync()
+        {
+            // The storage failure policy: a node whose sync fails stops, outputs unreleased.
+            self.trace.record(self.now, TraceEvent::Fatal { node: id, error: e.to_string() });
+            self.crash_node(id);
+            return;
+        }
         loop {
             let Some(node) = self.nodes[idx].node.as_mut() else { return };
             if let Some(t) = node.poll_transmit() {
@@ -646,7 +716,18 @@ impl Simulation {
                 op.error = Some(OpError::NodeDown);
             }
         }
+        let mut record = p.record;
+        if let Some(n) = self.node(node) {
+            for r in &record.replicas {
+                if *r != node && !n.is_alive(*r) {
+                    record.tainted.insert(*r);
+                }
+            }
+        }
         let index = self.record(op);
+        if self.config.record_history {
+            self.requests.insert(p.invoke, record);
+        }
         if p.process >= SCRIPTED_PROCESS_BASE {
             self.completions.insert(p.invoke, Completion { op_index: index, result });
         } else {
@@ -782,12 +863,109 @@ impl Simulation {
             error: None,
             final_read: false,
         });
+        let record = self.request_record(node, &key, f);
         self.pending.insert(
             (node, request),
-            PendingOp { process, invoke, f, key, value, cl, write_context },
+            PendingOp { process, invoke, f, key, value, cl, write_context, record },
         );
+        let sent = self.stats.sent;
         self.drain(node);
+        let sent = self.stats.sent - sent;
+        match self.pending.get_mut(&(node, request)) {
+            Some(p) => p.record.sent_at_invoke = sent,
+            None => {
+                if let Some(r) = self.requests.get_mut(&invoke) {
+                    r.sent_at_invoke = sent;
+                    r.answered_at_invoke = true;
+                }
+            }
+        }
         Ok(invoke)
+    }
+
+    /// The record of a request just invoked at `coordinator`: replicas already down, paused,
+    /// cut off or believed dead are tainted from the start.
+    fn request_record(&self, coordinator: NodeId, key: &str, f: OpFunction) -> RequestRecord {
+        let replicas = self.topology.ring().replicas(token_for(key.as_bytes())).to_vec();
+        let mut record = RequestRecord { replicas, ..RequestRecord::default() };
+        let coord = self.node(coordinator);
+        for r in record.replicas.clone() {
+            let bad = !self.is_up(r)
+                || self.is_paused(r)
+                || self.cut_off(coordinator, r)
+                || (r != coordinator && coord.is_some_and(|n| !n.is_alive(r)));
+            if bad {
+                record.tainted.insert(r);
+            }
+        }
+        let timeout = match f {
+            OpFunction::Read => self.config.node.read_timeout,
+            _ => self.config.node.write_timeout,
+        };
+        record.excused = self.timeout_excuse(timeout);
+        record
+    }
+
+    /// Whether `a` and `b` cannot exchange messages promptly now: a partition, or a hold on
+    /// either direction of their link.
+    fn cut_off(&self, a: NodeId, b: NodeId) -> bool {
+        a != b
+            && (!self.network.connected(a, b)
+                || self.network.holds().iter().any(|h| {
+                    h.until > self.now && ((h.from == a && h.to == b) || (h.from == b && h.to == a))
+                }))
+    }
+
+    /// Why a request started now could time out with every replica healthy, if it could.
+    fn timeout_excuse(&self, timeout: Duration) -> Option<&'static str> {
+        let c = self.network.config();
+        let l = &c.latency;
+        // A request takes at most four one-way hops (coordinator → minting replica → replicas →
+        // minting replica → coordinator); if four worst-case hops fit in the timeout, only a
+        // replica problem or an engine bug can make it time out.
+        let tail = if l.tail_probability > 0.0 { l.tail } else { Duration::ZERO };
+        let pareto = if l.pareto_scale > Duration::ZERO { l.pareto_cap } else { Duration::ZERO };
+        let reorder = if c.reorder > 0.0 { c.reorder_delay } else { Duration::ZERO };
+        let hop = l.min + l.jitter + tail + pareto + reorder;
+        if c.loss > 0.0 {
+            Some("message loss")
+        } else if hop * 4 >= timeout {
+            Some("worst-case latency")
+        } else if self.movement_in_progress() {
+            Some("range movement")
+        } else {
+            None
+        }
+    }
+
+    /// Marks, in every request in flight, the replicas a fault now affects.
+    fn taint_pending(&mut self) {
+        let keys: Vec<(NodeId, RequestId)> = self.pending.keys().copied().collect();
+        for k in keys {
+            let (coordinator, _) = k;
+            let p = &self.pending[&k];
+            let timeout = match p.f {
+                OpFunction::Read => self.config.node.read_timeout,
+                _ => self.config.node.write_timeout,
+            };
+            let bad: Vec<NodeId> = p
+                .record
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !self.is_up(*r) || self.is_paused(*r) || self.cut_off(coordinator, *r))
+                .collect();
+            let excuse = if self.is_paused(coordinator) {
+                Some("coordinator paused")
+            } else {
+                self.timeout_excuse(timeout)
+            };
+            let p = self.pending.get_mut(&k).expect("listed");
+            p.record.tainted.extend(bad);
+            if p.record.excused.is_none() {
+                p.record.excused = excuse;
+            }
+        }
     }
 
     /// Issues a client operation outside the workload (a scenario step or a user intervention).
@@ -1029,7 +1207,10 @@ impl Simulation {
         let slot = &mut self.nodes[id.0 as usize];
         let Some(node) = slot.node.take() else { return };
         self.stats.extra_acks_before_crashes += node.stats().extra_acks;
-        slot.parked = Some(node.into_storage());
+        let mut storage = node.into_storage();
+        // What the process had not synced dies with it.
+        storage.crash();
+        slot.parked = Some(storage);
         slot.wake = None;
         slot.paused_until = None;
         self.trace.record(self.now, TraceEvent::Crash { node: id });
@@ -1048,6 +1229,7 @@ impl Simulation {
             return Err(SimError::NodeDown(self.name(id).to_string()));
         }
         self.crash_node(id);
+        self.taint_pending();
         Ok(())
     }
 
@@ -1056,12 +1238,22 @@ impl Simulation {
     pub fn wipe(&mut self, id: NodeId) -> Result<(), SimError> {
         if self.is_up(id) {
             self.crash_node(id);
+            self.taint_pending();
         }
         let slot = self
             .nodes
             .get_mut(id.0 as usize)
             .ok_or_else(|| SimError::UnknownNode(id.to_string()))?;
         slot.parked = Some(MemStorage::new());
+        Ok(())
+    }
+
+    /// Kills a node and replaces its disk with `snapshot`, an earlier copy of its storage (a
+    /// disk that lied about fsync, a VM restored from a snapshot). Negative controls use it to
+    /// make a replica forget dots it minted, so it mints them again.
+    pub fn rollback_disk(&mut self, id: NodeId, snapshot: MemStorage) -> Result<(), SimError> {
+        self.wipe(id)?;
+        self.nodes[id.0 as usize].parked = Some(snapshot);
         Ok(())
     }
 
@@ -1098,6 +1290,7 @@ impl Simulation {
         let until = self.now + duration;
         self.nodes[id.0 as usize].paused_until = Some(until);
         self.trace.record(self.now, TraceEvent::Pause { node: id, until });
+        self.taint_pending();
         Ok(())
     }
 
@@ -1110,6 +1303,7 @@ impl Simulation {
     pub fn partition(&mut self, groups: Vec<Vec<NodeId>>) {
         self.network.partition(&groups);
         self.trace.record(self.now, TraceEvent::Partition { groups });
+        self.taint_pending();
     }
 
     /// Heals every partition.
@@ -1118,9 +1312,41 @@ impl Simulation {
         self.trace.record(self.now, TraceEvent::Heal);
     }
 
+    /// Negative control only: `false` makes this driver release an input's transmits and events
+    /// without syncing storage first, breaking the durability invariant. Crashes then lose
+    /// acknowledged writes, which the checker must report.
+    pub fn set_sync_before_release(&mut self, sync: bool) {
+        self.sync_before_release = sync;
+    }
+
+    /// Holds messages on a link until a release time instead of dropping them (a nemesis; see
+    /// [`network::Hold`]).
+    pub fn hold(&mut self, hold: network::Hold) {
+        self.network.hold(hold);
+        self.taint_pending();
+    }
+
+    /// Releases every hold (held messages still arrive at their scheduled release times).
+    pub fn release_holds(&mut self) {
+        self.network.release_holds();
+    }
+
+    /// Changes message reordering (a nemesis: probability and largest extra delay).
+    pub fn set_reorder(&mut self, probability: f64, delay: Duration) {
+        self.network.set_reorder(probability, delay);
+        self.taint_pending();
+    }
+
+    /// Changes the Pareto latency tail (a nemesis; zero scale switches it off).
+    pub fn set_pareto(&mut self, scale: Duration, cap: Duration) {
+        self.network.set_pareto(scale, cap);
+        self.taint_pending();
+    }
+
     /// Changes the message loss probability.
     pub fn set_loss(&mut self, loss: f64) {
         self.network.set_loss(loss);
+        self.taint_pending();
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -1363,6 +1589,80 @@ mod tests {
             sim.stats().movement_failures
         );
         assert_eq!(sim.announced_status(x), None, "X never announced a status");
+    }
+
+    fn three_nodes(seed: u64) -> Simulation {
+        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
+        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) * 1000, *n)), 3)
+            .expect("ring");
+        Simulation::new(SimConfig {
+            seed,
+            names: vec!["A".into(), "B".into(), "C".into()],
+            ring,
+            node: NodeConfig::default(),
+            network: NetworkConfig::default(),
+            workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
+            keep_trace: false,
+            record_history: true,
+        })
+    }
+
+    #[test]
+    fn a_held_link_delivers_late_instead_of_dropping() {
+        let mut sim = three_nodes(2);
+        let (a, b) = (NodeId(0), NodeId(1));
+        sim.run_until(Instant::from_secs(5));
+        sim.hold(network::Hold {
+            from: a,
+            to: b,
+            both_directions: false,
+            kinds: Some(vec![crate::message::MessageKind::Mutation]),
+            until: Instant::from_millis(6_500),
+        });
+        let w = sim.client_op(a, OpFunction::Write, "k", Some("v"), ConsistencyLevel::All, None);
+        let w = w.unwrap();
+        sim.run_until(Instant::from_millis(6_400));
+        assert!(sim.completion(w).is_none(), "B acknowledged a mutation it cannot have received");
+        let dropped = sim.stats().dropped;
+        sim.run_until(Instant::from_secs(7));
+        let done = sim.completion(w).expect("released after the hold");
+        assert!(matches!(done.result, Some(Ok(Reply::Written { .. }))), "{done:?}");
+        assert_eq!(sim.stats().dropped, dropped, "a hold drops nothing");
+    }
+
+    #[test]
+    fn a_crash_after_an_unsynced_ack_loses_the_write_only_without_sync() {
+        // The negative control of the driver's sync: the same write at ONE, acknowledged, then
+        // every replica crashes. With sync before release the value survives the restart; a
+        // driver that releases acknowledgements unsynced loses it.
+        for sync in [true, false] {
+            let mut sim = three_nodes(4);
+            sim.set_sync_before_release(sync);
+            sim.run_until(Instant::from_secs(5));
+            let w = sim
+                .client_op(
+                    NodeId(0),
+                    OpFunction::Write,
+                    "k",
+                    Some("v"),
+                    ConsistencyLevel::All,
+                    None,
+                )
+                .unwrap();
+            sim.run_until(Instant::from_secs(6));
+            assert!(matches!(
+                sim.completion(w).and_then(|c| c.result.clone()),
+                Some(Ok(Reply::Written { .. }))
+            ));
+            for i in 0..3 {
+                sim.crash(NodeId(i)).unwrap();
+            }
+            for i in 0..3 {
+                sim.restart(NodeId(i)).unwrap();
+            }
+            let kept = !sim.durable_state("k").is_empty();
+            assert_eq!(kept, sync, "sync before release = {sync}, value kept = {kept}");
+        }
     }
 
     #[test]

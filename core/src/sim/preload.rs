@@ -99,6 +99,9 @@ impl Simulation {
                     }
                 };
                 storage.put(token, key.as_bytes(), next).expect("in-memory storage cannot fail");
+                // A completed write at ALL is durable; syncing per key also keeps MemStorage's
+                // undo journal from growing to the size of the data set.
+                storage.sync().expect("in-memory storage cannot fail");
             }
         }
     }

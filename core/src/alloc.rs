@@ -545,7 +545,7 @@ mod tests {
         assert!(nodes(10).iter().all(|n| a.tokens_of(*n).len() == 16));
     }
 
-    /// The design target (DESIGN.md section 1): with 16 tokens per node and RF=3, the most-loaded
+    /// The design target (docs/semantics.md §1): with 16 tokens per node and RF=3, the most-loaded
     /// node stays within 1.10x the mean effective ownership while nodes join one at a time, at
     /// every size from 3 to 100 nodes, where random tokens reach about 1.25x at 12 nodes and 1.4x
     /// at 100. Replay one size with `spreads_while_growing(100, 16, 3, seed)`.

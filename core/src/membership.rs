@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// How a node joins a live cluster (DESIGN.md, "Join strategies").
+/// How a node joins a live cluster (docs/semantics.md, "Join strategies").
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

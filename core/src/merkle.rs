@@ -5,7 +5,7 @@
 //! by token into `2^depth` leaf sub-ranges of (almost) equal width; a leaf's hash covers the keys
 //! in it, and each inner node hashes its two children. Two replicas that build trees over the same
 //! range at the same depth can find the leaves they disagree on by descending only into subtrees
-//! whose hashes differ ([`diff`]), and then stream just those leaf ranges (DESIGN.md §1
+//! whose hashes differ ([`diff`]), and then stream just those leaf ranges (docs/semantics.md §1
 //! "Anti-entropy", after Dynamo §4.7 and Cassandra's `nodetool repair`).
 //!
 //! # Agreeing on a depth
@@ -628,7 +628,7 @@ mod tests {
         out
     }
 
-    /// Tabular rule of DESIGN.md §1: `min(ceil(log2(keys)), 20)`, 0 for at most one key.
+    /// Tabular rule of docs/semantics.md §1: `min(ceil(log2(keys)), 20)`, 0 for at most one key.
     #[test]
     fn depth_rule_table() {
         let table: [(u64, u32); 12] = [

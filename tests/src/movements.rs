@@ -1,4 +1,4 @@
-//! Randomized range movements (DESIGN.md, "Node lifecycle"): a node joins a live cluster under
+//! Randomized range movements (docs/semantics.md, "Node lifecycle"): a node joins a live cluster under
 //! faults and, in some runs, an original node is decommissioned once the join completed. Each
 //! run is derived from its seed; a failing one is replayed with the command
 //! [`MovementRun::replay_command`] prints.
@@ -379,7 +379,7 @@ struct Movers {
 }
 
 /// Documented reasons for a movement to stop: the replica a range must be streamed from, or the
-/// node gaining it, is down (DESIGN.md, "Node lifecycle", step 3).
+/// node gaining it, is down (docs/semantics.md, "Node lifecycle", step 3).
 pub fn documented_failure(reason: &str) -> bool {
     (reason.starts_with("streaming source") && reason.contains("down"))
         || reason.contains("went down while it was streamed")

@@ -1,4 +1,4 @@
-//! DESIGN.md section 2, the invariants that hold without membership changes (1–5, 7, 10), over
+//! docs/semantics.md §2, the invariants that hold without membership changes (1–5, 7, 10), over
 //! 1,000 random seeds with crashes, partitions, message loss and the timing nemeses (held links,
 //! reordering, a Pareto latency tail), at overlapping and non-overlapping levels. Besides the
 //! checker's anomalies, each run asserts convergence before any forced read, the causal rules

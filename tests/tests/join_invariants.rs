@@ -1,4 +1,4 @@
-//! DESIGN.md section 2 during range movements (joins and decommissions): randomized runs of the
+//! docs/semantics.md §2 during range movements (joins and decommissions): randomized runs of the
 //! two strategies that must keep every invariant (`staged`, and `pending-ranges` with settled
 //! gossip), negative controls proving the checker sees the anomalies the flawed strategies are
 //! expected to have, and invariant 9 (a node of another cluster is never admitted).
@@ -188,7 +188,7 @@ fn same_seed_same_movement_trace() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Negative controls: the flawed strategies show the anomalies DESIGN.md expects of them.
+// Negative controls: the flawed strategies show the anomalies docs/semantics.md expects of them.
 // -------------------------------------------------------------------------------------------------
 
 /// A closed-loop workload of 3 clients over `keys` keys, from 1 s to 60 s.
@@ -469,7 +469,7 @@ fn sync_dual_write_is_unavailable_while_the_joiner_is_cut_off() {
 /// RF=1, ONE/ONE, one client writing through `n0`, whose gossip is slow for longer than
 /// RING_DELAY plus the whole join. Under `pending-ranges` n0 never hears of the joiner's BOOT
 /// (nor its NORMAL) in time, keeps writing only to the old owner after the range was streamed,
-/// and those acknowledged writes never reach the new owner: lost (DESIGN.md: "lost writes if
+/// and those acknowledged writes never reach the new owner: lost (docs/semantics.md: "lost writes if
 /// [gossip] did not [settle]"; scylladb#2308). Under `staged` the barriers push every epoch to n0
 /// and nothing is lost.
 fn slow_coordinator_run(strategy: JoinStrategy, seed: u64) -> ringside_core::checker::CheckReport {

@@ -1,4 +1,4 @@
-//! Export of histories for Jepsen-family tools (DESIGN.md §2: "readable by Jepsen-family tools").
+//! Export of histories for Jepsen-family tools (docs/semantics.md §2: "readable by Jepsen-family tools").
 //!
 //! EDN follows Jepsen's `history.edn`: one op map per line, `:time` in nanoseconds, keys as in
 //! Jepsen's `independent` checker (`:value [key value]`) so Knossos' register model can check a

@@ -1,4 +1,4 @@
-//! Linearizability as a negative control (DESIGN.md §2, invariant 5).
+//! Linearizability as a negative control (docs/semantics.md §2, invariant 5).
 //!
 //! Ringside does not promise linearizability; under partitions a correct cluster *must* show
 //! violations, and this check proves the checker is not blind to them. Each key is an independent

@@ -1,4 +1,4 @@
-//! The history checker: finds the anomalies of DESIGN.md §2 in a Jepsen-style [`History`].
+//! The history checker: finds the anomalies of docs/semantics.md §2 in a Jepsen-style [`History`].
 //!
 //! # What is checked
 //! [`check`] pairs every invoke with its completion (processes are sequential) and looks for:

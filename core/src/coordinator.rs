@@ -57,6 +57,8 @@ pub struct WriteOp {
     pub replans: u32,
     /// Replicas asked to mint so far (a mint falls back to the next live natural replica).
     pub mint_asked: BTreeSet<NodeId>,
+    /// Mint requests sent to the current minting replica.
+    pub mint_attempts: u32,
     /// What the fan-out sends: every version the minting replica held after minting.
     pub fanout: Option<std::sync::Arc<Siblings>>,
     /// The client's value and context, kept until a replica minted the version (a mint may be
@@ -95,6 +97,7 @@ impl WriteOp {
             epoch: 0,
             replans: 0,
             mint_asked: BTreeSet::new(),
+            mint_attempts: 0,
             fanout: None,
             pending_value: None,
             replied: false,

@@ -326,6 +326,26 @@ fn key_not_replicated_by(ring: &Ring, not: NodeId) -> String {
         .unwrap()
 }
 
+/// Issue: no fallback for `Mint`. A write whose first live replica crashed but is not yet
+/// convicted timed out: the coordinator asked only that replica to mint the version.
+#[test]
+fn a_mint_falls_back_to_the_next_replica() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let config = base_config(ConflictMode::VectorClock);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    // The coordinator is not a replica of the key, so a replica mints.
+    let key = key_not_replicated_by(&ring, A);
+    let first = ring.replicas(token_for(key.as_bytes()))[0];
+    net.crash(first);
+    net.run_until(Instant::from_secs(7));
+    assert!(net.node(A).is_alive(first), "not convicted yet");
+    let write = net.put(A, &key, "v", ConsistencyLevel::Quorum);
+    let outcome = net.outcome(write);
+    assert!(matches!(outcome, Ok(Reply::Written { .. })), "{outcome:?}");
+}
+
 /// Issue: a lost Mint or MintAck was never retried, so the write timed out. The coordinator asks
 /// again; the replica answers the repeated Mint with the version it already minted (one version
 /// per write, not two).

@@ -1153,12 +1153,14 @@ impl<S: Storage> Node<S> {
             None => return,
         };
         let live: Vec<NodeId> = natural.into_iter().filter(|n| self.is_alive(*n)).collect();
-        // Ask the same replica again while it is alive (a lost Mint or MintAck; the replica
-        // answers a repeated Mint with the version it already minted). Fall back to another
-        // only when it is convicted or refused: two replicas minting one write would leave a
-        // second version of it on a replica the write's fan-out never covered.
+        // The first retry asks the same replica again (a lost Mint or MintAck: the replica
+        // answers a repeated Mint with the version it already minted); a replica silent after
+        // that, or convicted, or refusing, is replaced by the next live one (it may have crashed
+        // without being convicted yet). A replica that minted and then went silent leaves a
+        // second, unacknowledged version of the write: the price of not waiting for conviction.
+        let silent = op.mint_attempts >= 2;
         let next = match op.awaiting_mint {
-            Some(current) if live.contains(&current) => Some(current),
+            Some(current) if live.contains(&current) && !silent => Some(current),
             _ => live
                 .iter()
                 .copied()
@@ -1169,6 +1171,7 @@ impl<S: Storage> Node<S> {
         let Some((value, context)) = op.pending_value.clone() else { return };
         let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
         let op = self.writes.get_mut(&request).expect("op");
+        op.mint_attempts = if op.awaiting_mint == Some(leader) { op.mint_attempts + 1 } else { 1 };
         if let Some(previous) = op.awaiting_mint.replace(leader) {
             op.outstanding.remove(&previous);
         }

@@ -1142,7 +1142,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Asks the next live natural replica not yet asked (or, when every one was, the first live
-    /// one again) to mint the write's version, and retries after a quarter of the write timeout.
+    /// one again) to mint the write's version, and retries after an eighth of the write timeout.
     fn ask_mint(&mut self, now: Instant, request: RequestId) {
         let Some(op) = self.writes.get(&request) else { return };
         if op.version.is_some() {
@@ -1189,7 +1189,9 @@ impl<S: Storage> Node<S> {
                 timestamp: now.as_micros(),
             },
         );
-        let retry = now + self.config.write_timeout / 4;
+        // Every eighth of the write timeout: a replica gets two tries, and the third replica is
+        // still asked with half the timeout left.
+        let retry = now + self.config.write_timeout / 8;
         self.timers.insert((retry, Timer::MintRetry(request)));
     }
 

@@ -472,6 +472,7 @@ mod tests {
             key: b"kept".to_vec(),
             value: val("a"),
             created: Instant::ZERO,
+            epoch: 0,
         };
         s.put_hint(&hint).unwrap();
         s.sync().unwrap();

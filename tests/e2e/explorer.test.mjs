@@ -645,8 +645,15 @@ test('clicking an operation in the history jumps to it, lights its messages and 
     assert.ok(lit > 0, 'its messages in flight are lit');
     await page.click('#step');
     await waitForText(page, '#op-replicas', replicas);
+  });
+});
 
-    // Anomalies only: this run has 11 timeouts (5–9 s, while C is down and not yet noticed).
+test('"anomalies only" lists exactly the operations the checker flagged', TIMEOUT, async () => {
+  // The immediate strategy reads stale while its joiner is empty (the default run has no
+  // anomaly any more: its timeouts, a mint asked of a crashed but unconvicted replica, are
+  // gone since the mint falls back to the next replica).
+  await withExplorer('?preset=join-immediate', 'history-anomalies', async (page) => {
+    await settled(page);
     await seek(page, 60_000);
     await page.check('#only-anomalies');
     const flags = await until(
@@ -656,12 +663,10 @@ test('clicking an operation in the history jumps to it, lights its messages and 
       ),
       (f) => f.length > 0 && f.every((t) => t !== null),
     );
-    assert.deepEqual(new Set(flags), new Set(['timeout']), `flags: ${flags}`);
-    assert.equal(flags.length, 11);
-    assert.match(
-      await page.locator('#anomaly-summary').textContent(),
-      /^so far: 0 stale reads, 0 lost writes, 0 unavailable, 11 timeouts/,
-    );
+    assert.ok(flags.includes('stale read'), `flags: ${flags}`);
+    const summary = await page.locator('#anomaly-summary').textContent();
+    const stale = Number(/^so far: (\d+) stale reads/.exec(summary)?.[1]);
+    assert.ok(stale > 0, `the summary counts the stale reads: ${summary}`);
   });
 });
 

@@ -290,6 +290,25 @@ mod tests {
         }
     }
 
+    /// `sync-dual-write` reads its joiner too; an empty answer from it must not count toward the
+    /// level (it gave stale reads when it did).
+    #[test]
+    fn a_read_counts_only_its_counted_targets() {
+        let targets = vec![NodeId(1), NodeId(2), NodeId(3)];
+        let mut op =
+            ReadOp::new(0, b"k".to_vec(), ConsistencyLevel::Quorum, 2, targets, Instant(100));
+        op.counted = vec![NodeId(1), NodeId(2)];
+        op.reply(NodeId(3), Siblings::new());
+        op.reply(NodeId(1), Siblings::one(version(1, "a")));
+        assert_eq!(
+            op.take_reply(ConflictMode::VectorClock),
+            None,
+            "the joiner's reply is not counted"
+        );
+        op.reply(NodeId(2), Siblings::one(version(1, "a")));
+        assert!(matches!(op.take_reply(ConflictMode::VectorClock), Some(Ok(Reply::Read { .. }))));
+    }
+
     #[test]
     fn write_replies_at_required_acks_and_finishes_when_all_answered() {
         let targets = vec![NodeId(1), NodeId(2), NodeId(3)];

@@ -1759,38 +1759,38 @@ impl<S: Storage> Node<S> {
         self.apply_pushed(now, from, states);
         match request {
             Rejectable::Mutation(op) => self.replan_write(now, RequestId(op), from, epoch),
-            Rejectable::Mint(op) => {
-                let request = RequestId(op);
-                let epoch_now =
-                    self.topology.as_ref().map(|t| t.epoch_for(token_of(self, request)));
-                let Some(w) = self.writes.get_mut(&request) else { return };
-                if w.version.is_some() {
-                    return;
-                }
-                if w.awaiting_mint == Some(from) {
-                    w.awaiting_mint = None;
-                    w.outstanding.remove(&from);
-                }
-                w.replans += 1;
-                if let Some(e) = epoch_now {
-                    w.epoch = e;
-                }
-                // A stale plan may ask the same replica again; one that does not mint may not.
-                if matches!(reason, RejectReason::StaleEpoch { .. }) {
-                    w.mint_asked.remove(&from);
-                }
-                if w.replans <= MAX_REPLANS {
-                    self.ask_mint(now, request);
-                }
-                self.progress_write(request);
-            }
+            Rejectable::Mint(op) => self.reask_mint(now, RequestId(op), from, reason),
             Rejectable::Read(op) => self.replan_read(now, RequestId(op), from),
-            Rejectable::Hint(id) => self.retarget_hint(now, id, from),
+            Rejectable::Hint(id) => self.retarget_hint(now, id),
             Rejectable::Stream(session) => self.on_stream_rejected(now, from, session),
             Rejectable::Merkle(session) => {
                 self.repairs.remove(&session);
             }
         }
+    }
+
+    /// A replica refused to mint: ask again on the epoch just learned (the same replica, if the
+    /// refusal was only a stale plan) or the next live one.
+    fn reask_mint(&mut self, now: Instant, request: RequestId, from: NodeId, reason: RejectReason) {
+        let Some(w) = self.writes.get_mut(&request) else { return };
+        if w.version.is_some() {
+            return;
+        }
+        if w.awaiting_mint == Some(from) {
+            w.awaiting_mint = None;
+            w.outstanding.remove(&from);
+        }
+        w.replans += 1;
+        if let Some(t) = &self.topology {
+            w.epoch = t.epoch_for(w.token);
+        }
+        if matches!(reason, RejectReason::StaleEpoch { .. }) {
+            w.mint_asked.remove(&from);
+        }
+        if w.replans <= MAX_REPLANS {
+            self.ask_mint(now, request);
+        }
+        self.progress_write(request);
     }
 
     /// A target refused a mutation as stale: re-plan the write on the placement just learned,
@@ -1849,7 +1849,7 @@ impl<S: Storage> Node<S> {
     /// A hint's target refused it as planned under an older placement: hand the versions to
     /// every current write replica of the key instead (hints for the others, a local merge for
     /// this node), then drop the old hint.
-    fn retarget_hint(&mut self, now: Instant, id: u64, _from: NodeId) {
+    fn retarget_hint(&mut self, now: Instant, id: u64) {
         self.hints_in_flight.remove(&id);
         let hint = match self.storage.hints() {
             Ok(h) => h.into_iter().find(|h| h.id == id),
@@ -1897,8 +1897,4 @@ impl<S: Storage> Node<S> {
             self.send(p.from, Message::BarrierAck { epoch: p.epoch });
         }
     }
-}
-
-fn token_of<S: Storage>(node: &Node<S>, request: RequestId) -> Token {
-    node.writes.get(&request).map_or(0, |w| w.token)
 }

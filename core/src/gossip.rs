@@ -572,8 +572,11 @@ impl Gossiper {
                 continue;
             }
             let Some(local) = self.endpoints.get_mut(&node) else {
-                // A new endpoint: report it to the failure detector and take its state whole.
-                self.alive.push_back(node);
+                // A new endpoint: report it to the failure detector (unless the state is a saved
+                // one, generation 0, which nobody heard from the node itself) and take it whole.
+                if remote.heartbeat.generation > 0 {
+                    self.alive.push_back(node);
+                }
                 self.replace(now, node, remote);
                 continue;
             };
@@ -627,6 +630,36 @@ impl Gossiper {
         if node != self.me {
             self.endpoints.entry(node).or_default();
         }
+    }
+
+    /// Adds a member known from the persisted view with what the view says about it (status,
+    /// epoch, tokens, rack), at generation 0: Cassandra's `addSavedEndpoint`, which also loads
+    /// the saved tokens. A restarted node that has not heard from anyone yet then still answers a
+    /// view request with the whole membership, not with itself alone, and any state the member
+    /// itself published (generation 1 or more) replaces the saved one whole. The versions are
+    /// the epoch plus one, so of two saved states the later topology change wins. Does nothing
+    /// for a node already known.
+    pub fn add_saved(&mut self, node: NodeId, member: &crate::membership::Member) {
+        if node == self.me || self.endpoints.contains_key(&node) {
+            return;
+        }
+        let version = member.epoch + 1;
+        let mut states = BTreeMap::new();
+        states.insert(
+            StateKey::Status,
+            VersionedValue { value: encode_status(member.status, member.epoch), version },
+        );
+        states.insert(
+            StateKey::Tokens,
+            VersionedValue { value: encode_tokens(&member.tokens), version },
+        );
+        if let Some(rack) = &member.rack {
+            states.insert(StateKey::Rack, VersionedValue { value: rack.clone(), version });
+        }
+        self.endpoints.insert(
+            node,
+            EndpointState { heartbeat: HeartbeatState { generation: 0, version: 0 }, states },
+        );
     }
 
     /// Applies states pushed outside a gossip round (a topology barrier, or the answer to a

@@ -35,7 +35,8 @@ struct Net {
     cut: BTreeSet<NodeId>,
     seq: u64,
     now: Instant,
-    replies: BTreeMap<RequestId, Result<Reply, RequestError>>,
+    /// Outcomes by coordinator and request (request ids are per node).
+    replies: BTreeMap<(NodeId, RequestId), Result<Reply, RequestError>>,
 }
 
 const LATENCY: Duration = Duration::from_millis(1);
@@ -91,7 +92,7 @@ impl Net {
         }
         while let Some(e) = node.poll_event() {
             if let Event::Reply { request, result } = e {
-                self.replies.insert(request, result);
+                self.replies.insert((id, request), result);
             }
         }
         for t in out {
@@ -150,7 +151,13 @@ impl Net {
         self.now = self.now.max(until);
     }
 
-    fn put(&mut self, via: NodeId, key: &str, value: &str, cl: ConsistencyLevel) -> RequestId {
+    fn put(
+        &mut self,
+        via: NodeId,
+        key: &str,
+        value: &str,
+        cl: ConsistencyLevel,
+    ) -> (NodeId, RequestId) {
         let now = self.now;
         let ctx = match self.configs[&via].conflict_mode {
             ConflictMode::Lww => CausalContext::Lww(None),
@@ -161,7 +168,7 @@ impl Net {
             .put(now, key.as_bytes().to_vec(), value.as_bytes().to_vec(), cl, ctx)
             .unwrap();
         self.drain(via);
-        r
+        (via, r)
     }
 
     fn put_with(
@@ -171,7 +178,7 @@ impl Net {
         value: Option<&str>,
         cl: ConsistencyLevel,
         ctx: CausalContext,
-    ) -> RequestId {
+    ) -> (NodeId, RequestId) {
         let now = self.now;
         let r = match value {
             Some(v) => {
@@ -181,18 +188,18 @@ impl Net {
         }
         .unwrap();
         self.drain(via);
-        r
+        (via, r)
     }
 
-    fn get(&mut self, via: NodeId, key: &str, cl: ConsistencyLevel) -> RequestId {
+    fn get(&mut self, via: NodeId, key: &str, cl: ConsistencyLevel) -> (NodeId, RequestId) {
         let now = self.now;
         let r = self.node(via).get(now, key.as_bytes().to_vec(), cl).unwrap();
         self.drain(via);
-        r
+        (via, r)
     }
 
     /// Runs `secs` more seconds and returns the outcome of `request`.
-    fn outcome(&mut self, request: RequestId) -> Result<Reply, RequestError> {
+    fn outcome(&mut self, request: (NodeId, RequestId)) -> Result<Reply, RequestError> {
         let until = self.now + Duration::from_secs(30);
         while !self.replies.contains_key(&request) && self.now < until {
             let step = self.now + Duration::from_millis(100);
@@ -537,6 +544,61 @@ fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
             "acknowledged at QUORUM ({outcome:?}) but only {holders} of the new replicas {new:?} hold it (loser {loser})"
         );
     }
+}
+
+/// Found by the barrier-hold soak (seed 725): a joiner asked its seed for the ring while the seed
+/// had just restarted and heard from nobody. The seed answered with its gossip states, which
+/// then held only itself, so the joiner took a one-node ring for the cluster: it announced BOOT,
+/// had the barrier acknowledged by the seed alone, and streamed every range from it, including
+/// writes the seed had missed while it was down. A restarted node now gossips what its persisted
+/// view says about every member (at generation 0, as Cassandra's saved endpoints).
+#[test]
+fn a_joiner_never_takes_a_restarted_seeds_partial_view_for_the_ring() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let config = base_config(ConflictMode::Lww);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    // A key A replicates; it is written while A is down (A misses it).
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| ring.replicas(token_for(k.as_bytes())).contains(&A))
+        .unwrap();
+    let token = token_for(key.as_bytes());
+    net.crash(A);
+    net.run_until(Instant::from_secs(6));
+    let stayer = *ring.replicas(token).iter().find(|n| **n != A).unwrap();
+    let write = net.put(stayer, &key, "v", ConsistencyLevel::Quorum);
+    assert!(matches!(net.outcome(write), Ok(Reply::Written { .. })));
+    // A restarts cut off from B, C and D; J (seed A) joins with the key's token meanwhile.
+    net.cut.extend([B, C, D]);
+    net.restart(A);
+    net.start(J, config.clone(), ClusterView::empty(3), MemStorage::new());
+    let now = net.now;
+    net.node(J).join(now, JoinRequest { tokens: Some(vec![token]), ..Default::default() }).unwrap();
+    net.drain(J);
+    let mut t = net.now;
+    while t < Instant::from_secs(40) {
+        t = t + Duration::from_millis(100);
+        net.run_until(t);
+        if net.node(J).view().status(J).is_some() {
+            // J announced: it must know every member of the ring by then.
+            for m in [B, C, D] {
+                assert_eq!(
+                    net.node(J).view().status(m),
+                    Some(Status::Normal),
+                    "J announced {:?} at {t} without knowing {m}",
+                    net.node(J).view().status(J)
+                );
+            }
+            break;
+        }
+    }
+    net.cut.clear();
+    net.run_until(Instant::from_secs(120));
+    assert_eq!(net.node(J).lifecycle(), &Lifecycle::Normal, "J finished its join");
+    let values = net.read_values(J, &key, ConsistencyLevel::Quorum);
+    assert_eq!(values, vec!["v".to_string()], "a write acknowledged at QUORUM is readable");
 }
 
 #[allow(dead_code)]

@@ -201,7 +201,8 @@ impl MovementRun {
     /// The command that replays this seed in `test`.
     pub fn replay_command(&self, test: &str) -> String {
         format!(
-            "RINGSIDE_SEED={} cargo test -p ringside-tests --test {TEST_FILE} {test} -- --nocapture",
+            "{}RINGSIDE_SEED={} cargo test -p ringside-tests --test {TEST_FILE} {test} -- --nocapture",
+            if self.barrier_hold { "RINGSIDE_BARRIER_HOLD=1 " } else { "" },
             self.seed
         )
     }

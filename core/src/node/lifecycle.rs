@@ -475,6 +475,11 @@ impl<S: Storage> Node<S> {
                 .endpoint(node)
                 .and_then(|e| e.states.get(&StateKey::Rack))
                 .map(|v| v.value.clone());
+            // A member's epochs only grow: a state carrying an older one (a peer's saved state
+            // from before a change this node already knows) never moves it back.
+            if self.view.members.get(&node).is_some_and(|m| m.epoch > epoch) {
+                continue;
+            }
             let member = Member { status, tokens, rack, epoch };
             if self.view.members.get(&node) != Some(&member) {
                 let old = self.view.members.insert(node, member);
@@ -491,10 +496,16 @@ impl<S: Storage> Node<S> {
 
     pub(super) fn on_echo_reply(&mut self, now: Instant, from: NodeId) {
         if self.echo_sent.remove(&from).is_some() {
-            self.echoed.insert(from);
-            if let Some(crate::detector::Liveness::Up(peer)) = self.detector.report(now, from) {
-                self.trace(NodeTrace::PeerUp { peer });
-            }
+            self.answered(now, from);
+        }
+    }
+
+    /// `from` answered a request of this node directly (an echo, a barrier): it is alive now,
+    /// as surely as after an echo round trip.
+    fn answered(&mut self, now: Instant, from: NodeId) {
+        self.echoed.insert(from);
+        if let Some(crate::detector::Liveness::Up(peer)) = self.detector.report(now, from) {
+            self.trace(NodeTrace::PeerUp { peer });
         }
     }
 
@@ -734,6 +745,7 @@ impl<S: Storage> Node<S> {
         {
             b.acked += 1;
             b.acked_by.insert(from);
+            self.answered(now, from);
         }
         self.check_barrier(now);
     }

@@ -638,10 +638,8 @@ impl<S: Storage> Node<S> {
             generation,
             config.rng_seed ^ (u64::from(id.0) << 32) ^ generation,
         );
-        for member in view.members.keys() {
-            if *member != id {
-                gossiper.add_known(*member);
-            }
+        for (node, member) in &view.members {
+            gossiper.add_saved(*node, member);
         }
         for seed in &config.seeds {
             if *seed != id {

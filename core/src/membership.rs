@@ -187,6 +187,41 @@ impl ClusterView {
             .map(|(n, m)| (*n, m.status))
     }
 
+    /// The ranges `node` would hand over if it left now.
+    pub fn movements_if_leaving(&self, node: NodeId) -> Result<Vec<RangeMovement>, RingError> {
+        match self.ring()? {
+            Some(ring) if ring.contains_node(node) => plan_leave(&ring, node),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The movement holding a range that `movements` (of `node`) would change: another member
+    /// joining or leaving whose own ranges overlap them, with its status and epoch. Under
+    /// `staged` one movement per range runs at a time (a range lock); movements of disjoint
+    /// ranges may run together.
+    pub fn conflicting_movement(
+        &self,
+        node: NodeId,
+        movements: &[RangeMovement],
+    ) -> Option<(NodeId, Status, u64)> {
+        self.members
+            .iter()
+            .filter(|(n, m)| {
+                **n != node
+                    && matches!(
+                        m.status,
+                        Status::Boot | Status::MidJoin | Status::Leaving | Status::MidLeave
+                    )
+            })
+            .find(|(n, _)| {
+                // A movement that cannot be planned is taken to hold everything.
+                self.movements(**n).map_or(true, |theirs| {
+                    theirs.iter().any(|t| movements.iter().any(|m| m.range.overlaps(&t.range)))
+                })
+            })
+            .map(|(n, m)| (*n, m.status, m.epoch))
+    }
+
     fn ring_of(&self, include: impl Fn(Status) -> bool) -> Result<Option<Ring>, RingError> {
         let mut assignments = Vec::new();
         let mut racks = BTreeMap::new();

@@ -1,7 +1,7 @@
 //! Messages exchanged between nodes. Every variant is a plain value so the simulator can queue it
 //! and native nodes can encode it.
 
-use crate::gossip::{EndpointState, GossipMessage};
+use crate::gossip::{EndpointState, GossipMessage, Status};
 use crate::id::NodeId;
 use crate::merkle::{MerkleRequest, MerkleResponse};
 use crate::storage::{Entry, Hint};
@@ -34,6 +34,19 @@ pub enum Message {
     BarrierAck {
         /// The epoch acknowledged.
         epoch: u64,
+    },
+    /// The first barrier of a movement (BOOT, LEAVING) is not acknowledged: another movement
+    /// holds ranges this one would change (a range lock; one movement per range at a time).
+    BarrierRefused {
+        /// The epoch of the barrier refused.
+        epoch: u64,
+        /// The member whose movement holds the ranges.
+        holder: NodeId,
+        /// Its status.
+        status: Status,
+        /// The topology epoch of its change: of two movements, the one with the lower
+        /// `(epoch, node)` goes on and the other gives way.
+        holder_epoch: u64,
     },
     /// A restarted node asks for everything the receiver knows before it coordinates again.
     ViewRequest,
@@ -284,6 +297,7 @@ impl Message {
             Message::Gossip(_) | Message::Echo | Message::EchoReply => MessageKind::Gossip,
             Message::Barrier { .. }
             | Message::BarrierAck { .. }
+            | Message::BarrierRefused { .. }
             | Message::ViewRequest
             | Message::ViewReply { .. }
             | Message::Refused { .. }
@@ -313,6 +327,7 @@ impl Message {
             Message::EchoReply => "EchoReply",
             Message::Barrier { .. } => "Barrier",
             Message::BarrierAck { .. } => "BarrierAck",
+            Message::BarrierRefused { .. } => "BarrierRefused",
             Message::ViewRequest => "ViewRequest",
             Message::ViewReply { .. } => "ViewReply",
             Message::StreamRequest { .. } => "StreamRequest",

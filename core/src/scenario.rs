@@ -336,6 +336,10 @@ pub struct EventSpec {
     /// Decommission a node.
     #[serde(default)]
     pub decommission: Option<Spanned<String>>,
+    /// Abort a node's join (before reads move to it) or decommission (before MID_LEAVE): its
+    /// placement is reversed. Idempotent.
+    #[serde(default)]
+    pub abort: Option<Spanned<String>>,
     /// Remove ghost data from a node (`"all"`: every NORMAL node).
     #[serde(default)]
     pub cleanup: Option<Spanned<String>>,
@@ -923,6 +927,7 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
             e.add_node.is_some(),
             e.resume_join.is_some(),
             e.decommission.is_some(),
+            e.abort.is_some(),
             e.cleanup.is_some(),
             e.repair.is_some(),
             e.slow_gossip.is_some(),
@@ -935,7 +940,7 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
             return Err(sp.error(
                 sp.value(&ev(&[])),
                 format!(
-                    "events[{i}] (at {:?}) must have exactly one action (crash, restart, pause, partition, heal, loss, write, delete, read, add_node, resume_join, decommission, cleanup, repair, slow_gossip or inspect), found {actions}: split it into one event per action",
+                    "events[{i}] (at {:?}) must have exactly one action (crash, restart, pause, partition, heal, loss, write, delete, read, add_node, resume_join, decommission, abort, cleanup, repair, slow_gossip or inspect), found {actions}: split it into one event per action",
                     e.at
                 ),
             ));
@@ -971,6 +976,7 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
             .chain(e.slow_gossip.iter().map(|p| &p.node))
             .chain(e.resume_join.iter().map(|r| &r.node))
             .chain(e.decommission.iter())
+            .chain(e.abort.iter())
             .chain(e.cleanup.iter().filter(|s| s.get_ref() != "all"))
             .chain(e.repair.iter().filter(|s| s.get_ref() != "all"))
         {
@@ -1451,6 +1457,8 @@ pub fn apply_event(
             sim.resume_join(id(sim, &r.node)?, r.allow_inconsistent_source)?;
         } else if let Some(n) = &e.decommission {
             sim.decommission(id(sim, n)?)?;
+        } else if let Some(n) = &e.abort {
+            sim.abort_movement(id(sim, n)?)?;
         } else if let Some(n) = &e.cleanup {
             for node in each_normal(sim, n)? {
                 sim.cleanup(node)?;

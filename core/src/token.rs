@@ -69,6 +69,12 @@ impl TokenRange {
     pub fn is_whole_ring(&self) -> bool {
         self.start == self.end
     }
+
+    /// Whether the two arcs share a token. Two arcs that meet always share the clockwise end of
+    /// their intersection, which is the end of one of them.
+    pub fn overlaps(&self, other: &TokenRange) -> bool {
+        self.contains(other.end) || other.contains(self.end)
+    }
 }
 
 impl std::fmt::Display for TokenRange {

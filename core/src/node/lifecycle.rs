@@ -19,7 +19,7 @@ use crate::id::NodeId;
 use crate::membership::{ClusterView, JoinStrategy, Member};
 use crate::merkle::{self, MerkleRequest, MerkleResponse, MerkleTree};
 use crate::message::Message;
-use crate::placement::plan_join;
+use crate::placement::{RangeMovement, plan_join};
 use crate::storage::{Entry, Hint, Storage, StorageError};
 use crate::streaming::{MovementProgress, OutStream, StreamCounters, StreamPurpose, entry_bytes};
 use crate::time::Instant;
@@ -38,6 +38,10 @@ const JOIN_DONE_KEY: &str = "join-done";
 
 /// Resend period of barriers and catch-up requests, and the lifecycle's polling period.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a join's first barrier waits for a streaming source it has never heard from (or
+/// convicted) before the join fails with what to do: a live source answers the barrier, which
+/// is resent every RETRY, well within it.
+const SOURCE_GRACE: Duration = Duration::from_secs(5);
 /// A stream that made no progress for this long is restarted from the start of its range
 /// (chunks merge idempotently, so re-sending is safe).
 const STREAM_STALL: Duration = Duration::from_secs(30);
@@ -208,6 +212,11 @@ pub enum AdminError {
     /// The command needs a NORMAL node.
     #[error("node is {0}; this needs a NORMAL member")]
     NotNormal(String),
+    /// The movement has handed reads over: it cannot be reversed, only finished.
+    #[error(
+        "too late to abort: node is {0} and reads already moved; let it finish (then decommission a joined node)"
+    )]
+    TooLateToAbort(String),
 }
 
 /// A shared memo of topologies by view, so nodes with the same view share one ring.
@@ -260,6 +269,18 @@ pub(super) struct Barrier {
     acked: usize,
     acked_by: BTreeSet<NodeId>,
     sent_at: Instant,
+    /// When the barrier started.
+    started: Instant,
+    /// The first barrier of a movement under `staged` (BOOT, LEAVING) takes the range lock: it
+    /// needs, besides every live member, a majority of the owners, and a member holding a
+    /// conflicting movement refuses it. Two overlapping movements can then never both hold it.
+    lock: bool,
+    /// The owners (members with tokens, this node excluded) of whom a majority must acknowledge
+    /// a locking barrier.
+    owners: BTreeSet<NodeId>,
+    /// Members that refused the lock, with the movement they named: this node waits for that
+    /// movement to finish or give way.
+    refused_by: BTreeMap<NodeId, NodeId>,
 }
 
 /// A barrier this node applied and will acknowledge once the requests it had in flight then
@@ -319,6 +340,15 @@ pub(super) fn load<S: Storage>(
             _ => Lifecycle::Fresh,
         },
     })
+}
+
+/// Why a join cannot stream `m` from its source `s`, and what the operator can do.
+fn source_down(m: &RangeMovement, s: NodeId) -> String {
+    format!(
+        "streaming source {s} for {} is down: it is the replica losing that range, the only one guaranteed to hold every acknowledged write. Bring it back and resume the join, or resume with allow_inconsistent_source to stream from {}",
+        m.range,
+        m.alternative_sources().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" or ")
+    )
 }
 
 fn encode_u64s(values: impl IntoIterator<Item = u64>) -> Vec<u8> {
@@ -672,6 +702,18 @@ impl<S: Storage> Node<S> {
             .filter(|p| *p != self.id && (self.is_alive(*p) || involved.contains(p)))
             .collect();
         self.set_phase(JoinPhase::Barrier { status });
+        let lock = self.config.join_strategy.uses_barriers()
+            && matches!(status, Status::Boot | Status::Leaving);
+        let owners = self
+            .view
+            .members
+            .iter()
+            .filter(|(n, m)| {
+                **n != self.id
+                    && matches!(m.status, Status::Normal | Status::Leaving | Status::MidLeave)
+            })
+            .map(|(n, _)| *n)
+            .collect();
         self.barrier = Some(Barrier {
             status,
             epoch,
@@ -680,6 +722,10 @@ impl<S: Storage> Node<S> {
             acked: 0,
             acked_by: BTreeSet::new(),
             sent_at: now,
+            started: now,
+            lock,
+            owners,
+            refused_by: BTreeMap::new(),
         });
         self.send_barrier();
         // Resent every RETRY to members that have not acknowledged (gossip may be off).
@@ -727,6 +773,10 @@ impl<S: Storage> Node<S> {
         if !self.apply_pushed(now, from, states) {
             return;
         }
+        if let Some((holder, status, holder_epoch)) = self.lock_conflict(from) {
+            self.send(from, Message::BarrierRefused { epoch, holder, status, holder_epoch });
+            return;
+        }
         // Drain: requests planned before this change must finish (or time out) before the
         // sender may act on the new placement.
         let waiting: BTreeSet<crate::id::RequestId> =
@@ -738,6 +788,35 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// For the first barrier of `from`'s movement (BOOT, LEAVING) under `staged`: the movement
+    /// holding ranges that one would change, unless this node already granted `from` the lock
+    /// (a resent barrier). Grants the lock when there is none.
+    fn lock_conflict(&mut self, from: NodeId) -> Option<(NodeId, Status, u64)> {
+        if !self.config.join_strategy.uses_barriers() {
+            return None;
+        }
+        let view = &self.view;
+        self.lock_granted.retain(|n, e| {
+            view.member(*n).is_some_and(|m| {
+                m.epoch == *e && matches!(m.status, Status::Boot | Status::Leaving)
+            })
+        });
+        let member = self.view.member(from)?;
+        if !matches!(member.status, Status::Boot | Status::Leaving) {
+            return None;
+        }
+        let epoch = member.epoch;
+        if self.lock_granted.get(&from) == Some(&epoch) {
+            return None;
+        }
+        let moves = self.view.movements(from).unwrap_or_default();
+        if let Some(conflict) = self.view.conflicting_movement(from, &moves) {
+            return Some(conflict);
+        }
+        self.lock_granted.insert(from, epoch);
+        None
+    }
+
     pub(super) fn on_barrier_ack(&mut self, now: Instant, from: NodeId, epoch: u64) {
         if let Some(b) = &mut self.barrier
             && b.epoch == epoch
@@ -745,9 +824,105 @@ impl<S: Storage> Node<S> {
         {
             b.acked += 1;
             b.acked_by.insert(from);
+            b.refused_by.remove(&from);
             self.answered(now, from);
         }
         self.check_barrier(now);
+    }
+
+    /// A member refused this node's movement the range lock, naming the movement that holds it.
+    /// Of two overlapping movements the earlier one (lower epoch, then lower node id) goes on:
+    /// this one gives way (its placement is reversed and the movement fails with the holder's
+    /// name) when the holder is earlier, and otherwise keeps asking until the holder gives way.
+    pub(super) fn on_barrier_refused(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        epoch: u64,
+        holder: NodeId,
+        status: Status,
+        holder_epoch: u64,
+    ) {
+        let Some(b) = &mut self.barrier else { return };
+        if b.epoch != epoch || !b.lock {
+            return;
+        }
+        self.answered(now, from);
+        let mine = self.view.member(self.id).map_or(0, |m| m.epoch);
+        let Some(b) = &mut self.barrier else { return };
+        if (holder_epoch, holder) < (mine, self.id) {
+            let what = if b.status == Status::Boot { "join" } else { "decommission" };
+            self.give_way(format!(
+                "{from} refused the range lock: {holder} is {status} over ranges this {what} would change (one movement per range at a time); {what} again when it is NORMAL or gone"
+            ));
+        } else {
+            b.refused_by.insert(from, holder);
+        }
+    }
+
+    /// Reverses a movement that has not taken its range lock yet: a joiner withdraws (LEFT
+    /// without tokens: no member keeps it as a pending replica, and it may join again later);
+    /// a leaver is NORMAL again. The movement fails with `reason`.
+    fn give_way(&mut self, reason: String) {
+        self.barrier = None;
+        match &mut self.lifecycle {
+            Lifecycle::Joining(j) => {
+                j.tokens.clear();
+                j.done.clear();
+                j.todo.clear();
+                j.current = None;
+                j.seed_view_at = None;
+                if let Err(e) = self
+                    .storage
+                    .put_meta(JOIN_TOKENS_KEY, &[])
+                    .and_then(|()| self.storage.put_meta(JOIN_DONE_KEY, &[]))
+                {
+                    return self.fatal(e);
+                }
+                if self.view.member(self.id).is_some() {
+                    self.announce(Status::Left, &[]);
+                }
+                self.fail_movement(reason);
+            }
+            Lifecycle::Leaving(_) => {
+                let tokens = self.own_tokens();
+                self.announce(Status::Normal, &tokens);
+                self.trace(NodeTrace::DecommissionFailed { reason });
+                self.lifecycle = Lifecycle::Normal;
+                self.persist_lifecycle(0);
+            }
+            _ => {}
+        }
+    }
+
+    /// An operator's abort of this node's movement, idempotent. A join is withdrawn while no
+    /// read has moved to it yet (BOOT or earlier); a decommission while it still owns its ranges
+    /// (LEAVING). Later, the movement has handed reads over and must finish instead.
+    pub fn abort_movement(&mut self, _now: Instant) -> Result<String, AdminError> {
+        if self.stopped {
+            return Err(AdminError::Stopped);
+        }
+        let status = self.view.status(self.id);
+        match &self.lifecycle {
+            Lifecycle::Joining(j) => {
+                if matches!(status, Some(Status::MidJoin | Status::Normal)) {
+                    return Err(AdminError::TooLateToAbort(self.lifecycle.describe()));
+                }
+                if j.tokens.is_empty() && matches!(j.phase, JoinPhase::Failed { .. }) {
+                    return Ok("nothing to abort: the join already stopped".into());
+                }
+                self.give_way("aborted by the operator; join again to start over".into());
+                Ok("join aborted: the node withdrew its tokens and may join again".into())
+            }
+            Lifecycle::Leaving(_) => {
+                if status == Some(Status::MidLeave) {
+                    return Err(AdminError::TooLateToAbort(self.lifecycle.describe()));
+                }
+                self.give_way("aborted by the operator".into());
+                Ok("decommission aborted: the node is NORMAL again".into())
+            }
+            other => Ok(format!("nothing to abort: node is {}", other.describe())),
+        }
     }
 
     fn check_barrier(&mut self, now: Instant) {
@@ -767,6 +942,10 @@ impl<S: Storage> Node<S> {
                 }
             }
         }
+        if let Err(reason) = self.check_sources_at_boot(now) {
+            self.barrier = None;
+            return self.fail_movement(reason);
+        }
         let Some(b) = &self.barrier else { return };
         // A member convicted down need not acknowledge, unless the movement changes its
         // placement: it catches up before it serves again.
@@ -780,7 +959,9 @@ impl<S: Storage> Node<S> {
         for p in dead {
             b.waiting.remove(&p);
         }
-        if !b.waiting.is_empty() {
+        let majority = if b.owners.is_empty() { 0 } else { b.owners.len() / 2 + 1 };
+        let short_of_majority = b.lock && b.acked_by.intersection(&b.owners).count() < majority;
+        if !b.waiting.is_empty() || short_of_majority || !b.refused_by.is_empty() {
             if now.saturating_duration_since(b.sent_at) >= RETRY {
                 b.sent_at = now;
                 self.send_barrier();
@@ -790,6 +971,36 @@ impl<S: Storage> Node<S> {
         let b = self.barrier.take().expect("barrier");
         self.trace(NodeTrace::BarrierComplete { status: b.status, acked: b.acked });
         self.after_wait(now, b.status);
+    }
+
+    /// At a join's first barrier, the replicas that must stream its ranges (the ones losing
+    /// them): one that stays silent past [`SOURCE_GRACE`] fails the join with what to do, rather
+    /// than the barrier waiting for it with no word. When the operator allowed another source,
+    /// the barrier does not wait for it either (that replica, if only partitioned, may serve
+    /// the old placement: the consistency the operator gave up).
+    fn check_sources_at_boot(&mut self, now: Instant) -> Result<(), String> {
+        let Some(b) = &self.barrier else { return Ok(()) };
+        let Lifecycle::Joining(j) = &self.lifecycle else { return Ok(()) };
+        if b.status != Status::Boot || now.saturating_duration_since(b.started) < SOURCE_GRACE {
+            return Ok(());
+        }
+        let allow = j.allow_inconsistent_source;
+        let moves = self.view.movements(self.id).unwrap_or_default();
+        let down: Vec<(&RangeMovement, NodeId)> = moves
+            .iter()
+            .filter(|m| !j.done.contains(&m.range))
+            .filter_map(|m| m.source.filter(|s| !self.is_alive(*s)).map(|s| (m, s)))
+            .collect();
+        if let Some((m, s)) = down.first().filter(|_| !allow) {
+            return Err(source_down(m, *s));
+        }
+        let down: Vec<NodeId> = down.into_iter().map(|(_, s)| s).collect();
+        if let Some(b) = &mut self.barrier {
+            for s in down {
+                b.involved.remove(&s);
+            }
+        }
+        Ok(())
     }
 
     /// Waits until `status` (just announced) is known everywhere: a barrier under `staged`,
@@ -886,8 +1097,8 @@ impl<S: Storage> Node<S> {
             // was announced or streamed, so a join or a resume starts over.
             Lifecycle::Joining(j)
                 if j.tokens.is_empty()
-                    && matches!(j.phase, JoinPhase::Failed { .. })
-                    && self.view.status(self.id).is_none() =>
+                    && matches!(j.phase, JoinPhase::Failed { .. } | JoinPhase::Interrupted)
+                    && matches!(self.view.status(self.id), None | Some(Status::Left)) =>
             {
                 j.phase = JoinPhase::Discovering { since: now };
                 j.allow_inconsistent_source = request.allow_inconsistent_source;
@@ -1016,8 +1227,9 @@ impl<S: Storage> Node<S> {
         }
         // One range movement at a time is Cassandra's rule (and staged's); the naive strategies
         // of the reference documents track concurrent migrations and allow them.
-        let one_at_a_time =
-            matches!(self.config.join_strategy, JoinStrategy::Staged | JoinStrategy::PendingRanges);
+        // Under `staged`, only movements of overlapping ranges exclude each other: checked once
+        // the tokens are chosen (and again by every member when the barrier asks for the lock).
+        let one_at_a_time = self.config.join_strategy == JoinStrategy::PendingRanges;
         if let Some((node, status)) =
             self.view.movement_in_progress().filter(|(n, _)| *n != self.id && one_at_a_time)
         {
@@ -1056,6 +1268,15 @@ impl<S: Storage> Node<S> {
         {
             self.fatal(e);
             return None;
+        }
+        if self.config.join_strategy == JoinStrategy::Staged {
+            let moves = crate::placement::plan_join(&ring, self.id, &tokens).unwrap_or_default();
+            if let Some((node, status, _)) = self.view.conflicting_movement(self.id, &moves) {
+                self.fail_movement(format!(
+                    "{node} is {status} over ranges this join would change: one movement per range at a time; join again when it is NORMAL or gone"
+                ));
+                return None;
+            }
         }
         if let Lifecycle::Joining(j) = &mut self.lifecycle {
             j.tokens = tokens.clone();
@@ -1101,13 +1322,7 @@ impl<S: Storage> Node<S> {
             }
             let source = match m.source {
                 Some(s) if self.is_alive(s) => s,
-                Some(s) if !allow => {
-                    return self.fail_movement(format!(
-                        "streaming source {s} for {} is down: it is the replica losing that range, the only one guaranteed to hold every acknowledged write. Bring it back and resume the join, or resume with allow_inconsistent_source to stream from {}",
-                        m.range,
-                        m.alternative_sources().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" or ")
-                    ));
-                }
+                Some(s) if !allow => return self.fail_movement(source_down(m, s)),
                 _ => {
                     let candidates: Vec<NodeId> = match m.source {
                         Some(_) => m.alternative_sources(),
@@ -1399,7 +1614,13 @@ impl<S: Storage> Node<S> {
             if self.lifecycle != Lifecycle::Normal {
                 return Err(AdminError::NotNormal(self.lifecycle.describe()));
             }
-            if let Some((node, status)) = self.view.movement_in_progress() {
+            let conflict = if self.config.join_strategy == JoinStrategy::Staged {
+                let moves = self.view.movements_if_leaving(self.id).unwrap_or_default();
+                self.view.conflicting_movement(self.id, &moves).map(|(n, s, _)| (n, s))
+            } else {
+                self.view.movement_in_progress()
+            };
+            if let Some((node, status)) = conflict {
                 return Err(AdminError::MovementInProgress { node, status });
             }
             let owners = self

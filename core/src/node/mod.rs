@@ -576,6 +576,9 @@ pub struct Node<S: Storage> {
     /// Barriers applied but not acknowledged yet: the requests in flight when each arrived must
     /// finish first (Scylla's barrier_and_drain).
     pending_barrier_acks: Vec<lifecycle::PendingBarrierAck>,
+    /// Range locks this node granted: the mover and the epoch of its movement (it acknowledged
+    /// that movement's first barrier and refuses overlapping ones until it ends).
+    lock_granted: BTreeMap<NodeId, u64>,
     hints_in_flight: BTreeMap<u64, (Instant, NodeId)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -696,6 +699,7 @@ impl<S: Storage> Node<S> {
             lww_counter,
             dot_counter,
             pending_barrier_acks: Vec::new(),
+            lock_granted: BTreeMap::new(),
             minted: BTreeMap::new(),
             hints_in_flight: BTreeMap::new(),
             transmits: VecDeque::new(),
@@ -1494,6 +1498,10 @@ impl<S: Storage> Node<S> {
             }
             Message::BarrierAck { epoch } => {
                 self.on_barrier_ack(now, from, epoch);
+                Ok(())
+            }
+            Message::BarrierRefused { epoch, holder, status, holder_epoch } => {
+                self.on_barrier_refused(now, from, epoch, holder, status, holder_epoch);
                 Ok(())
             }
             Message::ViewRequest => {

@@ -1126,6 +1126,14 @@ impl Simulation {
         Ok(result?)
     }
 
+    /// Aborts a node's join or decommission (idempotent); returns what the node did.
+    pub fn abort_movement(&mut self, id: NodeId) -> Result<String, SimError> {
+        let now = self.now;
+        let result = self.running(id)?.abort_movement(now);
+        self.drain(id);
+        Ok(result?)
+    }
+
     /// Runs cleanup on a node; returns the keys it removed.
     pub fn cleanup(&mut self, id: NodeId) -> Result<u64, SimError> {
         let now = self.now;

@@ -601,6 +601,93 @@ fn a_joiner_never_takes_a_restarted_seeds_partial_view_for_the_ring() {
     assert_eq!(values, vec!["v".to_string()], "a write acknowledged at QUORUM is readable");
 }
 
+/// Issue: a lost HandoffHint or HandoffAck was never re-sent, so a decommission hung in its
+/// hint hand-over. The leaver now re-sends an unanswered hint with backoff, to the next peer.
+#[test]
+fn a_lost_handoff_ack_does_not_hang_a_decommission() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let mut config = base_config(ConflictMode::Lww);
+    config.write_timeout = Duration::from_secs(2);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    // A keeps a hint for B: its mutations and hint replays to B are held.
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| {
+            let r = ring.replicas(token_for(k.as_bytes()));
+            r.contains(&A) && r.contains(&B)
+        })
+        .unwrap();
+    net.hold = Some(Box::new(|from, t| {
+        from == A
+            && t.to == B
+            && matches!(t.message, Message::Mutation { .. } | Message::Hint { .. })
+    }));
+    let write = net.put(A, &key, "v", ConsistencyLevel::One);
+    assert!(matches!(net.outcome(write), Ok(Reply::Written { .. })));
+    net.run_until(Instant::from_secs(10));
+    assert!(!net.node(A).storage().hints().unwrap().is_empty(), "A holds a hint for B");
+    // The first HandoffAck to A is lost.
+    let lost = std::rc::Rc::new(std::cell::Cell::new(false));
+    let seen = lost.clone();
+    net.hold = Some(Box::new(move |from, t| {
+        if from == A
+            && t.to == B
+            && matches!(t.message, Message::Mutation { .. } | Message::Hint { .. })
+        {
+            return true;
+        }
+        if t.to == A && matches!(t.message, Message::HandoffAck { .. }) && !seen.get() {
+            seen.set(true);
+            return true;
+        }
+        false
+    }));
+    let now = net.now;
+    net.node(A).decommission(now).unwrap();
+    net.drain(A);
+    net.run_until(Instant::from_secs(90));
+    assert!(lost.get(), "a HandoffAck was lost");
+    assert_eq!(net.node(A).lifecycle(), &Lifecycle::Left, "the decommission finished");
+}
+
+/// Issue: cleanup was accepted while the node still streamed a range out, so it could drop what
+/// the joiner had not received yet. Cleanup is refused while a movement is in progress.
+#[test]
+fn cleanup_is_refused_while_ranges_move() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let mut config = base_config(ConflictMode::Lww);
+    config.stream_throughput = Some(200);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    for i in 0..40 {
+        let w = net.put(A, &format!("key{i}"), "some value", ConsistencyLevel::All);
+        assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })));
+    }
+    let token = token_for(b"k");
+    let (loser, _) = loser_and_stayer(&ring, token);
+    net.start(J, config.clone(), ClusterView::empty(3), MemStorage::new());
+    let now = net.now;
+    net.node(J).join(now, JoinRequest { tokens: Some(vec![token]), ..Default::default() }).unwrap();
+    net.drain(J);
+    let mut t = net.now;
+    while !matches!(net.node(J).lifecycle(), Lifecycle::Joining(j) if j.phase == ringside_core::node::JoinPhase::Streaming)
+    {
+        t += Duration::from_millis(50);
+        assert!(t < Instant::from_secs(60), "J never streamed");
+        net.run_until(t);
+    }
+    let now = net.now;
+    let refused = net.node(loser).cleanup(now);
+    assert!(refused.is_err(), "cleanup on {loser} while J streams from it: {refused:?}");
+    net.run_until(Instant::from_secs(200));
+    assert_eq!(net.node(J).lifecycle(), &Lifecycle::Normal, "J finished its join");
+    let now = net.now;
+    assert!(net.node(loser).cleanup(now).is_ok(), "cleanup once the join is over");
+}
+
 #[allow(dead_code)]
 fn status_of(net: &mut Net, observer: NodeId, member: NodeId) -> Option<Status> {
     net.node(observer).view().status(member)

@@ -31,8 +31,6 @@ pub fn run(args: &[String]) -> Result<()> {
         .args(["--ignored", "--exact", "soak", "--nocapture"])
         .env("RINGSIDE_SOAK_SEEDS", &seeds)
         .env("RINGSIDE_SOAK_STRATEGY", &strategy)
-        .env("RINGSIDE_SOAK_START", &start)
-        // Soaks also run the barrier-hold nemesis, which the CI sweep leaves out.
-        .env("RINGSIDE_BARRIER_HOLD", "1");
+        .env("RINGSIDE_SOAK_START", &start);
     tools::run(&mut command)
 }

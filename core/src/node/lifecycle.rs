@@ -212,6 +212,16 @@ pub enum AdminError {
     /// The command needs a NORMAL node.
     #[error("node is {0}; this needs a NORMAL member")]
     NotNormal(String),
+    /// Cleanup while ranges move: what looks like ghost data may still be streaming out.
+    #[error(
+        "{node} is {status}: not safe to run cleanup while ranges move (this node may still stream them out or be written as their old owner); run it once the movement is over"
+    )]
+    CleanupDuringMovement {
+        /// The node moving.
+        node: NodeId,
+        /// Its status.
+        status: Status,
+    },
     /// The movement has handed reads over: it cannot be reversed, only finished.
     #[error(
         "too late to abort: node is {0} and reads already moved; let it finish (then decommission a joined node)"
@@ -291,6 +301,19 @@ pub(super) struct PendingBarrierAck {
     pub(super) from: NodeId,
     pub(super) epoch: u64,
     pub(super) waiting: BTreeSet<crate::id::RequestId>,
+}
+
+/// A hint handed to a peer by a leaving node, not acknowledged yet.
+#[derive(Clone, Debug)]
+pub(super) struct Handoff {
+    sent_at: Instant,
+    attempts: u32,
+}
+
+/// The wait before re-sending an unanswered request for the `attempts`-th time: RETRY,
+/// doubling, at most 16 s.
+fn backoff(attempts: u32) -> Duration {
+    RETRY * 2u32.pow(attempts.min(4))
 }
 
 /// A Merkle comparison waiting for the peer's tree.
@@ -1724,16 +1747,23 @@ impl<S: Storage> Node<S> {
             .map(|(n, _)| *n)
             .collect();
         for (i, hint) in hints.into_iter().enumerate() {
-            if self.handoffs.contains_key(&hint.id) {
-                continue;
-            }
+            // An unanswered hint (the hint or its ack lost, the peer gone) is sent again after
+            // a backoff, to the next peer: the receiver may store it twice, which replays the
+            // same version twice, harmlessly.
+            let attempts = match self.handoffs.get(&hint.id) {
+                Some(h) if now.saturating_duration_since(h.sent_at) < backoff(h.attempts) => {
+                    continue;
+                }
+                Some(h) => h.attempts + 1,
+                None => 0,
+            };
             let candidates: Vec<NodeId> =
                 peers.iter().copied().filter(|p| *p != hint.target).collect();
             if candidates.is_empty() {
                 continue;
             }
-            let to = candidates[i % candidates.len()];
-            self.handoffs.insert(hint.id, to);
+            let to = candidates[(i + attempts as usize) % candidates.len()];
+            self.handoffs.insert(hint.id, Handoff { sent_at: now, attempts });
             self.send(to, Message::HandoffHint { hint });
         }
     }
@@ -1790,6 +1820,17 @@ impl<S: Storage> Node<S> {
         }
         if self.lifecycle != Lifecycle::Normal {
             return Err(AdminError::NotNormal(self.lifecycle.describe()));
+        }
+        // Cassandra's "Node is involved in cluster membership changes. Not safe to run cleanup":
+        // a range this node is streaming out, or still written as the loser, is not ghost yet.
+        if let Some((node, status)) = self.view.movement_in_progress() {
+            return Err(AdminError::CleanupDuringMovement { node, status });
+        }
+        if let Some((to, _)) = self.out_streams.keys().next() {
+            return Err(AdminError::CleanupDuringMovement {
+                node: *to,
+                status: self.view.status(*to).unwrap_or(Status::Boot),
+            });
         }
         let Some(topology) = self.topology.clone() else {
             return Err(AdminError::NotNormal(self.lifecycle.describe()));

@@ -541,7 +541,7 @@ pub struct Node<S: Storage> {
     out_streams: BTreeMap<(NodeId, u64), OutStream>,
     next_session: u64,
     repairs: BTreeMap<u64, lifecycle::RepairTask>,
-    handoffs: BTreeMap<u64, NodeId>,
+    handoffs: BTreeMap<u64, lifecycle::Handoff>,
     /// Slow gossip (a fault): membership changes learned by gossip are applied only then.
     view_delay: Option<Instant>,
     deferred_members: BTreeSet<NodeId>,
@@ -1449,10 +1449,16 @@ impl<S: Storage> Node<S> {
         self.send(from, Message::Rejected { request, epoch, reason, states });
     }
 
-    /// Whether this node mints versions of `token`: a serving (NORMAL or leaving) natural
-    /// replica that is not catching up on the topology.
+    /// Whether this node mints versions of `token`: a natural (read) replica of it that is
+    /// serving (NORMAL or leaving), or a joiner in MID_JOIN (it streamed every range and reads
+    /// already moved to it; its dots come from its own durable counter), and not catching up on
+    /// the topology. A Fresh or BOOT node never mints: it may lack versions of the key.
     fn mints(&self, token: Token) -> bool {
-        self.check_serving().is_ok()
+        let replica = self.check_serving().is_ok()
+            || (!self.stopped
+                && !self.catching_up
+                && self.view.status(self.id) == Some(crate::gossip::Status::MidJoin));
+        replica
             && self.topology.as_ref().is_some_and(|t| t.ring().replicas(token).contains(&self.id))
     }
 

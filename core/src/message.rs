@@ -79,11 +79,17 @@ pub enum Message {
         entries: Vec<Entry>,
         /// The last chunk of the range.
         last: bool,
+        /// The chunk's number in the session, from 1; a re-sent chunk keeps its number.
+        #[serde(default)]
+        seq: u64,
     },
-    /// A chunk was applied.
+    /// A chunk was applied (`seq`), or with `seq` 0 a stream request was accepted.
     StreamAck {
         /// Session id.
         session: u64,
+        /// The chunk acknowledged; 0 for the request.
+        #[serde(default)]
+        seq: u64,
     },
     /// A leaving node hands one of its hints to a peer, which keeps it for the target.
     HandoffHint {

@@ -64,6 +64,12 @@ pub struct OutStream {
     pub next_send: Instant,
     /// When the last chunk left.
     pub sent_at: Instant,
+    /// Chunks sent so far (the number of the last one).
+    pub seq: u64,
+    /// How many times the unacknowledged chunk was sent again.
+    pub attempts: u32,
+    /// The last chunk, kept until acknowledged so it can be sent again.
+    pub unacked: Option<(Vec<Entry>, bool)>,
     cursor: Option<(Token, Vec<u8>)>,
 }
 
@@ -87,6 +93,9 @@ impl OutStream {
             finished: false,
             next_send: now,
             sent_at: now,
+            seq: 0,
+            attempts: 0,
+            unacked: None,
             cursor: None,
         }
     }

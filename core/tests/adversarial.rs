@@ -688,6 +688,47 @@ fn cleanup_is_refused_while_ranges_move() {
     assert!(net.node(loser).cleanup(now).is_ok(), "cleanup once the join is over");
 }
 
+/// Issue: a lost stream request or chunk waited a fixed 30 s before anything was asked again.
+/// A request is now asked again with backoff until the source accepts it, and the source sends
+/// an unacknowledged chunk again with backoff.
+#[test]
+fn a_lost_stream_request_and_chunk_are_sent_again_quickly() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let config = base_config(ConflictMode::Lww);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    for i in 0..20 {
+        let w = net.put(A, &format!("key{i}"), "some value", ConsistencyLevel::All);
+        assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })));
+    }
+    // The first stream request and the first chunk are lost.
+    let lost = std::rc::Rc::new(std::cell::Cell::new((false, false)));
+    let seen = lost.clone();
+    net.hold = Some(Box::new(move |_, t| {
+        let (request, chunk) = seen.get();
+        match t.message {
+            Message::StreamRequest { .. } if !request => seen.set((true, chunk)),
+            Message::StreamData { .. } if !chunk => seen.set((request, true)),
+            _ => return false,
+        }
+        true
+    }));
+    net.start(J, config.clone(), ClusterView::empty(3), MemStorage::new());
+    let start = net.now;
+    net.node(J).join(start, JoinRequest::default()).unwrap();
+    net.drain(J);
+    let mut t = start;
+    while net.node(J).lifecycle() != &Lifecycle::Normal {
+        t += Duration::from_millis(100);
+        assert!(t < start + Duration::from_secs(120), "J never joined");
+        net.run_until(t);
+    }
+    assert_eq!(lost.get(), (true, true), "a request and a chunk were lost");
+    let took = t.saturating_duration_since(start);
+    assert!(took < Duration::from_secs(25), "J took {took:?} to join after the losses");
+}
+
 #[allow(dead_code)]
 fn status_of(net: &mut Net, observer: NodeId, member: NodeId) -> Option<Status> {
     net.node(observer).view().status(member)

@@ -436,6 +436,7 @@ fn messages_from_a_node_outside_the_cluster_are_refused_on_every_path() {
         },
         Message::StreamData {
             session: 1,
+            seq: 1,
             range: whole,
             purpose: StreamPurpose::Join,
             entries: vec![Entry {

@@ -463,9 +463,10 @@ mod tests {
             Message::Echo,
             Message::EchoReply,
             Message::ViewRequest,
-            Message::StreamAck { session: 7 },
+            Message::StreamAck { session: 7, seq: 1 },
             Message::StreamData {
                 session: 7,
+                seq: 1,
                 range: TokenRange::new(1, 2),
                 purpose: StreamPurpose::Join,
                 entries,

@@ -667,6 +667,7 @@ fn a_node_of_another_cluster_never_enters_any_view() {
                 })),
                 Message::StreamData {
                     session: 1,
+                    seq: 1,
                     range: whole,
                     purpose: StreamPurpose::Repair,
                     entries: vec![Entry { token, key: key.clone(), value: value.clone() }],

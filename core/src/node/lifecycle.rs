@@ -316,6 +316,19 @@ fn backoff(attempts: u32) -> Duration {
     RETRY * 2u32.pow(attempts.min(4))
 }
 
+/// One stream chunk as received.
+pub(super) struct Chunk {
+    pub(super) session: u64,
+    pub(super) range: TokenRange,
+    pub(super) purpose: StreamPurpose,
+    pub(super) entries: Vec<Entry>,
+    pub(super) last: bool,
+    pub(super) seq: u64,
+}
+
+/// How many times an unacknowledged chunk is sent again before its session is given up.
+const CHUNK_ATTEMPTS: u32 = 6;
+
 /// A Merkle comparison waiting for the peer's tree.
 #[derive(Clone, Debug)]
 pub(super) struct RepairTask {
@@ -1404,8 +1417,25 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// A join stream that made no progress: a request not accepted yet is asked again with
+    /// backoff (the request, or its acceptance, was lost); an accepted one only after
+    /// STREAM_STALL, since the source re-sends lost chunks itself and may be throttled.
     fn check_stalled_join_stream(&mut self, now: Instant) {
-        self.restart_join_stream(now, |last| now.saturating_duration_since(last) >= STREAM_STALL);
+        let Lifecycle::Joining(j) = &self.lifecycle else { return };
+        let Some((session, ..)) = j.current else { return };
+        let wait = if self.stream_accepted.contains(&session) {
+            STREAM_STALL
+        } else {
+            backoff(self.stream_request_attempts)
+        };
+        let mut asked = false;
+        self.restart_join_stream(now, |last| {
+            asked = now.saturating_duration_since(last) >= wait;
+            asked
+        });
+        if asked {
+            self.stream_request_attempts += 1;
+        }
     }
 
     /// A stream source refused the request as planned under an older epoch: ask again with the
@@ -1422,7 +1452,7 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    fn restart_join_stream(&mut self, now: Instant, due: impl Fn(Instant) -> bool) {
+    fn restart_join_stream(&mut self, now: Instant, mut due: impl FnMut(Instant) -> bool) {
         let session = self.next_session();
         let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
         let Lifecycle::Joining(j) = &mut self.lifecycle else { return };
@@ -1484,8 +1514,12 @@ impl<S: Storage> Node<S> {
         if self.fence(from, crate::message::Rejectable::Stream(session), epoch, None) {
             return Ok(());
         }
+        // A joiner asks again when it heard nothing: the older session for the range is void.
+        self.out_streams
+            .retain(|(to, _), s| !(*to == from && s.range == range && s.purpose == purpose));
         self.out_streams
             .insert((from, session), OutStream::new(from, session, range, purpose, now));
+        self.send(from, Message::StreamAck { session, seq: 0 });
         self.pump_out_streams(now).map_or(Ok(()), |t| {
             self.schedule_lifecycle(t);
             Ok(())
@@ -1499,17 +1533,31 @@ impl<S: Storage> Node<S> {
         let keys: Vec<(NodeId, u64)> = self.out_streams.keys().copied().collect();
         for key in keys {
             let Some(s) = self.out_streams.get_mut(&key) else { continue };
-            if s.awaiting_ack && now.saturating_duration_since(s.sent_at) >= STREAM_STALL {
-                // A chunk or its acknowledgement was lost. A joiner asks again by itself; a
-                // pushed stream (decommission, repair) starts its range over.
-                if s.purpose == StreamPurpose::Join {
-                    self.out_streams.remove(&key);
-                    continue;
+            if s.awaiting_ack && now.saturating_duration_since(s.sent_at) >= backoff(s.attempts) {
+                // The chunk or its acknowledgement was lost: send it again, with backoff.
+                // After CHUNK_ATTEMPTS the receiver is taken for gone: a joiner asks again by
+                // itself; a pushed stream (decommission, repair) starts its range over.
+                match s.unacked.clone() {
+                    Some((entries, last)) if s.attempts < CHUNK_ATTEMPTS => {
+                        s.attempts += 1;
+                        s.sent_at = now;
+                        let (to, session, range, purpose, seq) =
+                            (s.to, s.session, s.range, s.purpose, s.seq);
+                        self.send(
+                            to,
+                            Message::StreamData { session, range, purpose, entries, last, seq },
+                        );
+                    }
+                    _ if s.purpose == StreamPurpose::Join => {
+                        self.out_streams.remove(&key);
+                        continue;
+                    }
+                    _ => s.restart(now),
                 }
-                s.restart(now);
             }
+            let Some(s) = self.out_streams.get_mut(&key) else { continue };
             if s.awaiting_ack {
-                earliest(s.sent_at + STREAM_STALL);
+                earliest(s.sent_at + backoff(s.attempts));
                 continue;
             }
             if s.finished {
@@ -1536,9 +1584,12 @@ impl<S: Storage> Node<S> {
             }
             let (entries, last) = s.staged.take().expect("staged chunk");
             s.mark_sent(now, last);
-            let (to, session, range, purpose) = (s.to, s.session, s.range, s.purpose);
+            s.seq += 1;
+            s.attempts = 0;
+            s.unacked = Some((entries.clone(), last));
+            let (to, session, range, purpose, seq) = (s.to, s.session, s.range, s.purpose, s.seq);
             self.stats.bytes_streamed_out += entries.iter().map(entry_bytes).sum::<u64>();
-            self.send(to, Message::StreamData { session, range, purpose, entries, last });
+            self.send(to, Message::StreamData { session, range, purpose, entries, last, seq });
         }
         next
     }
@@ -1548,9 +1599,21 @@ impl<S: Storage> Node<S> {
         now: Instant,
         from: NodeId,
         session: u64,
+        seq: u64,
     ) -> Result<(), StorageError> {
+        if seq == 0 {
+            // A source accepted this joiner's request.
+            self.stream_accepted.insert(session);
+            self.stream_request_attempts = 0;
+            return Ok(());
+        }
         let Some(s) = self.out_streams.get_mut(&(from, session)) else { return Ok(()) };
+        if !s.awaiting_ack || s.seq != seq {
+            // The acknowledgement of a chunk sent again, already counted.
+            return Ok(());
+        }
         s.awaiting_ack = false;
+        s.unacked = None;
         if s.finished {
             let s = self.out_streams.remove(&(from, session)).expect("stream");
             if s.purpose == StreamPurpose::Leave {
@@ -1563,17 +1626,26 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_stream_data(
         &mut self,
         now: Instant,
         from: NodeId,
-        session: u64,
-        range: TokenRange,
-        purpose: StreamPurpose,
-        entries: Vec<Entry>,
-        last: bool,
+        chunk: Chunk,
     ) -> Result<(), StorageError> {
+        let Chunk { session, range, purpose, entries, last, seq } = chunk;
+        if seq > 0 {
+            let seen = self.stream_seen.entry((from, session)).or_insert(0);
+            if seq <= *seen {
+                // Sent again after its acknowledgement was lost: acknowledge, do not count.
+                self.send(from, Message::StreamAck { session, seq });
+                return Ok(());
+            }
+            *seen = seq;
+            if last {
+                self.stream_seen.remove(&(from, session));
+            }
+        }
+        self.stream_accepted.insert(session);
         let mut chunk = StreamCounters::default();
         for e in &entries {
             chunk.keys += 1;
@@ -1582,7 +1654,7 @@ impl<S: Storage> Node<S> {
         }
         self.stats.keys_streamed_in += chunk.keys;
         self.stats.bytes_streamed_in += chunk.bytes;
-        self.send(from, Message::StreamAck { session });
+        self.send(from, Message::StreamAck { session, seq });
         if purpose != StreamPurpose::Join {
             if last {
                 self.trace(NodeTrace::RangeStreamed {

@@ -579,6 +579,13 @@ pub struct Node<S: Storage> {
     /// Range locks this node granted: the mover and the epoch of its movement (it acknowledged
     /// that movement's first barrier and refuses overlapping ones until it ends).
     lock_granted: BTreeMap<NodeId, u64>,
+    /// Per incoming stream session, the last chunk applied: a chunk sent again is acknowledged
+    /// without being counted twice.
+    stream_seen: BTreeMap<(NodeId, u64), u64>,
+    /// Join stream sessions whose source accepted the request (or sent data): until then a
+    /// lost request is asked again with backoff; `stream_request_attempts` counts the asks.
+    stream_accepted: BTreeSet<u64>,
+    stream_request_attempts: u32,
     hints_in_flight: BTreeMap<u64, (Instant, NodeId)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -700,6 +707,9 @@ impl<S: Storage> Node<S> {
             dot_counter,
             pending_barrier_acks: Vec::new(),
             lock_granted: BTreeMap::new(),
+            stream_seen: BTreeMap::new(),
+            stream_accepted: BTreeSet::new(),
+            stream_request_attempts: 0,
             minted: BTreeMap::new(),
             hints_in_flight: BTreeMap::new(),
             transmits: VecDeque::new(),
@@ -1522,10 +1532,11 @@ impl<S: Storage> Node<S> {
             Message::StreamRequest { session, epoch, range, purpose } => {
                 self.on_stream_request(now, from, session, epoch, range, purpose)
             }
-            Message::StreamData { session, range, purpose, entries, last } => {
-                self.on_stream_data(now, from, session, range, purpose, entries, last)
+            Message::StreamData { session, range, purpose, entries, last, seq } => {
+                let chunk = lifecycle::Chunk { session, range, purpose, entries, last, seq };
+                self.on_stream_data(now, from, chunk)
             }
-            Message::StreamAck { session } => self.on_stream_ack(now, from, session),
+            Message::StreamAck { session, seq } => self.on_stream_ack(now, from, session, seq),
             Message::HandoffHint { hint } => self.on_handoff_hint(now, from, hint),
             Message::HandoffAck { id } => self.on_handoff_ack(now, id),
             Message::MerkleRequest(req) => {

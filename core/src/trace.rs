@@ -368,6 +368,19 @@ fn hash_node_trace(h: &mut Xxh3, t: &NodeTrace) {
             put_range(h, range);
             put_u64(h, *differing);
         }
+        NodeTrace::RepairCompleted { report } => {
+            put_u64(h, 21);
+            for v in [
+                report.compared,
+                report.unanswered,
+                report.differing,
+                report.keys_received,
+                report.keys_changed,
+                report.bytes_streamed,
+            ] {
+                put_u64(h, v);
+            }
+        }
         NodeTrace::Refused { from, reason } => {
             put_u64(h, 19);
             put_u64(h, u64::from(from.0));

@@ -729,6 +729,56 @@ fn a_lost_stream_request_and_chunk_are_sent_again_quickly() {
     assert!(took < Duration::from_secs(25), "J took {took:?} to join after the losses");
 }
 
+/// Issue: a Merkle repair had no retry and no completion: a lost tree or chunk left a range
+/// unrepaired, silently. Comparisons and pulls are asked again with backoff, and a run reports
+/// when it is complete, with its over-streaming.
+#[test]
+fn a_repair_retries_what_was_lost_and_reports_completion() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let config = base_config(ConflictMode::Lww);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    // B misses every write: its mutations and hints are dropped.
+    net.hold = Some(Box::new(|_, t| {
+        t.to == B && matches!(t.message, Message::Mutation { .. } | Message::Hint { .. })
+    }));
+    let keys: Vec<String> = (0..30)
+        .map(|i| format!("key{i}"))
+        .filter(|k| ring.replicas(token_for(k.as_bytes())).contains(&B))
+        .collect();
+    for k in &keys {
+        let w = net.put(A, k, "v", ConsistencyLevel::Quorum);
+        assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })), "{k}");
+    }
+    net.held.clear();
+    // The first Merkle answer and the first chunk of the repair are lost.
+    let lost = std::rc::Rc::new(std::cell::Cell::new((false, false)));
+    let seen = lost.clone();
+    net.hold = Some(Box::new(move |_, t| {
+        let (tree, chunk) = seen.get();
+        match t.message {
+            Message::MerkleResponse(_) if !tree => seen.set((true, chunk)),
+            Message::StreamData { .. } if !chunk => seen.set((tree, true)),
+            _ => return false,
+        }
+        true
+    }));
+    let now = net.now;
+    assert!(net.node(B).repair(now).unwrap() > 0);
+    net.drain(B);
+    net.run_until(now + Duration::from_secs(120));
+    assert_eq!(lost.get(), (true, true), "a Merkle answer and a chunk were lost");
+    let report = net.node(B).last_repair().expect("the repair completed");
+    assert_eq!(report.unanswered, 0, "{report:?}");
+    assert!(report.differing > 0 && report.keys_changed > 0, "{report:?}");
+    assert!(report.over_streaming() >= 1.0, "{report:?}");
+    for k in &keys {
+        let token = token_for(k.as_bytes());
+        assert!(net.node(B).storage().get(token, k.as_bytes()).unwrap().is_some(), "B lacks {k}");
+    }
+}
+
 #[allow(dead_code)]
 fn status_of(net: &mut Net, observer: NodeId, member: NodeId) -> Option<Status> {
     net.node(observer).view().status(member)

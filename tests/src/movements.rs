@@ -499,17 +499,22 @@ impl MovementOutcome {
         // Invariants 1 and 4: no acknowledged write lost, read-your-writes when R + W > RF,
         // during the movement too. In vector-clock mode (invariant 2) a dropped concurrent write
         // is a lost write.
-        let stale_reads: Vec<&Anomaly> = c.of_kind(AnomalyKind::StaleRead).collect();
+        // `pending-ranges` trusts RING_DELAY: a coordinator that has not learned the mover's
+        // latest step when it plans (a partition longer than RING_DELAY) may read or write the
+        // old placement. That is the strategy's documented signature, not a defect; every
+        // other anomaly of it, and every anomaly of `staged`, fails the run.
+        let excused = |a: &&Anomaly| {
+            self.run.strategy == JoinStrategy::PendingRanges && self.late_coordinator(a)
+        };
+        let stale_reads: Vec<&Anomaly> =
+            c.of_kind(AnomalyKind::StaleRead).filter(|a| !excused(a)).collect();
         if let Some(first) = stale_reads.first() {
             broken.push(format!("{} stale-read: {}", stale_reads.len(), first.explanation));
         }
-        if c.count(AnomalyKind::LostWrite) > 0 {
-            let first = c.of_kind(AnomalyKind::LostWrite).next().expect("counted");
-            broken.push(format!(
-                "{} lost-write: {}",
-                c.count(AnomalyKind::LostWrite),
-                first.explanation
-            ));
+        let lost: Vec<&Anomaly> =
+            c.of_kind(AnomalyKind::LostWrite).filter(|a| !excused(a)).collect();
+        if let Some(first) = lost.first() {
+            broken.push(format!("{} lost-write: {}", lost.len(), first.explanation));
         }
         // Invariant 3: convergence.
         let divergent = self.sim.divergent_keys();
@@ -533,6 +538,40 @@ impl MovementOutcome {
         // Invariant 9.
         broken.extend(self.admitted.iter().cloned());
         broken
+    }
+}
+
+impl MovementOutcome {
+    /// Whether an operation of the anomaly (the read or write, or a write a stale read missed)
+    /// was planned by a coordinator that had not yet learned the latest status a moving node
+    /// had announced by then.
+    fn late_coordinator(&self, a: &Anomaly) -> bool {
+        let ops = &self.sim.history().ops;
+        let learned = &self.sim.stats().status_learned;
+        let movers: Vec<NodeId> = std::iter::once(self.joiner).chain(self.run.leaver).collect();
+        let last = |observer: NodeId, member: NodeId, t: Instant| {
+            learned
+                .iter()
+                .take_while(|(at, ..)| *at <= t)
+                .filter(|(_, o, m, _)| *o == observer && *m == member)
+                .last()
+                .map(|x| x.3)
+        };
+        let late = |node: NodeId, t: Instant| {
+            movers.iter().any(|m| {
+                node != *m && last(*m, *m, t).is_some_and(|s| last(node, *m, t) != Some(s))
+            })
+        };
+        std::iter::once(a.op_index).chain(a.related.iter().copied()).any(|i| {
+            let Some(done) = ops.get(i as usize) else { return false };
+            // The invocation: the same client's latest op before the completion.
+            let invoked = ops[..i as usize]
+                .iter()
+                .rev()
+                .find(|o| o.process == done.process)
+                .map_or(done.time, |o| o.time);
+            late(done.node, invoked)
+        })
     }
 }
 

@@ -334,6 +334,21 @@ const CHUNK_ATTEMPTS: u32 = 6;
 pub(super) struct RepairTask {
     request: MerkleRequest,
     tree: MerkleTree,
+    peer: NodeId,
+    sent_at: Instant,
+    attempts: u32,
+}
+
+/// A repair run in progress: its comparisons are in `Node::repairs`; the streams of the
+/// differing ranges are tracked here until every one finished.
+#[derive(Clone, Debug, Default)]
+pub(super) struct RepairRun {
+    report: super::RepairReport,
+    /// Pull sessions (this node asked the peer for a differing range): peer, range, when
+    /// asked, asks so far, accepted.
+    pulls: BTreeMap<u64, (NodeId, TokenRange, Instant, u32, bool)>,
+    /// Push sessions (this node streams a differing range to the peer).
+    pushes: BTreeSet<u64>,
 }
 
 /// Loads the persisted lifecycle.
@@ -1602,9 +1617,14 @@ impl<S: Storage> Node<S> {
         seq: u64,
     ) -> Result<(), StorageError> {
         if seq == 0 {
-            // A source accepted this joiner's request.
+            // A source accepted this node's request (a join stream, or a repair pull).
             self.stream_accepted.insert(session);
             self.stream_request_attempts = 0;
+            if let Some((_, _, _, _, accepted)) =
+                self.repair_run.as_mut().and_then(|r| r.pulls.get_mut(&session))
+            {
+                *accepted = true;
+            }
             return Ok(());
         }
         let Some(s) = self.out_streams.get_mut(&(from, session)) else { return Ok(()) };
@@ -1618,6 +1638,12 @@ impl<S: Storage> Node<S> {
             let s = self.out_streams.remove(&(from, session)).expect("stream");
             if s.purpose == StreamPurpose::Leave {
                 self.leave_range_done(now, session, s.sent);
+            }
+            if let Some(run) = &mut self.repair_run
+                && run.pushes.remove(&session)
+            {
+                run.report.bytes_streamed += s.sent.bytes;
+                self.check_repair_done();
             }
         }
         if let Some(t) = self.pump_out_streams(now) {
@@ -1647,10 +1673,24 @@ impl<S: Storage> Node<S> {
         }
         self.stream_accepted.insert(session);
         let mut chunk = StreamCounters::default();
+        let mut changed = 0;
         for e in &entries {
             chunk.keys += 1;
             chunk.bytes += entry_bytes(e);
-            self.merge_local(e.token, &e.key, &e.value)?;
+            if self.merge_local(e.token, &e.key, &e.value)? {
+                changed += 1;
+            }
+        }
+        if let Some(run) = &mut self.repair_run
+            && run.pulls.contains_key(&session)
+        {
+            run.report.keys_received += chunk.keys;
+            run.report.keys_changed += changed;
+            run.report.bytes_streamed += chunk.bytes;
+            if last {
+                run.pulls.remove(&session);
+                self.check_repair_done();
+            }
         }
         self.stats.keys_streamed_in += chunk.keys;
         self.stats.bytes_streamed_in += chunk.bytes;
@@ -1950,7 +1990,7 @@ impl<S: Storage> Node<S> {
     /// Starts a Merkle-tree repair of every range this node replicates against each other live
     /// replica. Differing leaves are streamed both ways; [`NodeTrace::RepairCompared`] reports
     /// each comparison.
-    pub fn repair(&mut self, _now: Instant) -> Result<usize, AdminError> {
+    pub fn repair(&mut self, now: Instant) -> Result<usize, AdminError> {
         if self.stopped {
             return Err(AdminError::Stopped);
         }
@@ -1989,13 +2029,114 @@ impl<S: Storage> Node<S> {
                 }
                 let session = self.next_session();
                 let request = MerkleRequest { session, range, depth, epoch: topology.max_epoch() };
-                self.repairs
-                    .insert(session, RepairTask { request: request.clone(), tree: tree.clone() });
+                self.repairs.insert(
+                    session,
+                    RepairTask {
+                        request: request.clone(),
+                        tree: tree.clone(),
+                        peer,
+                        sent_at: now,
+                        attempts: 0,
+                    },
+                );
                 self.send(peer, Message::MerkleRequest(request));
                 started += 1;
             }
         }
+        if started > 0 {
+            self.repair_run.get_or_insert_with(RepairRun::default);
+            self.timers.insert((now + RETRY, Timer::Repair));
+        }
         Ok(started)
+    }
+
+    /// The repair run in progress (what it did so far), if any.
+    pub fn repair_in_progress(&self) -> Option<super::RepairReport> {
+        self.repair_run.as_ref().map(|r| r.report)
+    }
+
+    /// What the last completed repair run did.
+    pub fn last_repair(&self) -> Option<super::RepairReport> {
+        self.last_repair
+    }
+
+    /// Every RETRY while a run is in progress: comparisons and pulls not answered are asked
+    /// again with backoff (given up after CHUNK_ATTEMPTS), then the run completes if nothing
+    /// is left.
+    pub(super) fn on_repair_tick(&mut self, now: Instant) {
+        if self.repair_run.is_none() {
+            return;
+        }
+        let due: Vec<u64> = self
+            .repairs
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(t.sent_at) >= backoff(t.attempts))
+            .map(|(s, _)| *s)
+            .collect();
+        for session in due {
+            self.retry_merkle(now, session);
+        }
+        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
+        let mut resend = Vec::new();
+        if let Some(run) = &mut self.repair_run {
+            let mut gone = Vec::new();
+            for (session, (peer, range, at, attempts, accepted)) in &mut run.pulls {
+                if *accepted || now.saturating_duration_since(*at) < backoff(*attempts) {
+                    continue;
+                }
+                if *attempts >= CHUNK_ATTEMPTS {
+                    gone.push(*session);
+                    continue;
+                }
+                *attempts += 1;
+                *at = now;
+                resend.push((*peer, *session, *range));
+            }
+            for s in gone {
+                run.pulls.remove(&s);
+                run.report.unanswered += 1;
+            }
+        }
+        for (peer, session, range) in resend {
+            let purpose = StreamPurpose::Repair;
+            self.send(peer, Message::StreamRequest { session, epoch, range, purpose });
+        }
+        if !self.check_repair_done() {
+            self.timers.insert((now + RETRY, Timer::Repair));
+        }
+    }
+
+    /// Asks a comparison again (its request or the answer was lost, or it was planned under an
+    /// older epoch), or gives it up after CHUNK_ATTEMPTS.
+    pub(super) fn retry_merkle(&mut self, now: Instant, session: u64) {
+        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
+        let Some(task) = self.repairs.get_mut(&session) else { return };
+        if task.attempts >= CHUNK_ATTEMPTS {
+            self.repairs.remove(&session);
+            if let Some(run) = &mut self.repair_run {
+                run.report.unanswered += 1;
+            }
+            return;
+        }
+        task.attempts += 1;
+        task.sent_at = now;
+        task.request.epoch = epoch;
+        let (peer, request) = (task.peer, task.request.clone());
+        self.send(peer, Message::MerkleRequest(request));
+    }
+
+    /// Completes the run when no comparison and no stream of it is left; returns whether the
+    /// run is over.
+    fn check_repair_done(&mut self) -> bool {
+        let Some(run) = &self.repair_run else { return true };
+        if !self.repairs.is_empty() || !run.pulls.is_empty() || !run.pushes.is_empty() {
+            return false;
+        }
+        let report = run.report;
+        self.repair_run = None;
+        self.last_repair = Some(report);
+        self.trace(NodeTrace::RepairCompleted { report });
+        true
     }
 
     pub(super) fn on_merkle_response(
@@ -2005,6 +2146,9 @@ impl<S: Storage> Node<S> {
         response: MerkleResponse,
     ) -> Result<(), StorageError> {
         let Some(task) = self.repairs.remove(&response.session) else { return Ok(()) };
+        if let Some(run) = &mut self.repair_run {
+            run.report.compared += 1;
+        }
         let range = response.range;
         let Ok(theirs) = MerkleTree::from_response(&task.request, &response) else {
             self.trace(NodeTrace::Refused { from, reason: "malformed Merkle response".into() });
@@ -2022,6 +2166,11 @@ impl<S: Storage> Node<S> {
             self.out_streams
                 .insert((from, push), OutStream::new(from, push, sub, StreamPurpose::Repair, now));
             let pull = self.next_session();
+            if let Some(run) = &mut self.repair_run {
+                run.report.differing += 1;
+                run.pushes.insert(push);
+                run.pulls.insert(pull, (from, sub, now, 0, false));
+            }
             self.send(
                 from,
                 Message::StreamRequest {

@@ -360,6 +360,12 @@ pub enum NodeTrace {
         /// Differing leaf ranges.
         differing: u64,
     },
+    /// A repair run finished: every comparison answered (or given up) and every differing
+    /// range streamed both ways.
+    RepairCompleted {
+        /// What it did.
+        report: RepairReport,
+    },
     /// A request was refused as planned under an older placement epoch, or a mint asked of a
     /// node that does not mint the key.
     Fenced {
@@ -465,6 +471,33 @@ enum Timer {
     MintRetry(RequestId),
     /// Lifecycle steps that wait for time: RING_DELAY, throttled stream chunks.
     Lifecycle,
+    /// A repair run re-sends what was not answered and checks whether it is complete.
+    Repair,
+}
+
+/// What a completed repair run did, as `nodetool repair` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// Range comparisons answered.
+    pub compared: u64,
+    /// Comparisons given up after every retry (the peer never answered).
+    pub unanswered: u64,
+    /// Leaf ranges that differed, each streamed both ways.
+    pub differing: u64,
+    /// Keys this node received in the differing ranges.
+    pub keys_received: u64,
+    /// Of those, keys that changed a version here: the rest were streamed for nothing.
+    pub keys_changed: u64,
+    /// Bytes streamed both ways.
+    pub bytes_streamed: u64,
+}
+
+impl RepairReport {
+    /// Keys received per key that changed something (1.0 is no over-streaming; a Merkle leaf
+    /// covers many keys, so one differing key brings its whole leaf).
+    pub fn over_streaming(&self) -> f64 {
+        self.keys_received as f64 / self.keys_changed.max(1) as f64
+    }
 }
 
 /// Monotonic counters that survive restarts without a write per use: blocks are reserved in
@@ -541,6 +574,9 @@ pub struct Node<S: Storage> {
     out_streams: BTreeMap<(NodeId, u64), OutStream>,
     next_session: u64,
     repairs: BTreeMap<u64, lifecycle::RepairTask>,
+    /// The repair run in progress, if any, and the last one completed.
+    repair_run: Option<lifecycle::RepairRun>,
+    last_repair: Option<RepairReport>,
     handoffs: BTreeMap<u64, lifecycle::Handoff>,
     /// Slow gossip (a fault): membership changes learned by gossip are applied only then.
     view_delay: Option<Instant>,
@@ -686,6 +722,8 @@ impl<S: Storage> Node<S> {
             out_streams: BTreeMap::new(),
             next_session: 0,
             repairs: BTreeMap::new(),
+            repair_run: None,
+            last_repair: None,
             handoffs: BTreeMap::new(),
             view_delay: None,
             deferred_members: BTreeSet::new(),
@@ -1222,7 +1260,7 @@ impl<S: Storage> Node<S> {
         for target in todo {
             if target == self.id {
                 match self.merge_local(token, &key, &value) {
-                    Ok(()) => {
+                    Ok(_) => {
                         self.writes.get_mut(&request).expect("op").acks.insert(self.id);
                     }
                     Err(e) => return self.fatal(e),
@@ -1390,13 +1428,14 @@ impl<S: Storage> Node<S> {
         Ok(value)
     }
 
+    /// Merges `incoming` into the stored versions; returns whether anything changed.
     fn merge_local(
         &mut self,
         token: Token,
         key: &[u8],
         incoming: &Siblings,
-    ) -> Result<(), StorageError> {
-        self.storage.merge(token, key, incoming, self.config.conflict_mode).map(|_| ())
+    ) -> Result<bool, StorageError> {
+        self.storage.merge(token, key, incoming, self.config.conflict_mode)
     }
 
     /// Mints a new version as a natural replica and applies it; returns it with every version
@@ -1601,7 +1640,7 @@ impl<S: Storage> Node<S> {
                 if op != 0 && self.fence(from, Rejectable::Mutation(op), epoch, Some(token)) {
                     return;
                 }
-                self.merge_local(token, &key, &value).map(|()| {
+                self.merge_local(token, &key, &value).map(|_| {
                     self.send(from, Message::MutationAck { op });
                 })
             }
@@ -1631,12 +1670,14 @@ impl<S: Storage> Node<S> {
                 }
                 Ok(())
             }
-            Message::Repair { token, key, value } => self.merge_local(token, &key, &value),
+            Message::Repair { token, key, value } => {
+                self.merge_local(token, &key, &value).map(|_| ())
+            }
             Message::Hint { id, epoch, token, key, value } => {
                 if self.fence(from, Rejectable::Hint(id), epoch, Some(token)) {
                     return;
                 }
-                self.merge_local(token, &key, &value).map(|()| {
+                self.merge_local(token, &key, &value).map(|_| {
                     self.send(from, Message::HintAck { id });
                 })
             }
@@ -1677,6 +1718,7 @@ impl<S: Storage> Node<S> {
             match timer {
                 Timer::Gossip => self.on_gossip_tick(now),
                 Timer::Lifecycle => self.on_lifecycle_tick(now),
+                Timer::Repair => self.on_repair_tick(now),
                 Timer::HintReplay => self.on_hint_replay(now),
                 Timer::MintRetry(request) => {
                     if self.writes.get(&request).is_some_and(|w| w.version.is_none()) {
@@ -1786,9 +1828,7 @@ impl<S: Storage> Node<S> {
             Rejectable::Read(op) => self.replan_read(now, RequestId(op), from),
             Rejectable::Hint(id) => self.retarget_hint(now, id),
             Rejectable::Stream(session) => self.on_stream_rejected(now, from, session),
-            Rejectable::Merkle(session) => {
-                self.repairs.remove(&session);
-            }
+            Rejectable::Merkle(session) => self.retry_merkle(now, session),
         }
     }
 

@@ -161,6 +161,10 @@ pub struct Completion {
 /// Counters of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SimStats {
+    /// Status changes as each node learned them, in order: (when, observer, member, status);
+    /// a node's own announcements are listed with itself as the observer. Lets a checker tell
+    /// a coordinator that had not learned a movement's latest step yet.
+    pub status_learned: Vec<(Instant, NodeId, NodeId, Status)>,
     /// Messages sent.
     pub sent: u64,
     /// Messages delivered.
@@ -637,7 +641,13 @@ impl Simulation {
                     NodeTrace::HintDelivered { .. } => self.stats.hints_delivered += 1,
                     NodeTrace::HintExpired { .. } => self.stats.hints_expired += 1,
                     NodeTrace::ReadRepair { .. } => self.stats.read_repairs += 1,
-                    NodeTrace::StatusChanged { .. } => self.refresh_truth(node),
+                    NodeTrace::StatusChanged { status } => {
+                        self.stats.status_learned.push((self.now, node, node, *status));
+                        self.refresh_truth(node)
+                    }
+                    NodeTrace::MemberChanged { member, status } => {
+                        self.stats.status_learned.push((self.now, node, *member, *status));
+                    }
                     NodeTrace::RangeStreamed { .. } => {}
                     NodeTrace::JoinCompleted { .. } => {
                         self.stats.join_completed.insert(node, self.now);

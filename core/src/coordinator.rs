@@ -3,11 +3,73 @@
 
 use crate::consistency::ConsistencyLevel;
 use crate::id::NodeId;
-use crate::node::{Reply, RequestError};
 use crate::time::Instant;
 use crate::token::Token;
-use crate::version::{ConflictMode, Siblings, Version};
+use crate::version::{CausalContext, ConflictMode, Siblings, Version, VersionTag};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a request failed after it was accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "kebab-case")]
+pub enum RequestError {
+    /// Refused up front: too few live replicas. Nothing was written. (A write at ANY in
+    /// vector-clock mode is refused this way when no natural replica is alive: a hint would
+    /// satisfy ANY, but only a natural replica can mint the version's dot.)
+    #[error("{}", unavailable_text(*cl, *required, *alive))]
+    Unavailable {
+        /// Level requested.
+        cl: ConsistencyLevel,
+        /// Replies required.
+        required: usize,
+        /// Live targets.
+        alive: usize,
+    },
+    /// Too few replies before the timeout. A write may have been applied by some replicas.
+    #[error("timeout: {cl} needs {required} replies, {received} received in time")]
+    Timeout {
+        /// Level requested.
+        cl: ConsistencyLevel,
+        /// Replies required.
+        required: usize,
+        /// Replies received.
+        received: usize,
+    },
+}
+
+fn unavailable_text(cl: ConsistencyLevel, required: usize, alive: usize) -> String {
+    if cl == ConsistencyLevel::Any {
+        // ANY is the lowest level: there is nothing lower to suggest.
+        return "unavailable: a write at ANY in vector-clock mode needs one live natural replica to mint its version, and none is alive; bring a replica of the key back".into();
+    }
+    format!(
+        "unavailable: {cl} needs {required} live replicas, {alive} alive; bring replicas back or use a lower consistency level"
+    )
+}
+
+/// A successful reply to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// A write or delete was acknowledged by enough replicas.
+    Written {
+        /// The version created.
+        tag: VersionTag,
+        /// Replicas that had acknowledged when the client was answered.
+        acks: Vec<NodeId>,
+        /// Targets this coordinator stored a hint for by then.
+        hinted: Vec<NodeId>,
+    },
+    /// A read got enough replies.
+    Read {
+        /// Merged versions (tombstones included; `values()` gives live values).
+        value: Siblings,
+        /// Context to send with a following write.
+        context: CausalContext,
+        /// Replicas whose replies were merged.
+        replied: Vec<NodeId>,
+    },
+}
 
 /// What a write decided after an input.
 #[derive(Debug, PartialEq)]
@@ -102,6 +164,106 @@ impl WriteOp {
             pending_value: None,
             replied: false,
             expired: false,
+        }
+    }
+    /// The natural replica to ask for the version next, among the `live` ones in preference
+    /// order. The first retry asks the same replica again (a lost Mint or MintAck: the replica
+    /// answers a repeated Mint with the version it already minted); a replica silent after
+    /// that, or convicted, or refusing, is replaced by the next live one (it may have crashed
+    /// without being convicted yet). A replica that minted and then went silent leaves a
+    /// second, unacknowledged version of the write: the price of not waiting for conviction.
+    pub fn next_minter(&self, live: &[NodeId]) -> Option<NodeId> {
+        let silent = self.mint_attempts >= 2;
+        match self.awaiting_mint {
+            Some(current) if live.contains(&current) && !silent => Some(current),
+            _ => live
+                .iter()
+                .copied()
+                .find(|n| !self.mint_asked.contains(n))
+                .or_else(|| live.first().copied()),
+        }
+    }
+
+    /// Records that `minter` is asked for the version (again, or instead of the previous one).
+    pub fn asking_mint(&mut self, minter: NodeId) {
+        self.mint_attempts =
+            if self.awaiting_mint == Some(minter) { self.mint_attempts + 1 } else { 1 };
+        if let Some(previous) = self.awaiting_mint.replace(minter) {
+            self.outstanding.remove(&previous);
+        }
+        self.mint_asked.insert(minter);
+        self.outstanding.insert(minter);
+    }
+
+    /// A replica asked to mint answered with the version and every version it holds for the key
+    /// (what is fanned out). Returns false when the answer is not wanted (already known, or
+    /// from a replica never asked).
+    pub fn minted(
+        &mut self,
+        from: NodeId,
+        version: Version,
+        siblings: std::sync::Arc<Siblings>,
+    ) -> bool {
+        if self.version.is_some() || !self.mint_asked.contains(&from) {
+            return false;
+        }
+        if let Some(minter) = self.awaiting_mint.take() {
+            self.outstanding.remove(&minter);
+        }
+        self.outstanding.remove(&from);
+        if self.targets.contains(&from) {
+            self.acks.insert(from);
+        }
+        self.version = Some(version);
+        self.fanout = Some(siblings);
+        self.pending_value = None;
+        true
+    }
+
+    /// A replica refused to mint: it is no longer awaited, and when the refusal was only a
+    /// stale plan (`stale`) it may be asked again on the epoch just learned (`epoch`).
+    pub fn mint_refused(&mut self, from: NodeId, stale: bool, epoch: Option<u64>) {
+        if self.awaiting_mint == Some(from) {
+            self.awaiting_mint = None;
+            self.outstanding.remove(&from);
+        }
+        self.replans += 1;
+        if let Some(e) = epoch {
+            self.epoch = e;
+        }
+        if stale {
+            self.mint_asked.remove(&from);
+        }
+    }
+
+    /// A target acknowledged the mutation. Returns whether it was awaited.
+    pub fn acked(&mut self, from: NodeId) -> bool {
+        if !self.outstanding.remove(&from) {
+            return false;
+        }
+        self.acks.insert(from);
+        true
+    }
+
+    /// Re-plans on a newer placement (`epoch`): keeps the acknowledgements of targets that are
+    /// still targets, and takes the new targets and requirement (ANY keeps its single ack).
+    pub fn replan(
+        &mut self,
+        epoch: u64,
+        targets: Vec<NodeId>,
+        pending: Vec<NodeId>,
+        must: Vec<NodeId>,
+        required: usize,
+    ) {
+        self.replans += 1;
+        self.epoch = epoch;
+        self.acks.retain(|n| targets.contains(n));
+        self.outstanding.retain(|n| targets.contains(n));
+        self.targets = targets;
+        self.pending = pending;
+        self.must = must;
+        if self.cl != ConsistencyLevel::Any {
+            self.required = required;
         }
     }
 
@@ -307,6 +469,38 @@ mod tests {
         );
         op.reply(NodeId(2), Siblings::one(version(1, "a")));
         assert!(matches!(op.take_reply(ConflictMode::VectorClock), Some(Ok(Reply::Read { .. }))));
+    }
+
+    /// The mint goes to the first live replica, is asked once more of a silent one, then falls
+    /// back to the next; an answer from a replica never asked is ignored.
+    #[test]
+    fn a_mint_is_asked_twice_then_falls_back() {
+        let live = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut w = write_op(ConsistencyLevel::Quorum, 2, live.to_vec());
+        let first = w.next_minter(&live).unwrap();
+        assert_eq!(first, NodeId(1));
+        w.asking_mint(first);
+        assert_eq!(w.next_minter(&live), Some(NodeId(1)), "asked once more");
+        w.asking_mint(NodeId(1));
+        assert_eq!(w.next_minter(&live), Some(NodeId(2)), "silent twice: the next replica");
+        w.asking_mint(NodeId(2));
+        assert!(!w.outstanding.contains(&NodeId(1)) && w.outstanding.contains(&NodeId(2)));
+        let siblings = std::sync::Arc::new(Siblings::new());
+        assert!(!w.minted(NodeId(3), version(1, "v"), siblings.clone()), "never asked");
+        assert!(w.minted(NodeId(2), version(1, "v"), siblings));
+        assert!(w.acks.contains(&NodeId(2)) && w.awaiting_mint.is_none());
+    }
+
+    /// A re-plan keeps only the acknowledgements of targets that are still targets.
+    #[test]
+    fn a_replan_keeps_the_acks_of_remaining_targets() {
+        let mut w = write_op(ConsistencyLevel::Quorum, 2, vec![NodeId(1), NodeId(2), NodeId(3)]);
+        w.outstanding.extend([NodeId(1), NodeId(2), NodeId(3)]);
+        assert!(w.acked(NodeId(1)) && w.acked(NodeId(3)));
+        assert!(!w.acked(NodeId(3)), "a second ack is not awaited");
+        w.replan(7, vec![NodeId(1), NodeId(2), NodeId(4)], vec![NodeId(4)], vec![], 3);
+        assert_eq!(w.acks, BTreeSet::from([NodeId(1)]));
+        assert_eq!((w.epoch, w.required, w.replans), (7, 3, 1));
     }
 
     #[test]

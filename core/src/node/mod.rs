@@ -7,6 +7,7 @@ pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, TopologyCache
 use crate::alloc::Allocation;
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{ReadOp, WriteOp, WriteProgress};
+pub use crate::coordinator::{Reply, RequestError};
 use crate::detector::{DEFAULT_PHI_THRESHOLD, PhiDetector};
 use crate::gossip::{Gossiper, StateKey, Status};
 use crate::id::{NodeId, RequestId};
@@ -17,7 +18,7 @@ use crate::streaming::{OutStream, StreamPurpose};
 use crate::time::Instant;
 use crate::token::{Token, TokenRange, token_for};
 use crate::topology::{Topology, WriteRole};
-use crate::version::{CausalContext, ConflictMode, Dot, Siblings, VClock, Version, VersionTag};
+use crate::version::{CausalContext, ConflictMode, Dot, Siblings, VClock, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -168,68 +169,6 @@ pub enum InvalidRequest {
         "node restarted and is catching up on the cluster topology; retry in a moment or use another node"
     )]
     CatchingUp,
-}
-
-/// Why a request failed after it was accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "error", rename_all = "kebab-case")]
-pub enum RequestError {
-    /// Refused up front: too few live replicas. Nothing was written. (A write at ANY in
-    /// vector-clock mode is refused this way when no natural replica is alive: a hint would
-    /// satisfy ANY, but only a natural replica can mint the version's dot.)
-    #[error("{}", unavailable_text(*cl, *required, *alive))]
-    Unavailable {
-        /// Level requested.
-        cl: ConsistencyLevel,
-        /// Replies required.
-        required: usize,
-        /// Live targets.
-        alive: usize,
-    },
-    /// Too few replies before the timeout. A write may have been applied by some replicas.
-    #[error("timeout: {cl} needs {required} replies, {received} received in time")]
-    Timeout {
-        /// Level requested.
-        cl: ConsistencyLevel,
-        /// Replies required.
-        required: usize,
-        /// Replies received.
-        received: usize,
-    },
-}
-
-fn unavailable_text(cl: ConsistencyLevel, required: usize, alive: usize) -> String {
-    if cl == ConsistencyLevel::Any {
-        // ANY is the lowest level: there is nothing lower to suggest.
-        return "unavailable: a write at ANY in vector-clock mode needs one live natural replica to mint its version, and none is alive; bring a replica of the key back".into();
-    }
-    format!(
-        "unavailable: {cl} needs {required} live replicas, {alive} alive; bring replicas back or use a lower consistency level"
-    )
-}
-
-/// A successful reply to a client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reply", rename_all = "kebab-case")]
-pub enum Reply {
-    /// A write or delete was acknowledged by enough replicas.
-    Written {
-        /// The version created.
-        tag: VersionTag,
-        /// Replicas that had acknowledged when the client was answered.
-        acks: Vec<NodeId>,
-        /// Targets this coordinator stored a hint for by then.
-        hinted: Vec<NodeId>,
-    },
-    /// A read got enough replies.
-    Read {
-        /// Merged versions (tombstones included; `values()` gives live values).
-        value: Siblings,
-        /// Context to send with a following write.
-        context: CausalContext,
-        /// Replicas whose replies were merged.
-        replied: Vec<NodeId>,
-    },
 }
 
 /// Something that happened inside a node, for traces, views and tests.
@@ -1203,30 +1142,10 @@ impl<S: Storage> Node<S> {
             None => return,
         };
         let live: Vec<NodeId> = natural.into_iter().filter(|n| self.is_alive(*n)).collect();
-        // The first retry asks the same replica again (a lost Mint or MintAck: the replica
-        // answers a repeated Mint with the version it already minted); a replica silent after
-        // that, or convicted, or refusing, is replaced by the next live one (it may have crashed
-        // without being convicted yet). A replica that minted and then went silent leaves a
-        // second, unacknowledged version of the write: the price of not waiting for conviction.
-        let silent = op.mint_attempts >= 2;
-        let next = match op.awaiting_mint {
-            Some(current) if live.contains(&current) && !silent => Some(current),
-            _ => live
-                .iter()
-                .copied()
-                .find(|n| !op.mint_asked.contains(n))
-                .or_else(|| live.first().copied()),
-        };
-        let Some(leader) = next else { return };
+        let Some(leader) = op.next_minter(&live) else { return };
         let Some((value, context)) = op.pending_value.clone() else { return };
         let (token, key, epoch) = (op.token, op.key.clone(), op.epoch);
-        let op = self.writes.get_mut(&request).expect("op");
-        op.mint_attempts = if op.awaiting_mint == Some(leader) { op.mint_attempts + 1 } else { 1 };
-        if let Some(previous) = op.awaiting_mint.replace(leader) {
-            op.outstanding.remove(&previous);
-        }
-        op.mint_asked.insert(leader);
-        op.outstanding.insert(leader);
+        self.writes.get_mut(&request).expect("op").asking_mint(leader);
         self.send(
             leader,
             Message::Mint {
@@ -1618,19 +1537,8 @@ impl<S: Storage> Node<S> {
             Message::MintAck { op, version, siblings } => {
                 let request = RequestId(op);
                 if let Some(w) = self.writes.get_mut(&request)
-                    && w.version.is_none()
-                    && w.mint_asked.contains(&from)
+                    && w.minted(from, version, siblings)
                 {
-                    if let Some(leader) = w.awaiting_mint.take() {
-                        w.outstanding.remove(&leader);
-                    }
-                    w.outstanding.remove(&from);
-                    if w.targets.contains(&from) {
-                        w.acks.insert(from);
-                    }
-                    w.version = Some(version);
-                    w.fanout = Some(siblings);
-                    w.pending_value = None;
                     self.fan_out(now, request);
                     self.progress_write(request);
                 }
@@ -1646,10 +1554,7 @@ impl<S: Storage> Node<S> {
             }
             Message::MutationAck { op } => {
                 let request = RequestId(op);
-                if let Some(w) = self.writes.get_mut(&request)
-                    && w.outstanding.remove(&from)
-                {
-                    w.acks.insert(from);
+                if self.writes.get_mut(&request).is_some_and(|w| w.acked(from)) {
                     self.progress_write(request);
                 }
                 Ok(())
@@ -1835,21 +1740,14 @@ impl<S: Storage> Node<S> {
     /// A replica refused to mint: ask again on the epoch just learned (the same replica, if the
     /// refusal was only a stale plan) or the next live one.
     fn reask_mint(&mut self, now: Instant, request: RequestId, from: NodeId, reason: RejectReason) {
+        let epoch = |token| self.topology.as_ref().map(|t| t.epoch_for(token));
+        let Some(token) = self.writes.get(&request).map(|w| w.token) else { return };
+        let epoch = epoch(token);
         let Some(w) = self.writes.get_mut(&request) else { return };
         if w.version.is_some() {
             return;
         }
-        if w.awaiting_mint == Some(from) {
-            w.awaiting_mint = None;
-            w.outstanding.remove(&from);
-        }
-        w.replans += 1;
-        if let Some(t) = &self.topology {
-            w.epoch = t.epoch_for(w.token);
-        }
-        if matches!(reason, RejectReason::StaleEpoch { .. }) {
-            w.mint_asked.remove(&from);
-        }
+        w.mint_refused(from, matches!(reason, RejectReason::StaleEpoch { .. }), epoch);
         if w.replans <= MAX_REPLANS {
             self.ask_mint(now, request);
         }
@@ -1872,16 +1770,7 @@ impl<S: Storage> Node<S> {
             return self.progress_write(request);
         }
         let op = self.writes.get_mut(&request).expect("op");
-        op.replans += 1;
-        op.epoch = plan.epoch;
-        op.acks.retain(|n| plan.targets.contains(n));
-        op.outstanding.retain(|n| plan.targets.contains(n));
-        op.targets = plan.targets;
-        op.pending = plan.pending;
-        op.must = plan.must;
-        if cl != ConsistencyLevel::Any {
-            op.required = plan.required;
-        }
+        op.replan(plan.epoch, plan.targets, plan.pending, plan.must, plan.required);
         if op.version.is_some() {
             self.fan_out(now, request);
         }

@@ -12,6 +12,41 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The largest dot or context counter a message may carry (`node::MAX_CONTEXT_COUNTER`).
+pub const MAX_COUNTER: u64 = 1 << 62;
+
+/// A dot or context counter beyond any a node mints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("counter {node}:{counter} exceeds the largest counter a node mints ({max})")]
+pub struct CounterTooLarge {
+    /// Its actor.
+    pub node: NodeId,
+    /// The counter.
+    pub counter: u64,
+    /// The largest accepted.
+    pub max: u64,
+}
+
+fn check_clock(c: &VClock) -> Result<(), CounterTooLarge> {
+    match c.0.iter().find(|(_, e)| e.counter > MAX_COUNTER) {
+        Some((node, e)) => {
+            Err(CounterTooLarge { node: *node, counter: e.counter, max: MAX_COUNTER })
+        }
+        None => Ok(()),
+    }
+}
+
+fn check_version(v: &Version) -> Result<(), CounterTooLarge> {
+    if v.dot.counter > MAX_COUNTER {
+        return Err(CounterTooLarge { node: v.dot.node, counter: v.dot.counter, max: MAX_COUNTER });
+    }
+    check_clock(&v.context)
+}
+
+fn check_siblings(s: &Siblings) -> Result<(), CounterTooLarge> {
+    s.0.iter().try_for_each(check_version)
+}
+
 /// An internode message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -294,6 +329,28 @@ pub enum MessageKind {
     Repair,
     /// Hint replay.
     Hint,
+}
+
+impl Message {
+    /// Checks every dot and context counter the message carries against [`MAX_COUNTER`].
+    pub fn check_counters(&self) -> Result<(), CounterTooLarge> {
+        match self {
+            Message::Mint { context, .. } => check_clock(context),
+            Message::MintAck { version, siblings, .. } => {
+                check_version(version)?;
+                check_siblings(siblings)
+            }
+            Message::Mutation { value, .. } => check_siblings(value),
+            Message::ReadReply { value, .. } => check_siblings(value),
+            Message::Repair { value, .. } => check_siblings(value),
+            Message::Hint { value, .. } => check_siblings(value),
+            Message::HandoffHint { hint } => check_siblings(&hint.value),
+            Message::StreamData { entries, .. } => {
+                entries.iter().try_for_each(|e| check_siblings(&e.value))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Message {

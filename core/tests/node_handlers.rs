@@ -542,3 +542,36 @@ fn a_joining_node_does_not_coordinate_client_requests() {
     assert!(err.to_string().contains("joining"), "{err}");
     assert!(!d.accepts_clients());
 }
+
+/// A peer's version whose counter no node could have minted is refused before it reaches
+/// storage, in the engine itself (before, only the native transport filtered it): such a counter
+/// would make the next dot for the key overflow or repeat.
+#[test]
+fn a_peer_version_with_an_impossible_counter_is_refused() {
+    use ringside_core::node::MAX_CONTEXT_COUNTER;
+    use ringside_core::version::{Dot, VClock, Version};
+    let mut a = node(A, ConflictMode::VectorClock, three_nodes());
+    let now = Instant::from_secs(1);
+    let token = token_for(b"k");
+    let version = Version {
+        dot: Dot { node: B, counter: u64::MAX },
+        context: VClock::new(),
+        timestamp: 1,
+        value: Some(b"v".to_vec()),
+    };
+    let m = Message::Mutation {
+        op: 1,
+        epoch: 0,
+        token,
+        key: b"k".to_vec(),
+        value: std::sync::Arc::new(Siblings::one(version)),
+    };
+    a.handle_message(now, B, m);
+    let (t, e) = drain(&mut a);
+    assert!(
+        matches!(&t[..], [Transmit { to: B, message: Message::Refused { reason } }] if reason.contains(&MAX_CONTEXT_COUNTER.to_string())),
+        "{t:?}"
+    );
+    assert!(matches!(&e[..], [Event::Trace(NodeTrace::Refused { from: B, .. })]), "{e:?}");
+    assert_eq!(a.storage().get(token, b"k").unwrap(), None, "nothing stored");
+}

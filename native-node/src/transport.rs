@@ -15,8 +15,7 @@ use crate::proto::v1::{Batch, ExchangeReply, HelloReply, HelloRequest};
 use crate::storage::MAX_KEY_BYTES;
 use ringside_core::id::NodeId;
 use ringside_core::message::Message;
-use ringside_core::node::MAX_CONTEXT_COUNTER;
-use ringside_core::version::{Siblings, VClock, Version};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -78,58 +77,20 @@ pub fn check(message: &Message) -> Result<(), Refused> {
             _ => Ok(()),
         }
     }
-    fn clock(c: &VClock) -> Result<(), Refused> {
-        match c.0.iter().find(|(_, e)| e.counter > MAX_CONTEXT_COUNTER) {
-            Some((node, e)) => Err(Refused::CounterTooLarge {
-                node: *node,
-                counter: e.counter,
-                max: MAX_CONTEXT_COUNTER,
-            }),
-            None => Ok(()),
-        }
-    }
-    fn version(v: &Version) -> Result<(), Refused> {
-        if v.dot.counter > MAX_CONTEXT_COUNTER {
-            return Err(Refused::CounterTooLarge {
-                node: v.dot.node,
-                counter: v.dot.counter,
-                max: MAX_CONTEXT_COUNTER,
-            });
-        }
-        clock(&v.context)
-    }
-    fn siblings(s: &Siblings) -> Result<(), Refused> {
-        s.0.iter().try_for_each(version)
+    if let Err(e) = message.check_counters() {
+        return Err(Refused::CounterTooLarge { node: e.node, counter: e.counter, max: e.max });
     }
     match message {
-        Message::Mint { key: k, context, .. } => {
-            key(k)?;
-            clock(context)
-        }
-        Message::MintAck { version: v, siblings: s, .. } => {
-            version(v)?;
-            siblings(s)
-        }
-        Message::Mutation { key: k, value, .. } => {
-            key(k)?;
-            siblings(value)
-        }
-        Message::Read { key: k, .. } => key(k),
-        Message::ReadReply { value, .. } => siblings(value),
-        Message::Repair { key: k, value, .. } | Message::Hint { key: k, value, .. } => {
-            key(k)?;
-            siblings(value)
-        }
-        Message::HandoffHint { hint } => {
-            key(&hint.key)?;
-            siblings(&hint.value)
-        }
-        Message::StreamData { entries, .. } => entries.iter().try_for_each(|e| {
-            key(&e.key)?;
-            siblings(&e.value)
-        }),
-        // The rest carry no key and no version (gossip, barriers, rejections, acknowledgements,
-        // stream and Merkle control, whose depth the engine caps itself).
+        Message::Mint { key: k, .. }
+        | Message::Mutation { key: k, .. }
+        | Message::Read { key: k, .. }
+        | Message::Repair { key: k, .. }
+        | Message::Hint { key: k, .. } => key(k),
+        Message::HandoffHint { hint } => key(&hint.key),
+        Message::StreamData { entries, .. } => entries.iter().try_for_each(|e| key(&e.key)),
+        // The rest carry no key (gossip, barriers, rejections, acknowledgements, replies,
+        // stream and Merkle control, whose depth the engine caps itself); counters were
+        // checked above.
         _ => Ok(()),
     }
 }

@@ -644,7 +644,7 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    fn refuse(&mut self, from: NodeId, reason: String) {
+    pub(super) fn refuse(&mut self, from: NodeId, reason: String) {
         self.stats.refused += 1;
         self.trace(NodeTrace::Refused { from, reason: reason.clone() });
         self.send(from, Message::Refused { reason });

@@ -570,10 +570,10 @@ pub struct Node<S: Storage> {
 
 const GENERATION_KEY: &str = "generation";
 
-/// The largest dot counter a client context may carry. Counters grow by one per write per key
-/// and node, so no real context comes near it; refusing larger ones keeps every `+ 1` on a
-/// counter from overflowing.
-pub const MAX_CONTEXT_COUNTER: u64 = 1 << 62;
+/// The largest dot counter a client context (or a peer's version) may carry. Counters grow by
+/// one per write per key and node (from the clock in µs at most), so no real one comes near
+/// it; refusing larger ones keeps every `+ 1` on a counter from overflowing.
+pub const MAX_CONTEXT_COUNTER: u64 = crate::message::MAX_COUNTER;
 
 impl<S: Storage> Node<S> {
     /// Starts (or restarts) a node on `storage`. The generation stored there is incremented.
@@ -1434,6 +1434,11 @@ impl<S: Storage> Node<S> {
     pub fn handle_message(&mut self, now: Instant, from: NodeId, message: Message) {
         if self.stopped {
             return;
+        }
+        // A version no node could have minted (a corrupt or hostile peer) is refused before it
+        // reaches storage: a counter at the top would make the next dot overflow or repeat.
+        if let Err(e) = message.check_counters() {
+            return self.refuse(from, e.to_string());
         }
         // Gossip and barriers carry the sender's cluster identity and are checked on it instead
         // (a barrier may come from a joiner no gossip has announced yet).

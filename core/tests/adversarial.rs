@@ -579,7 +579,7 @@ fn a_joiner_never_takes_a_restarted_seeds_partial_view_for_the_ring() {
     net.drain(J);
     let mut t = net.now;
     while t < Instant::from_secs(40) {
-        t = t + Duration::from_millis(100);
+        t += Duration::from_millis(100);
         net.run_until(t);
         if net.node(J).view().status(J).is_some() {
             // J announced: it must know every member of the ring by then.

@@ -886,7 +886,7 @@ pub fn explain_message(m: &MessageView, names: &[String]) -> String {
             format!("Replica {from} applied a write and acknowledges it to coordinator {to}.")
         }
         "Read" => format!(
-            "Coordinator {from} asks replica {to} for its versions of the key{key}. It answers \
+            "Coordinator {from} asks replica {to} for its versions{key}. It answers \
              the client once enough replicas (the consistency level) have replied."
         ),
         "ReadReply" => format!(

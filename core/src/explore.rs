@@ -8,16 +8,17 @@ use crate::consistency::ConsistencyLevel;
 use crate::gossip::Status;
 use crate::history::{Op, OpType};
 use crate::id::NodeId;
-use crate::message::{Message, MessageKind};
+use crate::message::{Message, MessageKind, RejectReason, Rejectable};
 use crate::node::Lifecycle;
 use crate::scenario::{
     self, AddNodeSpec, Applied, EventSpec, OpSpec, Playback, Prepared, RunOptions, ScenarioReport,
 };
-use crate::sim::Simulation;
+use crate::sim::{Fate, Simulation};
 use crate::storage::Storage;
 use crate::time::Instant;
 use crate::token::{RING_SIZE, Token, TokenRange};
 use crate::topology::WriteRole;
+use crate::trace::DropReason;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
@@ -540,6 +541,37 @@ pub struct MessageView {
     pub progress: f64,
     /// Set when it will not arrive, as things stand now.
     pub dropped: Option<DropCause>,
+    /// The topology epoch a request carries ([`Message::epoch`]: Mutation, Mint, Read, Hint,
+    /// StreamRequest, MerkleRequest).
+    pub epoch: Option<u64>,
+    /// Whether the receiver checks that epoch: only the `staged` join strategy fences
+    /// ([`crate::membership::JoinStrategy::uses_barriers`]).
+    pub receiver_fences: bool,
+    /// What a `Rejected` says.
+    pub rejection: Option<Rejection>,
+    /// What became of it once it left the network (`None` while in flight): for a request
+    /// that carries an epoch, its receiver's verdict. See [`MessageView::settled`].
+    pub fate: Option<Fate>,
+}
+
+/// The content of a `Rejected`: which request was refused and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The request refused.
+    pub request: Rejectable,
+    /// The refusing replica's placement epoch for it.
+    pub epoch: u64,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+impl MessageView {
+    /// This message as it is once it left the network: its [`Fate`] in `sim` (the simulation
+    /// it was seen in flight in, later). `None` while it is still in flight or not sent yet.
+    pub fn settled(&self, sim: &Simulation) -> Option<MessageView> {
+        let fate = sim.fate(self.id)?;
+        Some(MessageView { progress: 1.0, dropped: None, fate: Some(fate), ..self.clone() })
+    }
 }
 
 /// Everything one frame of the explorer shows.
@@ -660,6 +692,15 @@ impl Snapshot {
             })
             .collect();
         let now = sim.now();
+        // A node's own configuration decides whether it fences (a crashed node: the cluster's).
+        let fences: Vec<bool> = (0..sim.names().len() as u32)
+            .map(|id| {
+                let strategy = sim
+                    .node(NodeId(id))
+                    .map_or(sim.config().node.join_strategy, |n| n.config().join_strategy);
+                strategy.uses_barriers()
+            })
+            .collect();
         let messages = sim
             .in_flight()
             .map(|m| {
@@ -686,6 +727,15 @@ impl Snapshot {
                     deliver_at: m.deliver_at,
                     progress: if total > 0.0 { (done / total).clamp(0.0, 1.0) } else { 1.0 },
                     dropped,
+                    epoch: m.message.epoch(),
+                    receiver_fences: fences.get(m.to.0 as usize).copied().unwrap_or(false),
+                    rejection: match &m.message {
+                        Message::Rejected { request, epoch, reason, .. } => {
+                            Some(Rejection { request: *request, epoch: *epoch, reason: *reason })
+                        }
+                        _ => None,
+                    },
+                    fate: None,
                 }
             })
             .collect();
@@ -817,6 +867,10 @@ pub fn explain_message(m: &MessageView, names: &[String]) -> String {
              the leaves that differ are streamed."
         ),
         "Refused" => format!("{from} refused a message from {to} (unknown peer or other cluster)."),
+        "Rejected" => match &m.rejection {
+            Some(r) => explain_rejection(r, from, to),
+            None => format!("{from} refused a request of {to}."),
+        },
         "Mint" => format!(
             "{from} coordinates a write{key} but is not a replica: it asks replica {to} to \
              mint the new version (its vector-clock entry), apply it and return it."
@@ -832,7 +886,7 @@ pub fn explain_message(m: &MessageView, names: &[String]) -> String {
             format!("Replica {from} applied a write and acknowledges it to coordinator {to}.")
         }
         "Read" => format!(
-            "Coordinator {from} asks replica {to} for its versions of the key{key}. It answers \
+            "Coordinator {from} asks replica {to} for its versions{key}. It answers \
              the client once enough replicas (the consistency level) have replied."
         ),
         "ReadReply" => format!(
@@ -850,13 +904,116 @@ pub fn explain_message(m: &MessageView, names: &[String]) -> String {
         "HintAck" => format!("{from} applied a replayed hint; {to} deletes it."),
         other => format!("{other} from {from} to {to}."),
     };
-    match m.dropped {
-        Some(DropCause::Loss) => format!("{what} This one is lost by the network."),
-        Some(DropCause::Partition) => {
-            format!("{what} A partition separates {from} and {to}: it will be dropped.")
+    let mut text = what;
+    if let Some(epoch) = m.epoch {
+        // The fence (`docs/semantics.md`, "Fencing"): key requests carry their token's
+        // placement epoch, stream and Merkle requests the sender's highest.
+        let which = if matches!(m.name, "StreamRequest" | "MerkleRequest") {
+            format!("the newest {from} knows")
+        } else {
+            "the placement it was planned under".to_string()
+        };
+        text.push_str(&format!(" It carries topology epoch {epoch}, {which}"));
+        if m.receiver_fences {
+            text.push_str(&format!(": {to} refuses it if it knows a newer one."));
+        } else {
+            text.push_str(&format!(
+                "; {to} does not check it: only the staged join strategy fences requests on \
+                 their epoch."
+            ));
         }
-        Some(DropCause::NodeDown) => format!("{what} {to} is down: it will be dropped."),
-        None => what,
+    }
+    match &m.fate {
+        Some(fate) => text.push_str(&explain_fate(fate, m, from, to)),
+        None => match m.dropped {
+            Some(DropCause::Loss) => text.push_str(" This one is lost by the network."),
+            Some(DropCause::Partition) => text
+                .push_str(&format!(" A partition separates {from} and {to}: it will be dropped.")),
+            Some(DropCause::NodeDown) => {
+                text.push_str(&format!(" {to} is down: it will be dropped."))
+            }
+            None => {}
+        },
+    }
+    text
+}
+
+/// The sentence on what became of a message that left the network: for a request that carries
+/// an epoch, its receiver's verdict.
+fn explain_fate(fate: &Fate, m: &MessageView, from: &str, to: &str) -> String {
+    match fate {
+        Fate::Delivered if m.epoch.is_some() => format!(" {to} accepted it."),
+        Fate::Delivered => " It has arrived.".to_string(),
+        Fate::Rejected { epoch, reason: RejectReason::StaleEpoch { .. } } => format!(
+            " {to} refused it: it knows epoch {epoch} (stale epoch) — {from} catches up from the \
+             refusal and {}.",
+            replan(m.name)
+        ),
+        Fate::Rejected { reason: RejectReason::NotMintReplica, .. } => format!(
+            " {to} refused it: it is not a NORMAL natural replica of the key, so it does not \
+             mint — {from} asks the next replica."
+        ),
+        Fate::Refused { reason } => format!(" {to} refused it: {reason}."),
+        Fate::Dropped(reason) => {
+            let why = match reason {
+                DropReason::Loss => "lost by the network",
+                DropReason::Partition => "cut off by a partition",
+                DropReason::NodeDown => "its receiver was down",
+            };
+            if m.epoch.is_some() {
+                format!(" It was dropped ({why}): {to} never decided on it.")
+            } else {
+                format!(" It was dropped ({why}).")
+            }
+        }
+    }
+}
+
+/// The message type of a request a `Rejected` names.
+fn request_name(request: Rejectable) -> &'static str {
+    match request {
+        Rejectable::Mutation(_) => "Mutation",
+        Rejectable::Mint(_) => "Mint",
+        Rejectable::Read(_) => "Read",
+        Rejectable::Hint(_) => "Hint",
+        Rejectable::Stream(_) => "StreamRequest",
+        Rejectable::Merkle(_) => "MerkleRequest",
+    }
+}
+
+/// What the sender of a request (by message type) refused as stale does next, once it caught
+/// up (`Node::on_rejected`).
+fn replan(request: &str) -> &'static str {
+    match request {
+        "Mutation" => {
+            "re-plans the write: it keeps the acknowledgements of replicas that are still \
+             targets and sends the version to the new ones"
+        }
+        "Mint" => "asks for the mint again on the epoch just learned",
+        "Read" => "re-plans the read on the replicas of the epoch just learned",
+        "Hint" => "hands the hinted versions to the key's current replicas instead",
+        "StreamRequest" => "asks again for the range if its join is waiting for it",
+        "MerkleRequest" => "drops this comparison: the repair of that range stops",
+        _ => "re-plans",
+    }
+}
+
+/// A `Rejected`: what was refused, and why.
+fn explain_rejection(r: &Rejection, from: &str, to: &str) -> String {
+    let request = request_name(r.request);
+    match r.reason {
+        RejectReason::StaleEpoch { carried } => format!(
+            "{from} refuses {to}'s {request}: it was planned under topology epoch {carried}, but \
+             {from} knows epoch {} (stale epoch). The refusal carries {from}'s endpoint states, \
+             so {to} catches up and {}.",
+            r.epoch,
+            replan(request)
+        ),
+        RejectReason::NotMintReplica => format!(
+            "{from} refuses {to}'s {request}: it is not a NORMAL natural replica of the key, so \
+             it does not mint versions. {to} catches up from the refusal and asks the next \
+             replica."
+        ),
     }
 }
 
@@ -902,6 +1059,7 @@ pub fn explain_node(n: &NodeView, names: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::scenario::{parse, prepare};
+    use std::collections::BTreeMap;
 
     const SCENARIO: &str = r#"
 name = "explore-test"
@@ -1110,6 +1268,158 @@ add_node = { name = "D" }
         assert!(snap.cut.is_empty() && !snap.partitioned);
         let text = explain_message(to_b[0], player.sim().names());
         assert!(text.contains("B is down"), "{text}");
+    }
+
+    fn refuses_a_client_request(m: &MessageView) -> bool {
+        m.rejection.is_some_and(|r| {
+            matches!(r.request, Rejectable::Read(_) | Rejectable::Mint(_) | Rejectable::Mutation(_))
+        })
+    }
+
+    /// Plays `player` a frame (1 ms) at a time as the explorer does, from its join until a
+    /// `Rejected` is in flight and the request it refuses has left the network. Returns the
+    /// requests that carried an epoch as last seen in flight, settled (by message id), and the
+    /// `Rejected` messages seen in flight.
+    fn play_until_a_refusal(
+        player: &mut Player,
+        until: Instant,
+    ) -> (BTreeMap<u64, MessageView>, Vec<MessageView>) {
+        let join = player.prepared().scenario.events.iter().find(|e| e.add_node.is_some());
+        player.advance_to(Instant::ZERO + join.expect("the preset adds a node").at);
+        let mut in_flight: BTreeMap<u64, MessageView> = BTreeMap::new();
+        let mut settled = BTreeMap::new();
+        let mut rejections: Vec<MessageView> = Vec::new();
+        while player.now() < until {
+            player.advance_to(player.now() + Duration::from_millis(1));
+            let snap = Snapshot::of(player.sim());
+            let now: BTreeMap<u64, MessageView> = snap
+                .messages
+                .into_iter()
+                .filter(|m| m.epoch.is_some() || m.rejection.is_some())
+                .map(|m| (m.id, m))
+                .collect();
+            for (id, last) in &in_flight {
+                if !now.contains_key(id) && last.epoch.is_some() {
+                    settled.insert(*id, last.settled(player.sim()).expect("it left the network"));
+                }
+            }
+            rejections.extend(
+                now.values()
+                    .filter(|m| m.rejection.is_some() && !rejections.iter().any(|r| r.id == m.id))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            in_flight = now;
+            if rejections.iter().any(refuses_a_client_request)
+                && settled.values().any(|m| m.fate == Some(Fate::Delivered))
+            {
+                break;
+            }
+        }
+        (settled, rejections)
+    }
+
+    #[test]
+    fn a_fenced_request_is_explained_with_its_epoch_and_the_refusal() {
+        // The default preset: E joins a staged cluster at 22 s, and coordinators that have not
+        // heard of it yet are fenced by replicas that have.
+        let text = crate::presets::preset("join-staged").unwrap().text;
+        let prepared = prepare(parse(text).unwrap(), text).unwrap();
+        assert!(prepared.node.join_strategy.uses_barriers());
+        let mut player = Player::new(prepared, RunOptions::default(), vec![]).unwrap();
+        let names = player.sim().names().to_vec();
+        let (settled, rejections) = play_until_a_refusal(&mut player, Instant::from_secs(30));
+
+        // Ground truth, independent of how the simulator links verdicts to deliveries: the
+        // `Rejected` a replica sent names the request it refused, which its sender had sent it.
+        let rejected = rejections
+            .iter()
+            .find(|r| refuses_a_client_request(r))
+            .expect("a client request was fenced after the join started");
+        let rejection = rejected.rejection.unwrap();
+        let RejectReason::StaleEpoch { carried } = rejection.reason else {
+            panic!("refused as stale: {rejection:?}")
+        };
+        let (Rejectable::Read(op) | Rejectable::Mint(op) | Rejectable::Mutation(op)) =
+            rejection.request
+        else {
+            unreachable!()
+        };
+        let request = settled
+            .values()
+            .filter(|m| {
+                m.from == rejected.to
+                    && m.to == rejected.from
+                    && m.op == Some(op)
+                    && m.name == request_name(rejection.request)
+                    && m.sent_at <= rejected.sent_at
+            })
+            .max_by_key(|m| m.sent_at)
+            .expect("the refused request was seen in flight");
+        let (replica, coordinator) =
+            (&names[request.to.0 as usize], &names[request.from.0 as usize]);
+
+        let text = explain_message(request, &names);
+        assert!(text.contains(&format!("It carries topology epoch {carried}")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "{replica} refused it: it knows epoch {} (stale epoch) — {coordinator} catches up",
+                rejection.epoch
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("accepted"), "{text}");
+        // Before it arrived, only the epoch and the rule.
+        let in_flight = MessageView { fate: None, ..request.clone() };
+        let text = explain_message(&in_flight, &names);
+        assert!(text.contains(&format!("It carries topology epoch {carried}")), "{text}");
+        assert!(text.contains(&format!("{replica} refuses it if it knows a newer one")), "{text}");
+        assert!(!text.contains("refused it"), "{text}");
+
+        // The refusal itself says what was refused and why.
+        let text = explain_message(rejected, &names);
+        assert!(
+            text.contains(&format!(
+                "{replica} refuses {coordinator}'s {}: it was planned under topology epoch \
+                 {carried}, but {replica} knows epoch {} (stale epoch)",
+                request.name, rejection.epoch
+            )),
+            "{text}"
+        );
+
+        // A request that was not fenced was accepted.
+        let accepted = settled
+            .values()
+            .find(|m| m.fate == Some(Fate::Delivered))
+            .expect("a request was delivered and accepted");
+        let text = explain_message(accepted, &names);
+        let epoch = accepted.epoch.unwrap();
+        assert!(text.contains(&format!("It carries topology epoch {epoch}")), "{text}");
+        assert!(
+            text.ends_with(&format!("{} accepted it.", names[accepted.to.0 as usize])),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn epochs_are_explained_only_where_they_are_carried_and_checked() {
+        let text = crate::presets::preset("join-staged").unwrap().text;
+        let prepared = prepare(parse(text).unwrap(), text).unwrap();
+        let options = RunOptions {
+            strategy: Some(crate::membership::JoinStrategy::Immediate),
+            ..RunOptions::default()
+        };
+        let mut player = Player::new(prepared, options, vec![]).unwrap();
+        player.advance_to(Instant::from_secs(23));
+        let names = player.sim().names().to_vec();
+        let snap = Snapshot::of(player.sim());
+        let request = snap.messages.iter().find(|m| m.epoch.is_some()).expect("a request");
+        assert!(!request.receiver_fences);
+        let text = explain_message(request, &names);
+        assert!(text.contains("does not check it: only the staged join strategy fences"), "{text}");
+        let gossip = snap.messages.iter().find(|m| m.kind == MessageKind::Gossip).unwrap();
+        assert_eq!(gossip.epoch, None);
+        assert!(!explain_message(gossip, &names).contains("epoch"));
     }
 
     #[test]

@@ -428,6 +428,30 @@ impl Message {
         }
     }
 
+    /// The request a replica may refuse with [`Message::Rejected`], with the topology epoch it
+    /// carries (see `docs/semantics.md`, "Fencing"): Mutation, Mint, Read and Hint carry the
+    /// placement epoch of their token, StreamRequest and MerkleRequest the sender's highest.
+    /// `None` for every other message, barriers included: a barrier's epoch announces a state,
+    /// it is not checked against the receiver's.
+    pub fn rejectable(&self) -> Option<(Rejectable, u64)> {
+        match self {
+            Message::Mutation { op, epoch, .. } => Some((Rejectable::Mutation(*op), *epoch)),
+            Message::Mint { op, epoch, .. } => Some((Rejectable::Mint(*op), *epoch)),
+            Message::Read { op, epoch, .. } => Some((Rejectable::Read(*op), *epoch)),
+            Message::Hint { id, epoch, .. } => Some((Rejectable::Hint(*id), *epoch)),
+            Message::StreamRequest { session, epoch, .. } => {
+                Some((Rejectable::Stream(*session), *epoch))
+            }
+            Message::MerkleRequest(req) => Some((Rejectable::Merkle(req.session), req.epoch)),
+            _ => None,
+        }
+    }
+
+    /// The topology epoch a request carries (see [`Message::rejectable`]).
+    pub fn epoch(&self) -> Option<u64> {
+        self.rejectable().map(|(_, epoch)| epoch)
+    }
+
     /// The key this message concerns, if any.
     pub fn key(&self) -> Option<&[u8]> {
         match self {

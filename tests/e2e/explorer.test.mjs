@@ -648,6 +648,71 @@ test('clicking an operation in the history jumps to it, lights its messages and 
   });
 });
 
+test("a message explains the epoch a request carries and the replica's verdict", TIMEOUT, async () => {
+  // The default preset fences: E joins at 22 s, and around 22.8 s replicas that already know
+  // E's epoch refuse reads and mints that coordinators planned under the older one.
+  const [before, after] = [22_770, 23_000]; // every message in flight at 22.77 s is in by 23 s
+  await withExplorer(`?preset=join-staged&t=${before * 1000}`, 'fenced', async (page) => {
+    await settled(page);
+    const explain = page.locator('#explain');
+    // Messages move only when time does: clicking by dispatch is not fooled by an overlap.
+    const click = (selector) => page.locator(selector).first().dispatchEvent('click');
+
+    // A Rejected in flight says what was refused and why.
+    await seek(page, 22_800);
+    await click('svg#ring circle.msg[data-name="Rejected"]');
+    const rejected = await waitForText(
+      page,
+      '#explain',
+      /^([A-E]) refuses ([A-E])'s (Read|Mint|Mutation|Hint): it was planned under topology epoch (\d+), but \1 knows epoch (\d+) \(stale epoch\)\. The refusal carries \1's endpoint states, so \2 catches up and /,
+    );
+    const [, , , , carried, known] = /^([A-E]) refuses ([A-E])'s (\w+): it was planned under topology epoch (\d+), but \1 knows epoch (\d+)/.exec(rejected);
+    assert.ok(Number(known) > Number(carried), rejected);
+    assert.match(
+      new URL(await page.evaluate(() => location.href)).searchParams.get('msg') ?? '',
+      /^\d+$/,
+      'the selected message is in the link',
+    );
+
+    // Requests in flight at 22.77 s: each carries its epoch; once in, the replica's verdict.
+    await seek(page, before);
+    const requests = await page
+      .locator('svg#ring circle.msg')
+      .evaluateAll((cs) =>
+        cs.filter((c) => ['Read', 'Mint', 'Mutation'].includes(c.dataset.name)).map((c) => c.dataset.id),
+      );
+    assert.ok(requests.length > 0, 'requests in flight');
+    const verdicts = {};
+    for (const id of requests) {
+      await seek(page, before);
+      await click(`svg#ring circle.msg[data-id="${id}"]`);
+      await waitForText(
+        page,
+        '#explain',
+        /It carries topology epoch \d+, the placement it was planned under: [A-E] refuses it if it knows a newer one\.$/,
+      );
+      assert.equal(await explain.getAttribute('data-fate'), 'in-flight');
+      await seek(page, after);
+      const fate = await explain.getAttribute('data-fate');
+      verdicts[fate] ??= { id, text: await explain.textContent() };
+      if (verdicts.refused && verdicts.delivered) break;
+    }
+    assert.deepEqual(Object.keys(verdicts).sort(), ['delivered', 'refused'], JSON.stringify(verdicts));
+    assert.match(verdicts.delivered.text, /It carries topology epoch \d+, [^.]*\. [A-E] accepted it\.$/);
+    assert.match(
+      verdicts.refused.text,
+      /It carries topology epoch (\d+), [^.]*\. ([A-E]) refused it: it knows epoch (\d+) \(stale epoch\) — [A-E] catches up from the refusal and /,
+    );
+
+    // Leave the refused one on screen for the screenshot.
+    await seek(page, before);
+    await click(`svg#ring circle.msg[data-id="${verdicts.refused.id}"]`);
+    await seek(page, after);
+    await waitForText(page, '#explain', verdicts.refused.text);
+    assert.match(await page.locator('#inspector p.meta').textContent(), /delivered, refused · epoch \d+/);
+  });
+});
+
 test('"anomalies only" lists exactly the operations the checker flagged', TIMEOUT, async () => {
   // The immediate strategy reads stale while its joiner is empty (the default run has no
   // anomaly any more: its timeouts, a mint asked of a crashed but unconvicted replica, are

@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use ringside_core::explore::{Action, explain_message, explain_node};
 use ringside_core::history::{OpFunction, OpType};
 use ringside_core::membership::JoinStrategy;
+use ringside_core::sim::Fate;
 use ringside_core::{ConsistencyLevel, NodeId};
 
 pub use ringside_core::compare::human_bytes;
@@ -113,33 +114,36 @@ pub fn Inspector() -> impl IntoView {
         }
         .into_any(),
         Selection::Node(id) => view! { <NodeDetails id=id/> }.into_any(),
-        Selection::Message(id) => {
-            let m = ex
-                .snapshot
-                .with(|s| s.as_ref().and_then(|s| s.messages.iter().find(|m| m.id == id).cloned()));
-            match m {
-                Some(m) => {
-                    let names = ex.names();
-                    let text = explain_message(&m, &names);
-                    let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
-                    view! {
-                        <h3>{format!("{} {} → {}", m.name, name(m.from), name(m.to))}</h3>
-                        <p id="explain" class="explain">{text}</p>
-                        <p class="meta">
-                            {format!(
-                                "sent {} · arrives {}{}",
-                                secs(m.sent_at.as_micros()),
-                                secs(m.deliver_at.as_micros()),
-                                m.key.map(|k| format!(" · key {k}")).unwrap_or_default()
-                            )}
-                        </p>
+        Selection::Message(id) => match ex.selected_message(id) {
+            Some(m) => {
+                let names = ex.names();
+                let text = explain_message(&m, &names);
+                let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
+                let (outcome, fate) = match &m.fate {
+                    None => (format!("arrives {}", secs(m.deliver_at.as_micros())), "in-flight"),
+                    Some(Fate::Delivered) => ("delivered".to_string(), "delivered"),
+                    Some(Fate::Rejected { .. } | Fate::Refused { .. }) => {
+                        ("delivered, refused".to_string(), "refused")
                     }
-                    .into_any()
+                    Some(Fate::Dropped(_)) => ("dropped".to_string(), "dropped"),
+                };
+                view! {
+                    <h3>{format!("{} {} → {}", m.name, name(m.from), name(m.to))}</h3>
+                    <p id="explain" class="explain" data-fate=fate>{text}</p>
+                    <p class="meta">
+                        {format!(
+                            "sent {} · {outcome}{}{}",
+                            secs(m.sent_at.as_micros()),
+                            m.epoch.map(|e| format!(" · epoch {e}")).unwrap_or_default(),
+                            m.key.map(|k| format!(" · key {k}")).unwrap_or_default()
+                        )}
+                    </p>
                 }
-                None => view! { <p class="hint">"That message has arrived (or was dropped)."</p> }
-                    .into_any(),
+                .into_any()
             }
-        }
+            None => view! { <p class="hint">"That message is not in flight at this time."</p> }
+                .into_any(),
+        },
         Selection::Op(index) => view! { <OpDetails index=index/> }.into_any(),
     };
     view! {

@@ -60,6 +60,8 @@ struct Drawn {
     x: f64,
     y: f64,
     class: String,
+    /// The message type (for the page's tests and style sheets: `data-name`).
+    name: &'static str,
 }
 
 /// The ring view.
@@ -106,7 +108,7 @@ pub fn RingView() -> impl IntoView {
                 if selected == Selection::Message(m.id) {
                     class.push_str(" selected");
                 }
-                out.insert(m.id, Drawn { x: p.x, y: p.y, class });
+                out.insert(m.id, Drawn { x: p.x, y: p.y, class, name: m.name });
             }
             out
         })
@@ -198,9 +200,13 @@ pub fn RingView() -> impl IntoView {
                         let class = move || drawn.with(|d| d.get(&id).map(|d| d.class.clone()).unwrap_or_default());
                         let x = move || drawn.with(|d| d.get(&id).map_or(0.0, |d| d.x));
                         let y = move || drawn.with(|d| d.get(&id).map_or(0.0, |d| d.y));
+                        // A message keeps its id and type while it is drawn.
+                        let name = drawn.with_untracked(|d| d.get(&id).map_or("", |d| d.name));
                         view! {
                             <circle
                                 r="6"
+                                data-id=id
+                                data-name=name
                                 class=class
                                 cx=move || format!("{:.1}", x())
                                 cy=move || format!("{:.1}", y())

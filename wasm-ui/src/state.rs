@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use ringside_core::checker::AnomalyKind;
 use ringside_core::compare::{Comparison, compare_with};
 use ringside_core::explore::{
-    Action, Intervention, OpMessages, Player, Snapshot, completion_of, op_messages,
+    Action, Intervention, MessageView, OpMessages, Player, Snapshot, completion_of, op_messages,
 };
 use ringside_core::history::{Op, OpType};
 use ringside_core::membership::JoinStrategy;
@@ -35,7 +35,8 @@ pub enum Selection {
     None,
     /// A node.
     Node(NodeId),
-    /// A message in flight (by id).
+    /// A message (by id), clicked while in flight; it stays selected once it left the network,
+    /// so that its fate (a request's verdict) is explained.
     Message(u64),
     /// A client operation (index of its invoke in the history).
     Op(usize),
@@ -89,6 +90,8 @@ pub struct Marker {
 #[derive(Clone, Copy)]
 pub struct Explorer {
     player: StoredValue<Option<Player>, LocalStorage>,
+    /// The selected message as last seen in flight (see [`Explorer::selected_message`]).
+    last_message: StoredValue<Option<MessageView>>,
     /// The run being shown, as the URL states it.
     pub spec: RwSignal<RunSpec>,
     /// Title and description of the scenario.
@@ -131,6 +134,7 @@ pub struct Explorer {
 pub fn provide_explorer() -> Explorer {
     let ex = Explorer {
         player: StoredValue::new_local(None),
+        last_message: StoredValue::new(None),
         spec: RwSignal::new(RunSpec::preset(DEFAULT_PRESET)),
         scenario: RwSignal::new(None),
         snapshot: RwSignal::new(None),
@@ -277,9 +281,13 @@ impl Explorer {
                 self.scenario.set(Some(scenario));
                 self.error.set(None);
                 self.notice.set(None);
-                self.selection.set(Selection::None);
+                self.last_message.set_value(None);
+                // The link's message, if it is in flight at the link's time; from here on the
+                // selection is the state and `sync_url` writes it back.
+                let selection = spec.message.map_or(Selection::None, Selection::Message);
+                self.selection.set(selection);
                 self.highlight.set(None);
-                self.spec.set(spec);
+                self.spec.set(RunSpec { message: None, ..spec });
                 self.publish();
                 self.recompute();
                 Ok(())
@@ -292,9 +300,33 @@ impl Explorer {
     pub fn publish(&self) {
         self.player.with_value(|p| {
             if let Some(p) = p {
-                self.snapshot.set(Some(Arc::new(Snapshot::of(p.sim()))));
+                let snapshot = Snapshot::of(p.sim());
+                self.remember_selected_message(&snapshot);
+                self.snapshot.set(Some(Arc::new(snapshot)));
             }
         });
+    }
+
+    /// Keeps the selected message's latest view while it is in flight.
+    fn remember_selected_message(&self, snapshot: &Snapshot) {
+        if let Selection::Message(id) = self.selection.get_untracked()
+            && let Some(m) = snapshot.messages.iter().find(|m| m.id == id)
+        {
+            self.last_message.set_value(Some(m.clone()));
+        }
+    }
+
+    /// The selected message `id`: as drawn now while it is in flight; once it left the
+    /// network, as last seen with its fate (for a request, the replica's verdict). `None` when
+    /// it is not sent yet at this time (after seeking back) or was never seen.
+    pub fn selected_message(&self, id: u64) -> Option<MessageView> {
+        let now = self
+            .snapshot
+            .with(|s| s.as_ref().and_then(|s| s.messages.iter().find(|m| m.id == id).cloned()));
+        now.or_else(|| {
+            let last = self.last_message.get_value().filter(|m| m.id == id)?;
+            self.player.with_value(|p| p.as_ref().and_then(|p| last.settled(p.sim())))
+        })
     }
 
     /// The simulated time shown.
@@ -383,6 +415,15 @@ impl Explorer {
         });
         match outcome {
             Some(Ok(list)) => {
+                // A message remembered from the future the intervention forked away is gone.
+                if let Selection::Message(id) = self.selection.get_untracked()
+                    && self.last_message.with_value(|m| {
+                        m.as_ref().is_some_and(|m| m.id == id && m.sent_at > self.now())
+                    })
+                {
+                    self.last_message.set_value(None);
+                    self.selection.set(Selection::None);
+                }
                 let dropped = (before + 1).saturating_sub(list.len());
                 let fork = if dropped > 0 {
                     format!(" — the run forked here: {dropped} later intervention(s) were dropped")
@@ -455,6 +496,10 @@ impl Explorer {
         let mut spec = self.spec.get_untracked();
         spec.at =
             Some(self.now().saturating_duration_since(Instant::ZERO)).filter(|d| !d.is_zero());
+        spec.message = match self.selection.get_untracked() {
+            Selection::Message(id) => Some(id),
+            _ => None,
+        };
         let query = spec.to_query();
         if let Ok(history) = window().history() {
             let _ = history.replace_state_with_url(
@@ -561,6 +606,14 @@ impl Explorer {
     pub fn select(&self, s: Selection) {
         self.highlight.set(None);
         self.selection.set(s);
+        self.snapshot.with_untracked(|snap| {
+            if let Some(snap) = snap {
+                self.remember_selected_message(snap);
+            }
+        });
+        if !self.playing.get_untracked() {
+            self.sync_url();
+        }
     }
 
     /// Loads a scenario file's text as a custom run.

@@ -1,5 +1,5 @@
 //! The whole state of a run in the page URL, so that a link replays it exactly:
-//! `?preset=join-staged&seed=7&strategy=staged&compare=staged,immediate&do=…&t=…`, or
+//! `?preset=join-staged&seed=7&strategy=staged&compare=staged,immediate&do=…&t=…&msg=…`, or
 //! `?scenario=<base64url TOML>` for a scenario file the user loaded.
 
 use base64::Engine;
@@ -32,6 +32,8 @@ pub struct RunSpec {
     pub interventions: Vec<Intervention>,
     /// The time cursor.
     pub at: Option<Duration>,
+    /// The selected message, by id (selected on load when it is in flight at `at`).
+    pub message: Option<u64>,
 }
 
 impl RunSpec {
@@ -44,6 +46,7 @@ impl RunSpec {
             compare: Vec::new(),
             interventions: Vec::new(),
             at: None,
+            message: None,
         }
     }
 
@@ -71,6 +74,9 @@ impl RunSpec {
         }
         if let Some(at) = self.at {
             parts.push(format!("t={}", at.as_micros()));
+        }
+        if let Some(id) = self.message {
+            parts.push(format!("msg={id}"));
         }
         format!("?{}", parts.join("&"))
     }
@@ -113,6 +119,11 @@ impl RunSpec {
                         .map_err(|_| format!("t={value:?} in the link is not a time"))?;
                     spec.at = Some(Duration::from_micros(micros));
                 }
+                "msg" => {
+                    spec.message = Some(value.parse().map_err(|_| {
+                        format!("msg={value:?} in the link is not a message number")
+                    })?)
+                }
                 // Unknown parameters (e.g. from a newer version) are ignored.
                 _ => {}
             }
@@ -147,10 +158,11 @@ mod tests {
                 },
             ],
             at: Some(Duration::from_micros(12_345_678)),
+            message: Some(8708),
         };
         let query = spec.to_query();
         assert!(!query[1..].contains(['?', '#', ' ']), "{query}");
-        assert_eq!(query[1..].matches('&').count(), 5, "{query}");
+        assert_eq!(query[1..].matches('&').count(), 6, "{query}");
         assert_eq!(RunSpec::from_query(&query, "steady-quorum").unwrap(), spec);
     }
 
@@ -169,5 +181,6 @@ mod tests {
         assert!(err("?scenario=***").contains("damaged"));
         assert!(err("?do=1:explode").contains("explode"));
         assert!(err("?t=soon").contains("soon"));
+        assert!(err("?msg=first").contains("first"));
     }
 }

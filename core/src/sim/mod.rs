@@ -17,7 +17,7 @@ use crate::gossip::Status;
 use crate::history::{History, Op, OpError, OpFunction, OpType};
 use crate::id::{NodeId, RequestId};
 use crate::membership::ClusterView;
-use crate::message::{Message, Transmit};
+use crate::message::{Message, RejectReason, Rejectable, Transmit};
 use crate::node::{
     AdminError, Event, InvalidRequest, JoinRequest, Node, NodeConfig, NodeTrace, Reply,
     RequestError, TopologyCache,
@@ -80,6 +80,38 @@ pub struct InFlight {
     pub deliver_at: Instant,
     /// Lost by the network (decided at send, applied at delivery time).
     pub lost: bool,
+}
+
+/// What became of a message once it left the network ([`Simulation::fate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Delivered to its running receiver, which handled it: a request that carries an epoch
+    /// ([`Message::rejectable`]) was accepted, neither fenced nor refused.
+    Delivered,
+    /// A request the receiver refused with [`Message::Rejected`] (its `NodeTrace::Fenced`).
+    Rejected {
+        /// The receiver's placement epoch for the request.
+        epoch: u64,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// A request the receiver refused without handling it, from a peer it does not admit (its
+    /// `NodeTrace::Refused`).
+    Refused {
+        /// Why, with node names.
+        reason: String,
+    },
+    /// Not delivered.
+    Dropped(DropReason),
+}
+
+/// The request being delivered, while its receiver handles it: its `Fenced` or `Refused` trace,
+/// if any, comes out of that one input (the single-mutation invariant) and decides its [`Fate`].
+#[derive(Clone, Copy, Debug)]
+struct Delivering {
+    id: u64,
+    from: NodeId,
+    request: Rejectable,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -230,6 +262,12 @@ pub struct Simulation {
     delete_threshold: u64,
     /// [`RequestRecord`]s of completed requests, by invoke index.
     requests: BTreeMap<u64, RequestRecord>,
+    /// The fates of the messages that left the network other than [`Fate::Delivered`], by
+    /// message id: drops, fenced and refused requests. Only these exceptions are remembered, so
+    /// an ordinary delivery costs no more than before.
+    fates: BTreeMap<u64, Fate>,
+    /// The request being delivered (see [`Delivering`]).
+    delivering: Option<Delivering>,
     /// Whether the driver syncs storage before releasing an input's outputs (always, except in
     /// the negative control that shows the harness would see a driver that does not).
     sync_before_release: bool,
@@ -304,6 +342,8 @@ impl Simulation {
             delete_threshold,
             sync_before_release: true,
             requests: BTreeMap::new(),
+            fates: BTreeMap::new(),
+            delivering: None,
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
             config,
         };
@@ -406,6 +446,20 @@ impl Simulation {
     /// Messages in flight, by id.
     pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
         self.in_flight.iter().flatten()
+    }
+
+    /// What became of message `id` once it left the network; `None` while it is in flight or
+    /// before it is sent. A request's verdict is its receiver's at delivery: the simulator links
+    /// a `Fenced` (or `Refused`) trace to the delivery that caused it, without touching the trace.
+    pub fn fate(&self, id: u64) -> Option<Fate> {
+        let in_flight = id
+            .checked_sub(self.in_flight_base)
+            .and_then(|i| self.in_flight.get(usize::try_from(i).ok()?))
+            .is_some_and(Option::is_some);
+        if id >= self.next_message || in_flight {
+            return None;
+        }
+        Some(self.fates.get(&id).cloned().unwrap_or(Fate::Delivered))
     }
 
     /// The history so far.
@@ -527,6 +581,7 @@ impl Simulation {
         if let Some(reason) = reason {
             self.stats.dropped += 1;
             self.trace.record(self.now, TraceEvent::Drop { id, reason });
+            self.fates.insert(id, Fate::Dropped(reason));
             return;
         }
         self.stats.delivered += 1;
@@ -537,10 +592,13 @@ impl Simulation {
         }
         self.trace.record(self.now, TraceEvent::Deliver { id });
         let now = self.now;
+        self.delivering =
+            m.message.rejectable().map(|(request, _)| Delivering { id, from: m.from, request });
         if let Some(node) = self.nodes[m.to.0 as usize].node.as_mut() {
             node.handle_message(now, m.from, m.message);
         }
         self.drain(m.to);
+        self.delivering = None;
     }
 
     fn take_in_flight(&mut self, id: u64) -> Option<InFlight> {
@@ -658,6 +716,23 @@ impl Simulation {
                     NodeTrace::JoinFailed { reason } | NodeTrace::DecommissionFailed { reason } => {
                         let named = self.with_names(reason);
                         self.stats.movement_failures.push((node, named));
+                    }
+                    NodeTrace::Fenced { from, request, epoch, reason } => {
+                        if let Some(d) = self.delivering
+                            && d.from == *from
+                            && d.request == *request
+                        {
+                            self.fates
+                                .insert(d.id, Fate::Rejected { epoch: *epoch, reason: *reason });
+                        }
+                    }
+                    NodeTrace::Refused { from, reason } => {
+                        if let Some(d) = self.delivering
+                            && d.from == *from
+                        {
+                            let reason = self.with_names(reason);
+                            self.fates.insert(d.id, Fate::Refused { reason });
+                        }
                     }
                     _ => {}
                 }
@@ -1563,6 +1638,37 @@ mod tests {
         let bn = sim.node(b).unwrap();
         assert!(bn.is_alive(a) && bn.is_alive(c));
         assert!(sim.node(a).unwrap().is_alive(b));
+    }
+
+    #[test]
+    fn a_message_has_a_fate_once_it_left_the_network() {
+        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
+        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) * 1000, *n)), 3)
+            .expect("ring");
+        let mut sim = Simulation::new(SimConfig {
+            seed: 5,
+            names: vec!["A".into(), "B".into(), "C".into()],
+            ring,
+            node: NodeConfig::default(),
+            network: NetworkConfig::default(),
+            workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
+            keep_trace: false,
+            record_history: true,
+        });
+        let c = NodeId(2);
+        while !sim.in_flight().any(|m| m.to == c) {
+            assert!(sim.step());
+        }
+        let to_c = sim.in_flight().find(|m| m.to == c).map(|m| m.id).unwrap();
+        let other = sim.in_flight().find(|m| m.to != c).map(|m| m.id);
+        assert_eq!(sim.fate(to_c), None, "in flight");
+        assert_eq!(sim.fate(sim.next_message), None, "not sent yet");
+        sim.crash(c).unwrap();
+        sim.run_until(sim.now() + Duration::from_secs(1));
+        assert_eq!(sim.fate(to_c), Some(Fate::Dropped(DropReason::NodeDown)));
+        if let Some(other) = other {
+            assert_eq!(sim.fate(other), Some(Fate::Delivered));
+        }
     }
 
     #[test]

@@ -194,5 +194,23 @@ mod tests {
             let expected = if distance == 0 { r.is_whole_ring() } else { distance <= r.width() };
             prop_assert_eq!(r.contains(t), expected);
         }
+
+        /// Two arcs overlap exactly when some token lies in both: a token in both implies it,
+        /// and an overlap always has a token in both (the end it names). Small offsets make
+        /// near-misses and shared ends common.
+        #[test]
+        fn overlaps_means_a_shared_token(a: u64, b: u64, c in 0u64..8, d in 0u64..8, t: u64) {
+            let (x, y) = (TokenRange::new(a, b), TokenRange::new(b.wrapping_sub(c), a.wrapping_add(d)));
+            for r in [(x, y), (y, x)] {
+                if r.0.contains(t) && r.1.contains(t) {
+                    prop_assert!(r.0.overlaps(&r.1));
+                }
+                let witness = [r.0.end, r.1.end].into_iter().find(|e| r.0.contains(*e) && r.1.contains(*e));
+                prop_assert_eq!(r.0.overlaps(&r.1), witness.is_some());
+            }
+            // Adjacent arcs share no token.
+            prop_assume!(a != b);
+            prop_assert!(!TokenRange::new(a, b).overlaps(&TokenRange::new(b, a)));
+        }
     }
 }

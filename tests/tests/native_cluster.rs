@@ -507,7 +507,7 @@ async fn decommission_under_load_then_cleanup() {
         }
     })
     .await;
-    // One range movement at a time: neither another decommission nor a join while 4 leaves.
+    // One movement per range at a time: neither another decommission nor a join while 4 leaves.
     let out = c.cli(&["decommission", "--no-wait", "--node", &c.address(1)]).await;
     c.check(!out.status.success() && out.stderr.contains("one range movement at a time"), || {
         format!("a decommission while node 4 leaves should be refused: {}", out.text())
@@ -518,7 +518,7 @@ async fn decommission_under_load_then_cleanup() {
     c.check(
         !out.status.success()
             && out.stderr.contains("n4 is")
-            && out.stderr.contains("one range movement at a time"),
+            && out.stderr.contains("one movement per range at a time"),
         || format!("a join while node 4 leaves should be refused: {}", out.text()),
     );
     c.kill9(5);
@@ -614,9 +614,10 @@ async fn join_refused_during_another_join_succeeds_when_retried() {
     })
     .await;
     let out = c.cli(&["join", "--node", &a5]).await;
-    c.check(!out.status.success() && out.stderr.contains("one range movement at a time"), || {
-        format!("a join while node 4 joins should be refused: {}", out.text())
-    });
+    c.check(
+        !out.status.success() && out.stderr.contains("one movement per range at a time"),
+        || format!("a join while node 4 joins should be refused: {}", out.text()),
+    );
     let out = c.cli_wait(join4, secs(240), "join of node 4").await;
     c.check(out.status.success(), || format!("ringside join of node 4: {}", out.text()));
     c.wait_un(&[1, 2, 3, 4], MINUTE).await;

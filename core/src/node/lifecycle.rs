@@ -1,5 +1,8 @@
-//! A node's membership side: gossip, topology barriers, its own lifecycle (join, decommission),
-//! streaming, cleanup and Merkle repair. Same calling contract as the rest of [`Node`].
+//! A node's membership side: gossip, topology barriers and range locks, its own lifecycle
+//! (the types, their persistence, the timer that drives them). Same calling contract as the
+//! rest of [`Node`]. The movements themselves are in sibling modules: `join` (discovery and the
+//! joiner's side), `leave` (decommission, hint hand-over), `transfer` (range streams, both
+//! sides) and `repair` (cleanup, Merkle repair).
 //!
 //! ```text
 //! join:   Fresh ─▶ Discovering ─▶ announce BOOT ─▶ wait ─▶ Streaming ─▶ [MID_JOIN ─▶] NORMAL
@@ -17,15 +20,13 @@ use super::{Node, NodeTrace, Timer};
 use crate::gossip::{GossipMessage, StateKey, Status};
 use crate::id::NodeId;
 use crate::membership::{ClusterView, JoinStrategy, Member};
-use crate::merkle::{self, MerkleRequest, MerkleResponse, MerkleTree};
 use crate::message::Message;
-use crate::placement::{RangeMovement, plan_join};
-use crate::storage::{Entry, Hint, Storage, StorageError};
-use crate::streaming::{MovementProgress, OutStream, StreamCounters, StreamPurpose, entry_bytes};
+use crate::placement::RangeMovement;
+use crate::storage::{Storage, StorageError};
+use crate::streaming::MovementProgress;
 use crate::time::Instant;
 use crate::token::{Token, TokenRange};
 use crate::topology::Topology;
-use crate::version::Siblings;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,20 +34,15 @@ use std::time::Duration;
 
 pub(super) const VIEW_KEY: &str = "view";
 const LIFECYCLE_KEY: &str = "lifecycle";
-const JOIN_TOKENS_KEY: &str = "join-tokens";
-const JOIN_DONE_KEY: &str = "join-done";
+pub(super) const JOIN_TOKENS_KEY: &str = "join-tokens";
+pub(super) const JOIN_DONE_KEY: &str = "join-done";
 
 /// Resend period of barriers and catch-up requests, and the lifecycle's polling period.
-const RETRY: Duration = Duration::from_secs(1);
+pub(super) const RETRY: Duration = Duration::from_secs(1);
 /// How long a join's first barrier waits for a streaming source it has never heard from (or
 /// convicted) before the join fails with what to do: a live source answers the barrier, which
 /// is resent every RETRY, well within it.
 const SOURCE_GRACE: Duration = Duration::from_secs(5);
-/// A stream that made no progress for this long is restarted from the start of its range
-/// (chunks merge idempotently, so re-sending is safe).
-const STREAM_STALL: Duration = Duration::from_secs(30);
-/// A joiner that has not learned any member from its seeds in this long gives up.
-const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A node's own place in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,52 +299,10 @@ pub(super) struct PendingBarrierAck {
     pub(super) waiting: BTreeSet<crate::id::RequestId>,
 }
 
-/// A hint handed to a peer by a leaving node, not acknowledged yet.
-#[derive(Clone, Debug)]
-pub(super) struct Handoff {
-    sent_at: Instant,
-    attempts: u32,
-}
-
 /// The wait before re-sending an unanswered request for the `attempts`-th time: RETRY,
 /// doubling, at most 16 s.
-fn backoff(attempts: u32) -> Duration {
+pub(super) fn backoff(attempts: u32) -> Duration {
     RETRY * 2u32.pow(attempts.min(4))
-}
-
-/// One stream chunk as received.
-pub(super) struct Chunk {
-    pub(super) session: u64,
-    pub(super) range: TokenRange,
-    pub(super) purpose: StreamPurpose,
-    pub(super) entries: Vec<Entry>,
-    pub(super) last: bool,
-    pub(super) seq: u64,
-}
-
-/// How many times an unacknowledged chunk is sent again before its session is given up.
-const CHUNK_ATTEMPTS: u32 = 6;
-
-/// A Merkle comparison waiting for the peer's tree.
-#[derive(Clone, Debug)]
-pub(super) struct RepairTask {
-    request: MerkleRequest,
-    tree: MerkleTree,
-    peer: NodeId,
-    sent_at: Instant,
-    attempts: u32,
-}
-
-/// A repair run in progress: its comparisons are in `Node::repairs`; the streams of the
-/// differing ranges are tracked here until every one finished.
-#[derive(Clone, Debug, Default)]
-pub(super) struct RepairRun {
-    report: super::RepairReport,
-    /// Pull sessions (this node asked the peer for a differing range): peer, range, when
-    /// asked, asks so far, accepted.
-    pulls: BTreeMap<u64, (NodeId, TokenRange, Instant, u32, bool)>,
-    /// Push sessions (this node streams a differing range to the peer).
-    pushes: BTreeSet<u64>,
 }
 
 /// Loads the persisted lifecycle.
@@ -394,7 +348,7 @@ pub(super) fn load<S: Storage>(
 }
 
 /// Why a join cannot stream `m` from its source `s`, and what the operator can do.
-fn source_down(m: &RangeMovement, s: NodeId) -> String {
+pub(super) fn source_down(m: &RangeMovement, s: NodeId) -> String {
     format!(
         "streaming source {s} for {} is down: it is the replica losing that range, the only one guaranteed to hold every acknowledged write. Bring it back and resume the join, or resume with allow_inconsistent_source to stream from {}",
         m.range,
@@ -402,7 +356,7 @@ fn source_down(m: &RangeMovement, s: NodeId) -> String {
     )
 }
 
-fn encode_u64s(values: impl IntoIterator<Item = u64>) -> Vec<u8> {
+pub(super) fn encode_u64s(values: impl IntoIterator<Item = u64>) -> Vec<u8> {
     values.into_iter().flat_map(u64::to_le_bytes).collect()
 }
 
@@ -487,7 +441,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Sets this node's own status (and tokens) in its view and in gossip.
-    fn announce(&mut self, status: Status, tokens: &[Token]) {
+    pub(super) fn announce(&mut self, status: Status, tokens: &[Token]) {
         let rack = self.view.member(self.id).and_then(|m| m.rack.clone());
         // Every change takes a higher epoch than any this node knows (a Lamport number).
         let epoch = self.view.epoch() + 1;
@@ -724,7 +678,7 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    fn fail_movement(&mut self, reason: String) {
+    pub(super) fn fail_movement(&mut self, reason: String) {
         match &mut self.lifecycle {
             Lifecycle::Joining(j) => {
                 j.phase = JoinPhase::Failed { reason: reason.clone() };
@@ -744,7 +698,7 @@ impl<S: Storage> Node<S> {
     // Barriers (staged)
     // ---------------------------------------------------------------------------------------------
 
-    fn start_barrier(&mut self, now: Instant, status: Status) {
+    pub(super) fn start_barrier(&mut self, now: Instant, status: Status) {
         let epoch = self.gossiper.local().max_version();
         let involved = self.involved_in_movement();
         let waiting: BTreeSet<NodeId> = self
@@ -1056,7 +1010,7 @@ impl<S: Storage> Node<S> {
 
     /// Waits until `status` (just announced) is known everywhere: a barrier under `staged`,
     /// RING_DELAY otherwise.
-    fn wait_for(&mut self, now: Instant, status: Status) {
+    pub(super) fn wait_for(&mut self, now: Instant, status: Status) {
         if self.config.join_strategy.uses_barriers() {
             self.start_barrier(now, status);
         } else {
@@ -1093,7 +1047,7 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    fn own_tokens(&self) -> Vec<Token> {
+    pub(super) fn own_tokens(&self) -> Vec<Token> {
         self.view.member(self.id).map(|m| m.tokens.clone()).unwrap_or_default()
     }
 
@@ -1105,86 +1059,14 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    fn persist_lifecycle(&mut self, code: u8) {
+    pub(super) fn persist_lifecycle(&mut self, code: u8) {
         if let Err(e) = self.storage.put_meta(LIFECYCLE_KEY, &[code]) {
             self.fatal(e);
         }
     }
 
-    fn schedule_lifecycle(&mut self, at: Instant) {
+    pub(super) fn schedule_lifecycle(&mut self, at: Instant) {
         self.timers.insert((at, Timer::Lifecycle));
-    }
-
-    // ---------------------------------------------------------------------------------------------
-    // Join
-    // ---------------------------------------------------------------------------------------------
-
-    /// Starts (or resumes) this node's join. Progress is reported as trace events
-    /// ([`NodeTrace::StatusChanged`], [`NodeTrace::RangeStreamed`], [`NodeTrace::JoinCompleted`]
-    /// or [`NodeTrace::JoinFailed`]) and in [`Node::lifecycle`].
-    pub fn join(&mut self, now: Instant, request: JoinRequest) -> Result<(), AdminError> {
-        if self.stopped {
-            return Err(AdminError::Stopped);
-        }
-        match &mut self.lifecycle {
-            Lifecycle::Fresh if !request.resume => {
-                self.lifecycle = Lifecycle::Joining(Box::new(JoinState {
-                    phase: JoinPhase::Discovering { since: now },
-                    tokens: Vec::new(),
-                    requested: request.tokens,
-                    allow_inconsistent_source: request.allow_inconsistent_source,
-                    started: now,
-                    done: Vec::new(),
-                    todo: VecDeque::new(),
-                    current: None,
-                    progress: MovementProgress::default(),
-                    seed_view_at: None,
-                }));
-                self.persist_lifecycle(1);
-                self.on_lifecycle_tick(now);
-                Ok(())
-            }
-            // Failed before it chose tokens (discovery, or another movement in progress): nothing
-            // was announced or streamed, so a join or a resume starts over.
-            Lifecycle::Joining(j)
-                if j.tokens.is_empty()
-                    && matches!(j.phase, JoinPhase::Failed { .. } | JoinPhase::Interrupted)
-                    && matches!(self.view.status(self.id), None | Some(Status::Left)) =>
-            {
-                j.phase = JoinPhase::Discovering { since: now };
-                j.allow_inconsistent_source = request.allow_inconsistent_source;
-                if request.tokens.is_some() {
-                    j.requested = request.tokens;
-                }
-                j.started = now;
-                j.seed_view_at = None;
-                self.persist_lifecycle(1);
-                self.on_lifecycle_tick(now);
-                Ok(())
-            }
-            Lifecycle::Joining(j)
-                if request.resume
-                    && matches!(j.phase, JoinPhase::Interrupted | JoinPhase::Failed { .. }) =>
-            {
-                j.allow_inconsistent_source = request.allow_inconsistent_source;
-                if j.started == Instant::ZERO {
-                    j.started = now;
-                }
-                if self.config.join_strategy.uses_barriers()
-                    && self.view.status(self.id) == Some(Status::Boot)
-                {
-                    self.start_barrier(now, Status::Boot);
-                } else {
-                    self.start_join_streaming(now);
-                }
-                Ok(())
-            }
-            Lifecycle::Joining(j) if matches!(j.phase, JoinPhase::Interrupted) => {
-                Err(AdminError::MustResume)
-            }
-            other if request.resume => Err(AdminError::NothingToResume(other.describe())),
-            other => Err(AdminError::AlreadyMember(other.describe())),
-        }
     }
 
     pub(super) fn on_lifecycle_tick(&mut self, now: Instant) {
@@ -1230,960 +1112,5 @@ impl<S: Storage> Node<S> {
         {
             self.schedule_lifecycle(t);
         }
-    }
-
-    /// Discovery: wait until gossip taught us a ring (two rounds after the first member was
-    /// learned), then pick tokens and announce. Returns the next wake-up.
-    fn discover(&mut self, now: Instant, since: Instant) -> Option<Instant> {
-        let interval = self.config.heartbeat_interval.unwrap_or(RETRY);
-        let ring = match self.view.ring() {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail_movement(format!("the ring learned from gossip is invalid: {e}"));
-                return None;
-            }
-        };
-        let Some(ring) = ring else {
-            if now.saturating_duration_since(since) > DISCOVERY_TIMEOUT {
-                self.fail_movement(format!(
-                    "learned no member from seeds {:?} in {}s: check the seed list and that they run cluster {:?}",
-                    self.config.seeds,
-                    DISCOVERY_TIMEOUT.as_secs(),
-                    self.config.cluster_name
-                ));
-                return None;
-            }
-            return Some(now + interval);
-        };
-        if self.config.heartbeat_interval.is_some() {
-            // Gossip only answers about the nodes a digest names, so a joiner knows its seeds
-            // long before it knows everyone: ask a seed for its whole view, then give the echoes
-            // to the members learned from it one more round before announcing.
-            let seed_view_at = match &self.lifecycle {
-                Lifecycle::Joining(j) => j.seed_view_at,
-                _ => None,
-            };
-            let Some(at) = seed_view_at else {
-                for seed in self.config.seeds.clone() {
-                    if seed != self.id {
-                        self.send(seed, Message::ViewRequest);
-                    }
-                }
-                return Some(now + RETRY);
-            };
-            let ready = (since + interval * 3).max(at + interval);
-            if now < ready {
-                return Some(ready);
-            }
-        }
-        // One range movement at a time is Cassandra's rule (and staged's); the naive strategies
-        // of the reference documents track concurrent migrations and allow them.
-        // Under `staged`, only movements of overlapping ranges exclude each other: checked once
-        // the tokens are chosen (and again by every member when the barrier asks for the lock).
-        let one_at_a_time = self.config.join_strategy == JoinStrategy::PendingRanges;
-        if let Some((node, status)) =
-            self.view.movement_in_progress().filter(|(n, _)| *n != self.id && one_at_a_time)
-        {
-            self.fail_movement(format!(
-                "{node} is {status}: one range movement at a time; join again when it is NORMAL or gone"
-            ));
-            return None;
-        }
-        let requested = match &self.lifecycle {
-            Lifecycle::Joining(j) => j.requested.clone(),
-            _ => None,
-        };
-        let tokens = match requested {
-            Some(mut t) => {
-                t.sort_unstable();
-                t.dedup();
-                if let Some(taken) = t.iter().find(|t| ring.tokens().binary_search(t).is_ok()) {
-                    self.fail_movement(format!(
-                        "token {taken} is already owned by {}; choose other tokens or let the node allocate them",
-                        ring.owners()[ring.tokens().binary_search(taken).expect("found")]
-                    ));
-                    return None;
-                }
-                t
-            }
-            None => crate::alloc::allocate_tokens(
-                Some(&ring),
-                self.id,
-                self.config.num_tokens.max(1),
-                self.view.rf,
-                self.config.allocation,
-                &mut self.rng,
-            ),
-        };
-        if let Err(e) = self.storage.put_meta(JOIN_TOKENS_KEY, &encode_u64s(tokens.iter().copied()))
-        {
-            self.fatal(e);
-            return None;
-        }
-        if self.config.join_strategy == JoinStrategy::Staged {
-            let moves = crate::placement::plan_join(&ring, self.id, &tokens).unwrap_or_default();
-            if let Some((node, status, _)) = self.view.conflicting_movement(self.id, &moves) {
-                self.fail_movement(format!(
-                    "{node} is {status} over ranges this join would change: one movement per range at a time; join again when it is NORMAL or gone"
-                ));
-                return None;
-            }
-        }
-        if let Lifecycle::Joining(j) = &mut self.lifecycle {
-            j.tokens = tokens.clone();
-        }
-        let strategy = self.config.join_strategy;
-        if strategy == JoinStrategy::Immediate {
-            // Reference doc 000's "approach 3": the joiner owns its ranges at once, empty.
-            self.announce(Status::Normal, &tokens);
-            self.start_join_streaming(now);
-            return None;
-        }
-        self.announce(Status::Boot, &tokens);
-        match strategy {
-            JoinStrategy::Staged | JoinStrategy::PendingRanges => self.wait_for(now, Status::Boot),
-            _ => self.start_join_streaming(now),
-        }
-        None
-    }
-
-    /// Plans the ranges to stream (skipping finished ones) and starts the first.
-    fn start_join_streaming(&mut self, now: Instant) {
-        let Lifecycle::Joining(j) = &self.lifecycle else { return };
-        let (tokens, done, allow) = (j.tokens.clone(), j.done.clone(), j.allow_inconsistent_source);
-        if tokens.is_empty() {
-            return self.fail_movement("no tokens were chosen: run join again".into());
-        }
-        // The ring the joiner enters: every owning member but itself.
-        let mut base = self.view.clone();
-        base.members.remove(&self.id);
-        let ring = match base.ring() {
-            Ok(Some(r)) => r,
-            Ok(None) => return self.fail_movement("no member owns tokens: nothing to join".into()),
-            Err(e) => return self.fail_movement(format!("invalid ring: {e}")),
-        };
-        let moves = match plan_join(&ring, self.id, &tokens) {
-            Ok(m) => m,
-            Err(e) => return self.fail_movement(format!("cannot place tokens: {e}")),
-        };
-        let mut todo = VecDeque::new();
-        for m in &moves {
-            if done.contains(&m.range) {
-                continue;
-            }
-            let source = match m.source {
-                Some(s) if self.is_alive(s) => s,
-                Some(s) if !allow => return self.fail_movement(source_down(m, s)),
-                _ => {
-                    let candidates: Vec<NodeId> = match m.source {
-                        Some(_) => m.alternative_sources(),
-                        None => m.old.clone(),
-                    };
-                    match candidates.into_iter().find(|n| *n != self.id && self.is_alive(*n)) {
-                        Some(n) => n,
-                        None => {
-                            return self.fail_movement(format!(
-                                "no live replica holds {}; bring one back and resume the join",
-                                m.range
-                            ));
-                        }
-                    }
-                }
-            };
-            todo.push_back((m.range, source));
-        }
-        if let Lifecycle::Joining(j) = &mut self.lifecycle {
-            j.phase = JoinPhase::Streaming;
-            j.progress.ranges_total = moves.len();
-            j.progress.ranges_done = moves.len() - todo.len();
-            j.todo = todo;
-            j.current = None;
-        }
-        self.next_join_range(now);
-        self.schedule_lifecycle(now + RETRY);
-    }
-
-    fn next_session(&mut self) -> u64 {
-        self.next_session += 1;
-        (self.generation << 40) | self.next_session
-    }
-
-    fn next_join_range(&mut self, now: Instant) {
-        let session = self.next_session();
-        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
-        let Lifecycle::Joining(j) = &mut self.lifecycle else { return };
-        match j.todo.pop_front() {
-            Some((range, source)) => {
-                j.current = Some((session, range, source, now));
-                self.trace(NodeTrace::StreamStarted {
-                    peer: source,
-                    range,
-                    purpose: StreamPurpose::Join,
-                });
-                self.send(
-                    source,
-                    Message::StreamRequest { session, epoch, range, purpose: StreamPurpose::Join },
-                );
-            }
-            None => {
-                j.current = None;
-                self.join_streaming_done(now);
-            }
-        }
-    }
-
-    /// A join stream that made no progress: a request not accepted yet is asked again with
-    /// backoff (the request, or its acceptance, was lost); an accepted one only after
-    /// STREAM_STALL, since the source re-sends lost chunks itself and may be throttled.
-    fn check_stalled_join_stream(&mut self, now: Instant) {
-        let Lifecycle::Joining(j) = &self.lifecycle else { return };
-        let Some((session, ..)) = j.current else { return };
-        let wait = if self.stream_accepted.contains(&session) {
-            STREAM_STALL
-        } else {
-            backoff(self.stream_request_attempts)
-        };
-        let mut asked = false;
-        self.restart_join_stream(now, |last| {
-            asked = now.saturating_duration_since(last) >= wait;
-            asked
-        });
-        if asked {
-            self.stream_request_attempts += 1;
-        }
-    }
-
-    /// A stream source refused the request as planned under an older epoch: ask again with the
-    /// epoch just learned.
-    pub(super) fn on_stream_rejected(&mut self, now: Instant, from: NodeId, session: u64) {
-        let current = match &self.lifecycle {
-            Lifecycle::Joining(j) => {
-                j.current.is_some_and(|(s, _, src, _)| s == session && src == from)
-            }
-            _ => false,
-        };
-        if current {
-            self.restart_join_stream(now, |_| true);
-        }
-    }
-
-    fn restart_join_stream(&mut self, now: Instant, mut due: impl FnMut(Instant) -> bool) {
-        let session = self.next_session();
-        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
-        let Lifecycle::Joining(j) = &mut self.lifecycle else { return };
-        if let Some((s, range, source, last)) = &mut j.current
-            && due(*last)
-        {
-            // Lost chunk or acknowledgement, or a source that did not know us yet: ask again.
-            *s = session;
-            *last = now;
-            let (range, source) = (*range, *source);
-            self.send(
-                source,
-                Message::StreamRequest { session, epoch, range, purpose: StreamPurpose::Join },
-            );
-        }
-    }
-
-    fn join_streaming_done(&mut self, now: Instant) {
-        let tokens = self.own_tokens();
-        match self.config.join_strategy {
-            // Reads switch first while the replicas losing ranges still take writes, until
-            // every coordinator has switched (a barrier, or RING_DELAY); only then NORMAL.
-            JoinStrategy::Staged | JoinStrategy::PendingRanges => {
-                self.announce(Status::MidJoin, &tokens);
-                self.wait_for(now, Status::MidJoin);
-            }
-            JoinStrategy::Immediate => self.complete_join(now),
-            _ => {
-                self.announce(Status::Normal, &tokens);
-                self.complete_join(now);
-            }
-        }
-    }
-
-    fn complete_join(&mut self, _now: Instant) {
-        let moved = match &self.lifecycle {
-            Lifecycle::Joining(j) => j.progress.moved,
-            _ => StreamCounters::default(),
-        };
-        self.lifecycle = Lifecycle::Normal;
-        self.persist_lifecycle(0);
-        self.trace(NodeTrace::JoinCompleted { keys: moved.keys, bytes: moved.bytes });
-    }
-
-    // ---------------------------------------------------------------------------------------------
-    // Streaming
-    // ---------------------------------------------------------------------------------------------
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_stream_request(
-        &mut self,
-        now: Instant,
-        from: NodeId,
-        session: u64,
-        epoch: u64,
-        range: TokenRange,
-        purpose: StreamPurpose,
-    ) -> Result<(), StorageError> {
-        if self.fence(from, crate::message::Rejectable::Stream(session), epoch, None) {
-            return Ok(());
-        }
-        // A joiner asks again when it heard nothing: the older session for the range is void.
-        self.out_streams
-            .retain(|(to, _), s| !(*to == from && s.range == range && s.purpose == purpose));
-        self.out_streams
-            .insert((from, session), OutStream::new(from, session, range, purpose, now));
-        self.send(from, Message::StreamAck { session, seq: 0 });
-        self.pump_out_streams(now).map_or(Ok(()), |t| {
-            self.schedule_lifecycle(t);
-            Ok(())
-        })
-    }
-
-    /// Sends every chunk the node-wide throttle allows; returns when the next one may leave.
-    fn pump_out_streams(&mut self, now: Instant) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut earliest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        let keys: Vec<(NodeId, u64)> = self.out_streams.keys().copied().collect();
-        for key in keys {
-            let Some(s) = self.out_streams.get_mut(&key) else { continue };
-            if s.awaiting_ack && now.saturating_duration_since(s.sent_at) >= backoff(s.attempts) {
-                // The chunk or its acknowledgement was lost: send it again, with backoff.
-                // After CHUNK_ATTEMPTS the receiver is taken for gone: a joiner asks again by
-                // itself; a pushed stream (decommission, repair) starts its range over.
-                match s.unacked.clone() {
-                    Some((entries, last)) if s.attempts < CHUNK_ATTEMPTS => {
-                        s.attempts += 1;
-                        s.sent_at = now;
-                        let (to, session, range, purpose, seq) =
-                            (s.to, s.session, s.range, s.purpose, s.seq);
-                        self.send(
-                            to,
-                            Message::StreamData { session, range, purpose, entries, last, seq },
-                        );
-                    }
-                    _ if s.purpose == StreamPurpose::Join => {
-                        self.out_streams.remove(&key);
-                        continue;
-                    }
-                    _ => s.restart(now),
-                }
-            }
-            let Some(s) = self.out_streams.get_mut(&key) else { continue };
-            if s.awaiting_ack {
-                earliest(s.sent_at + backoff(s.attempts));
-                continue;
-            }
-            if s.finished {
-                continue;
-            }
-            if s.staged.is_none() {
-                let (chunk, throughput) =
-                    (self.config.stream_chunk_bytes, self.config.stream_throughput);
-                let not_before = self.stream_throttle.max(now);
-                match s.next_chunk(&self.storage, chunk, throughput, not_before) {
-                    Ok(c) => {
-                        self.stream_throttle = s.next_send;
-                        s.staged = Some(c);
-                    }
-                    Err(e) => {
-                        self.fatal(e);
-                        return None;
-                    }
-                }
-            }
-            if s.next_send > now {
-                earliest(s.next_send);
-                continue;
-            }
-            let (entries, last) = s.staged.take().expect("staged chunk");
-            s.mark_sent(now, last);
-            s.seq += 1;
-            s.attempts = 0;
-            s.unacked = Some((entries.clone(), last));
-            let (to, session, range, purpose, seq) = (s.to, s.session, s.range, s.purpose, s.seq);
-            self.stats.bytes_streamed_out += entries.iter().map(entry_bytes).sum::<u64>();
-            self.send(to, Message::StreamData { session, range, purpose, entries, last, seq });
-        }
-        next
-    }
-
-    pub(super) fn on_stream_ack(
-        &mut self,
-        now: Instant,
-        from: NodeId,
-        session: u64,
-        seq: u64,
-    ) -> Result<(), StorageError> {
-        if seq == 0 {
-            // A source accepted this node's request (a join stream, or a repair pull).
-            self.stream_accepted.insert(session);
-            self.stream_request_attempts = 0;
-            if let Some((_, _, _, _, accepted)) =
-                self.repair_run.as_mut().and_then(|r| r.pulls.get_mut(&session))
-            {
-                *accepted = true;
-            }
-            return Ok(());
-        }
-        let Some(s) = self.out_streams.get_mut(&(from, session)) else { return Ok(()) };
-        if !s.awaiting_ack || s.seq != seq {
-            // The acknowledgement of a chunk sent again, already counted.
-            return Ok(());
-        }
-        s.awaiting_ack = false;
-        s.unacked = None;
-        if s.finished {
-            let s = self.out_streams.remove(&(from, session)).expect("stream");
-            if s.purpose == StreamPurpose::Leave {
-                self.leave_range_done(now, session, s.sent);
-            }
-            if let Some(run) = &mut self.repair_run
-                && run.pushes.remove(&session)
-            {
-                run.report.bytes_streamed += s.sent.bytes;
-                self.check_repair_done();
-            }
-        }
-        if let Some(t) = self.pump_out_streams(now) {
-            self.schedule_lifecycle(t);
-        }
-        Ok(())
-    }
-
-    pub(super) fn on_stream_data(
-        &mut self,
-        now: Instant,
-        from: NodeId,
-        chunk: Chunk,
-    ) -> Result<(), StorageError> {
-        let Chunk { session, range, purpose, entries, last, seq } = chunk;
-        if seq > 0 {
-            let seen = self.stream_seen.entry((from, session)).or_insert(0);
-            if seq <= *seen {
-                // Sent again after its acknowledgement was lost: acknowledge, do not count.
-                self.send(from, Message::StreamAck { session, seq });
-                return Ok(());
-            }
-            *seen = seq;
-            if last {
-                self.stream_seen.remove(&(from, session));
-            }
-        }
-        self.stream_accepted.insert(session);
-        let mut chunk = StreamCounters::default();
-        let mut changed = 0;
-        for e in &entries {
-            chunk.keys += 1;
-            chunk.bytes += entry_bytes(e);
-            if self.merge_local(e.token, &e.key, &e.value)? {
-                changed += 1;
-            }
-        }
-        if let Some(run) = &mut self.repair_run
-            && run.pulls.contains_key(&session)
-        {
-            run.report.keys_received += chunk.keys;
-            run.report.keys_changed += changed;
-            run.report.bytes_streamed += chunk.bytes;
-            if last {
-                run.pulls.remove(&session);
-                self.check_repair_done();
-            }
-        }
-        self.stats.keys_streamed_in += chunk.keys;
-        self.stats.bytes_streamed_in += chunk.bytes;
-        self.send(from, Message::StreamAck { session, seq });
-        if purpose != StreamPurpose::Join {
-            if last {
-                self.trace(NodeTrace::RangeStreamed {
-                    peer: from,
-                    range,
-                    purpose,
-                    keys: chunk.keys,
-                    bytes: chunk.bytes,
-                });
-            }
-            return Ok(());
-        }
-        let Lifecycle::Joining(j) = &mut self.lifecycle else { return Ok(()) };
-        let Some((current, r, source, last_activity)) = &mut j.current else { return Ok(()) };
-        if *current != session || *source != from {
-            return Ok(());
-        }
-        *last_activity = now;
-        let r = *r;
-        j.progress.moved.keys += chunk.keys;
-        j.progress.moved.bytes += chunk.bytes;
-        if last {
-            j.done.push(r);
-            j.progress.ranges_done += 1;
-            let done = encode_u64s(j.done.iter().flat_map(|r| [r.start, r.end]));
-            let moved = j.progress.moved;
-            self.storage.put_meta(JOIN_DONE_KEY, &done)?;
-            self.trace(NodeTrace::RangeStreamed {
-                peer: from,
-                range: r,
-                purpose,
-                keys: moved.keys,
-                bytes: moved.bytes,
-            });
-            self.next_join_range(now);
-        }
-        Ok(())
-    }
-
-    // ---------------------------------------------------------------------------------------------
-    // Decommission
-    // ---------------------------------------------------------------------------------------------
-
-    /// Starts decommissioning this node: LEAVING, stream every range to the node gaining it,
-    /// hand hints over, LEFT.
-    pub fn decommission(&mut self, now: Instant) -> Result<(), AdminError> {
-        if self.stopped {
-            return Err(AdminError::Stopped);
-        }
-        let resuming = matches!(&self.lifecycle, Lifecycle::Leaving(l) if matches!(l.phase, JoinPhase::Interrupted | JoinPhase::Failed { .. }));
-        if !resuming {
-            if self.lifecycle != Lifecycle::Normal {
-                return Err(AdminError::NotNormal(self.lifecycle.describe()));
-            }
-            let conflict = if self.config.join_strategy == JoinStrategy::Staged {
-                let moves = self.view.movements_if_leaving(self.id).unwrap_or_default();
-                self.view.conflicting_movement(self.id, &moves).map(|(n, s, _)| (n, s))
-            } else {
-                self.view.movement_in_progress()
-            };
-            if let Some((node, status)) = conflict {
-                return Err(AdminError::MovementInProgress { node, status });
-            }
-            let owners = self
-                .view
-                .members
-                .values()
-                .filter(|m| matches!(m.status, Status::Normal | Status::Leaving | Status::MidLeave))
-                .count();
-            if owners <= self.view.rf {
-                return Err(AdminError::TooFewNodes { remaining: owners - 1, rf: self.view.rf });
-            }
-        }
-        self.lifecycle = Lifecycle::Leaving(Box::new(LeaveState {
-            phase: JoinPhase::Streaming,
-            todo: VecDeque::new(),
-            current: None,
-            progress: MovementProgress::default(),
-        }));
-        self.persist_lifecycle(2);
-        let tokens = self.own_tokens();
-        if self.view.status(self.id) != Some(Status::Leaving) {
-            self.announce(Status::Leaving, &tokens);
-        }
-        self.wait_for(now, Status::Leaving);
-        Ok(())
-    }
-
-    fn start_leave_streaming(&mut self, now: Instant) {
-        let moves = match self.view.movements(self.id) {
-            Ok(m) => m,
-            Err(e) => return self.fail_movement(format!("cannot plan the decommission: {e}")),
-        };
-        if let Some(m) = moves.iter().find(|m| !self.is_alive(m.gainer)) {
-            return self.fail_movement(format!(
-                "{} gains {} but is down; bring it back and run decommission again",
-                m.gainer, m.range
-            ));
-        }
-        if let Lifecycle::Leaving(l) = &mut self.lifecycle {
-            l.phase = JoinPhase::Streaming;
-            l.progress.ranges_total = moves.len();
-            l.progress.ranges_done = 0;
-            l.todo = moves.iter().map(|m| (m.range, m.gainer)).collect();
-        }
-        self.next_leave_range(now);
-    }
-
-    fn next_leave_range(&mut self, now: Instant) {
-        let session = self.next_session();
-        let Lifecycle::Leaving(l) = &mut self.lifecycle else { return };
-        match l.todo.pop_front() {
-            Some((range, gainer)) => {
-                l.current = Some((session, range, gainer));
-                self.out_streams.insert(
-                    (gainer, session),
-                    OutStream::new(gainer, session, range, StreamPurpose::Leave, now),
-                );
-                if let Some(t) = self.pump_out_streams(now) {
-                    self.schedule_lifecycle(t);
-                }
-            }
-            None => {
-                l.current = None;
-                l.phase = JoinPhase::Handoff;
-                self.hand_off_hints(now);
-                self.schedule_lifecycle(now + RETRY);
-            }
-        }
-    }
-
-    fn leave_range_done(&mut self, now: Instant, session: u64, sent: StreamCounters) {
-        let Lifecycle::Leaving(l) = &mut self.lifecycle else { return };
-        if l.current.is_some_and(|(s, _, _)| s == session) {
-            l.progress.ranges_done += 1;
-            l.progress.moved.keys += sent.keys;
-            l.progress.moved.bytes += sent.bytes;
-            self.next_leave_range(now);
-        }
-    }
-
-    /// Sends every stored hint to a live peer that keeps it for its target; LEFT when none
-    /// remain.
-    fn hand_off_hints(&mut self, now: Instant) {
-        let hints = match self.storage.hints() {
-            Ok(h) => h,
-            Err(e) => return self.fatal(e),
-        };
-        if hints.is_empty() {
-            // Reads switch to the gainers while this node still takes writes; LEFT once every
-            // coordinator has switched.
-            let tokens = self.own_tokens();
-            self.announce(Status::MidLeave, &tokens);
-            self.wait_for(now, Status::MidLeave);
-            return;
-        }
-        let peers: Vec<NodeId> = self
-            .view
-            .members
-            .iter()
-            .filter(|(n, m)| **n != self.id && m.status == Status::Normal && self.is_alive(**n))
-            .map(|(n, _)| *n)
-            .collect();
-        for (i, hint) in hints.into_iter().enumerate() {
-            // An unanswered hint (the hint or its ack lost, the peer gone) is sent again after
-            // a backoff, to the next peer: the receiver may store it twice, which replays the
-            // same version twice, harmlessly.
-            let attempts = match self.handoffs.get(&hint.id) {
-                Some(h) if now.saturating_duration_since(h.sent_at) < backoff(h.attempts) => {
-                    continue;
-                }
-                Some(h) => h.attempts + 1,
-                None => 0,
-            };
-            let candidates: Vec<NodeId> =
-                peers.iter().copied().filter(|p| *p != hint.target).collect();
-            if candidates.is_empty() {
-                continue;
-            }
-            let to = candidates[(i + attempts as usize) % candidates.len()];
-            self.handoffs.insert(hint.id, Handoff { sent_at: now, attempts });
-            self.send(to, Message::HandoffHint { hint });
-        }
-    }
-
-    pub(super) fn on_handoff_hint(
-        &mut self,
-        _now: Instant,
-        from: NodeId,
-        hint: Hint,
-    ) -> Result<(), StorageError> {
-        let sender_id = hint.id;
-        let id = self.hint_ids.next(&mut self.storage)?;
-        self.storage.put_hint(&Hint { id, ..hint })?;
-        self.send(from, Message::HandoffAck { id: sender_id });
-        Ok(())
-    }
-
-    pub(super) fn on_handoff_ack(&mut self, now: Instant, id: u64) -> Result<(), StorageError> {
-        if self.handoffs.remove(&id).is_some() {
-            self.storage.remove_hint(id)?;
-            if self.handoffs.is_empty()
-                && matches!(&self.lifecycle, Lifecycle::Leaving(l) if l.phase == JoinPhase::Handoff)
-            {
-                self.hand_off_hints(now);
-            }
-        }
-        Ok(())
-    }
-
-    fn complete_leave(&mut self) {
-        self.lifecycle = Lifecycle::Left;
-        self.persist_lifecycle(3);
-        self.trace(NodeTrace::Decommissioned);
-    }
-
-    pub(super) fn on_refused(&mut self, _now: Instant, from: NodeId, reason: String) {
-        if let Lifecycle::Joining(j) = &self.lifecycle
-            && matches!(j.phase, JoinPhase::Discovering { .. })
-            && reason.contains("cluster mismatch")
-        {
-            self.fail_movement(format!("seed {from} refused us: {reason}"));
-        }
-    }
-
-    // ---------------------------------------------------------------------------------------------
-    // Cleanup and repair
-    // ---------------------------------------------------------------------------------------------
-
-    /// Removes every key this node no longer replicates (ghost data left by a join). Returns
-    /// the keys and bytes removed.
-    pub fn cleanup(&mut self, _now: Instant) -> Result<StreamCounters, AdminError> {
-        if self.stopped {
-            return Err(AdminError::Stopped);
-        }
-        if self.lifecycle != Lifecycle::Normal {
-            return Err(AdminError::NotNormal(self.lifecycle.describe()));
-        }
-        // Cassandra's "Node is involved in cluster membership changes. Not safe to run cleanup":
-        // a range this node is streaming out, or still written as the loser, is not ghost yet.
-        if let Some((node, status)) = self.view.movement_in_progress() {
-            return Err(AdminError::CleanupDuringMovement { node, status });
-        }
-        if let Some((to, _)) = self.out_streams.keys().next() {
-            return Err(AdminError::CleanupDuringMovement {
-                node: *to,
-                status: self.view.status(*to).unwrap_or(Status::Boot),
-            });
-        }
-        let Some(topology) = self.topology.clone() else {
-            return Err(AdminError::NotNormal(self.lifecycle.describe()));
-        };
-        let whole = TokenRange { start: 0, end: 0 };
-        let mut removed = StreamCounters::default();
-        let mut after: Option<(Token, Vec<u8>)> = None;
-        loop {
-            let page = match self.storage.scan(
-                whole,
-                after.as_ref().map(|(t, k)| (*t, k.as_slice())),
-                256,
-            ) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.fatal(e);
-                    return Err(AdminError::Stopped);
-                }
-            };
-            let full = page.len() == 256;
-            for e in page {
-                after = Some((e.token, e.key.clone()));
-                let keeps = topology.ring().replicas(e.token).contains(&self.id)
-                    || topology
-                        .pending()
-                        .iter()
-                        .any(|p| p.node == self.id && p.range.contains(e.token));
-                if !keeps {
-                    removed.keys += 1;
-                    removed.bytes += entry_bytes(&e);
-                    if let Err(err) = self.storage.put(e.token, &e.key, Siblings::new()) {
-                        self.fatal(err);
-                        return Err(AdminError::Stopped);
-                    }
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        self.trace(NodeTrace::Cleanup { keys: removed.keys, bytes: removed.bytes });
-        Ok(removed)
-    }
-
-    /// Starts a Merkle-tree repair of every range this node replicates against each other live
-    /// replica. Differing leaves are streamed both ways; [`NodeTrace::RepairCompared`] reports
-    /// each comparison.
-    pub fn repair(&mut self, now: Instant) -> Result<usize, AdminError> {
-        if self.stopped {
-            return Err(AdminError::Stopped);
-        }
-        if !matches!(self.lifecycle, Lifecycle::Normal) {
-            return Err(AdminError::NotNormal(self.lifecycle.describe()));
-        }
-        let Some(topology) = self.topology.clone() else {
-            return Err(AdminError::NotNormal(self.lifecycle.describe()));
-        };
-        let mut started = 0;
-        let ranges: Vec<(TokenRange, Vec<NodeId>)> = topology
-            .ring()
-            .ranges()
-            .filter(|(_, replicas)| replicas.contains(&self.id))
-            .map(|(r, replicas)| (r, replicas.to_vec()))
-            .collect();
-        for (range, replicas) in ranges {
-            let keys = match merkle::count_keys(&self.storage, range) {
-                Ok(k) => k,
-                Err(e) => {
-                    self.fatal(e);
-                    return Err(AdminError::Stopped);
-                }
-            };
-            let depth = merkle::depth_for(keys);
-            let tree = match MerkleTree::from_storage(&self.storage, range, depth) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.fatal(e);
-                    return Err(AdminError::Stopped);
-                }
-            };
-            for peer in replicas {
-                if peer == self.id || !self.is_alive(peer) {
-                    continue;
-                }
-                let session = self.next_session();
-                let request = MerkleRequest { session, range, depth, epoch: topology.max_epoch() };
-                self.repairs.insert(
-                    session,
-                    RepairTask {
-                        request: request.clone(),
-                        tree: tree.clone(),
-                        peer,
-                        sent_at: now,
-                        attempts: 0,
-                    },
-                );
-                self.send(peer, Message::MerkleRequest(request));
-                started += 1;
-            }
-        }
-        if started > 0 {
-            self.repair_run.get_or_insert_with(RepairRun::default);
-            self.timers.insert((now + RETRY, Timer::Repair));
-        }
-        Ok(started)
-    }
-
-    /// The repair run in progress (what it did so far), if any.
-    pub fn repair_in_progress(&self) -> Option<super::RepairReport> {
-        self.repair_run.as_ref().map(|r| r.report)
-    }
-
-    /// What the last completed repair run did.
-    pub fn last_repair(&self) -> Option<super::RepairReport> {
-        self.last_repair
-    }
-
-    /// Every RETRY while a run is in progress: comparisons and pulls not answered are asked
-    /// again with backoff (given up after CHUNK_ATTEMPTS), then the run completes if nothing
-    /// is left.
-    pub(super) fn on_repair_tick(&mut self, now: Instant) {
-        if self.repair_run.is_none() {
-            return;
-        }
-        let due: Vec<u64> = self
-            .repairs
-            .iter()
-            .filter(|(_, t)| now.saturating_duration_since(t.sent_at) >= backoff(t.attempts))
-            .map(|(s, _)| *s)
-            .collect();
-        for session in due {
-            self.retry_merkle(now, session);
-        }
-        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
-        let mut resend = Vec::new();
-        if let Some(run) = &mut self.repair_run {
-            let mut gone = Vec::new();
-            for (session, (peer, range, at, attempts, accepted)) in &mut run.pulls {
-                if *accepted || now.saturating_duration_since(*at) < backoff(*attempts) {
-                    continue;
-                }
-                if *attempts >= CHUNK_ATTEMPTS {
-                    gone.push(*session);
-                    continue;
-                }
-                *attempts += 1;
-                *at = now;
-                resend.push((*peer, *session, *range));
-            }
-            for s in gone {
-                run.pulls.remove(&s);
-                run.report.unanswered += 1;
-            }
-        }
-        for (peer, session, range) in resend {
-            let purpose = StreamPurpose::Repair;
-            self.send(peer, Message::StreamRequest { session, epoch, range, purpose });
-        }
-        if !self.check_repair_done() {
-            self.timers.insert((now + RETRY, Timer::Repair));
-        }
-    }
-
-    /// Asks a comparison again (its request or the answer was lost, or it was planned under an
-    /// older epoch), or gives it up after CHUNK_ATTEMPTS.
-    pub(super) fn retry_merkle(&mut self, now: Instant, session: u64) {
-        let epoch = self.topology.as_ref().map_or(0, Topology::max_epoch);
-        let Some(task) = self.repairs.get_mut(&session) else { return };
-        if task.attempts >= CHUNK_ATTEMPTS {
-            self.repairs.remove(&session);
-            if let Some(run) = &mut self.repair_run {
-                run.report.unanswered += 1;
-            }
-            return;
-        }
-        task.attempts += 1;
-        task.sent_at = now;
-        task.request.epoch = epoch;
-        let (peer, request) = (task.peer, task.request.clone());
-        self.send(peer, Message::MerkleRequest(request));
-    }
-
-    /// Completes the run when no comparison and no stream of it is left; returns whether the
-    /// run is over.
-    fn check_repair_done(&mut self) -> bool {
-        let Some(run) = &self.repair_run else { return true };
-        if !self.repairs.is_empty() || !run.pulls.is_empty() || !run.pushes.is_empty() {
-            return false;
-        }
-        let report = run.report;
-        self.repair_run = None;
-        self.last_repair = Some(report);
-        self.trace(NodeTrace::RepairCompleted { report });
-        true
-    }
-
-    pub(super) fn on_merkle_response(
-        &mut self,
-        now: Instant,
-        from: NodeId,
-        response: MerkleResponse,
-    ) -> Result<(), StorageError> {
-        let Some(task) = self.repairs.remove(&response.session) else { return Ok(()) };
-        if let Some(run) = &mut self.repair_run {
-            run.report.compared += 1;
-        }
-        let range = response.range;
-        let Ok(theirs) = MerkleTree::from_response(&task.request, &response) else {
-            self.trace(NodeTrace::Refused { from, reason: "malformed Merkle response".into() });
-            return Ok(());
-        };
-        let differing = merkle::diff(&task.tree, &theirs);
-        self.trace(NodeTrace::RepairCompared {
-            peer: from,
-            range,
-            differing: differing.len() as u64,
-        });
-        for sub in differing {
-            // Push ours, pull theirs: both end with the join of the two.
-            let push = self.next_session();
-            self.out_streams
-                .insert((from, push), OutStream::new(from, push, sub, StreamPurpose::Repair, now));
-            let pull = self.next_session();
-            if let Some(run) = &mut self.repair_run {
-                run.report.differing += 1;
-                run.pushes.insert(push);
-                run.pulls.insert(pull, (from, sub, now, 0, false));
-            }
-            self.send(
-                from,
-                Message::StreamRequest {
-                    session: pull,
-                    epoch: self.topology.as_ref().map_or(0, Topology::max_epoch),
-                    range: sub,
-                    purpose: StreamPurpose::Repair,
-                },
-            );
-        }
-        if let Some(t) = self.pump_out_streams(now) {
-            self.schedule_lifecycle(t);
-        }
-        Ok(())
     }
 }

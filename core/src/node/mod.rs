@@ -1,6 +1,10 @@
 //! The `Node` facade: one replica and coordinator of the cluster, as a sans-IO state machine.
 
+mod join;
+mod leave;
 mod lifecycle;
+mod repair;
+mod transfer;
 
 pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, TopologyCache};
 
@@ -512,11 +516,11 @@ pub struct Node<S: Storage> {
     catching_up: bool,
     out_streams: BTreeMap<(NodeId, u64), OutStream>,
     next_session: u64,
-    repairs: BTreeMap<u64, lifecycle::RepairTask>,
+    repairs: BTreeMap<u64, repair::RepairTask>,
     /// The repair run in progress, if any, and the last one completed.
-    repair_run: Option<lifecycle::RepairRun>,
+    repair_run: Option<repair::RepairRun>,
     last_repair: Option<RepairReport>,
-    handoffs: BTreeMap<u64, lifecycle::Handoff>,
+    handoffs: BTreeMap<u64, leave::Handoff>,
     /// Slow gossip (a fault): membership changes learned by gossip are applied only then.
     view_delay: Option<Instant>,
     deferred_members: BTreeSet<NodeId>,
@@ -1496,7 +1500,7 @@ impl<S: Storage> Node<S> {
                 self.on_stream_request(now, from, session, epoch, range, purpose)
             }
             Message::StreamData { session, range, purpose, entries, last, seq } => {
-                let chunk = lifecycle::Chunk { session, range, purpose, entries, last, seq };
+                let chunk = transfer::Chunk { session, range, purpose, entries, last, seq };
                 self.on_stream_data(now, from, chunk)
             }
             Message::StreamAck { session, seq } => self.on_stream_ack(now, from, session, seq),

@@ -1607,12 +1607,12 @@ pub fn reference_trace_hash(seed: u64) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_long_pause_is_convicted_then_forgiven_and_the_paused_node_convicts_nobody() {
+    /// Three nodes A, B, C (RF 3, seed 5) and no clients.
+    fn three_quiet_nodes() -> Simulation {
         let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
         let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) * 1000, *n)), 3)
             .expect("ring");
-        let mut sim = Simulation::new(SimConfig {
+        Simulation::new(SimConfig {
             seed: 5,
             names: vec!["A".into(), "B".into(), "C".into()],
             ring,
@@ -1621,7 +1621,12 @@ mod tests {
             workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
             keep_trace: false,
             record_history: true,
-        });
+        })
+    }
+
+    #[test]
+    fn a_long_pause_is_convicted_then_forgiven_and_the_paused_node_convicts_nobody() {
+        let mut sim = three_quiet_nodes();
         let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
         sim.run_until(Instant::from_secs(20));
         sim.pause(b, Duration::from_secs(40)).unwrap();
@@ -1642,19 +1647,7 @@ mod tests {
 
     #[test]
     fn a_message_has_a_fate_once_it_left_the_network() {
-        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
-        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) * 1000, *n)), 3)
-            .expect("ring");
-        let mut sim = Simulation::new(SimConfig {
-            seed: 5,
-            names: vec!["A".into(), "B".into(), "C".into()],
-            ring,
-            node: NodeConfig::default(),
-            network: NetworkConfig::default(),
-            workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
-            keep_trace: false,
-            record_history: true,
-        });
+        let mut sim = three_quiet_nodes();
         let c = NodeId(2);
         while !sim.in_flight().any(|m| m.to == c) {
             assert!(sim.step());

@@ -121,6 +121,11 @@ pub struct WriteOp {
     pub mint_asked: BTreeSet<NodeId>,
     /// Mint requests sent to the current minting replica.
     pub mint_attempts: u32,
+    /// Replicas asked to mint and then replaced by another (silent or late): each may still
+    /// mint a version of this write. The write waits for them until its deadline, and a version
+    /// one of them minted late is replicated to the other targets ([`WriteOp::late_minted`]),
+    /// so it never stays on one replica.
+    pub abandoned: BTreeSet<NodeId>,
     /// What the fan-out sends: every version the minting replica held after minting.
     pub fanout: Option<std::sync::Arc<Siblings>>,
     /// The client's value and context, kept until a replica minted the version (a mint may be
@@ -160,6 +165,7 @@ impl WriteOp {
             replans: 0,
             mint_asked: BTreeSet::new(),
             mint_attempts: 0,
+            abandoned: BTreeSet::new(),
             fanout: None,
             pending_value: None,
             replied: false,
@@ -188,8 +194,11 @@ impl WriteOp {
     pub fn asking_mint(&mut self, minter: NodeId) {
         self.mint_attempts =
             if self.awaiting_mint == Some(minter) { self.mint_attempts + 1 } else { 1 };
-        if let Some(previous) = self.awaiting_mint.replace(minter) {
+        if let Some(previous) = self.awaiting_mint.replace(minter)
+            && previous != minter
+        {
             self.outstanding.remove(&previous);
+            self.abandoned.insert(previous);
         }
         self.mint_asked.insert(minter);
         self.outstanding.insert(minter);
@@ -197,7 +206,7 @@ impl WriteOp {
 
     /// A replica asked to mint answered with the version and every version it holds for the key
     /// (what is fanned out). Returns false when the answer is not wanted (already known, or
-    /// from a replica never asked).
+    /// from a replica never asked): see [`WriteOp::late_minted`] for those.
     pub fn minted(
         &mut self,
         from: NodeId,
@@ -207,9 +216,14 @@ impl WriteOp {
         if self.version.is_some() || !self.mint_asked.contains(&from) {
             return false;
         }
-        if let Some(minter) = self.awaiting_mint.take() {
+        if let Some(minter) = self.awaiting_mint.take()
+            && minter != from
+        {
+            // An abandoned replica answered first: the one asked after it may mint too.
             self.outstanding.remove(&minter);
+            self.abandoned.insert(minter);
         }
+        self.abandoned.remove(&from);
         self.outstanding.remove(&from);
         if self.targets.contains(&from) {
             self.acks.insert(from);
@@ -220,9 +234,22 @@ impl WriteOp {
         true
     }
 
+    /// A replica this write had moved on from minted a version all the same (its Mint arrived
+    /// late, or its MintAck did). Returns whether it was such a replica: the caller replicates
+    /// the version to [`WriteOp::late_targets`], since no client will read-repair it for sure.
+    pub fn late_minted(&mut self, from: NodeId) -> bool {
+        self.abandoned.remove(&from)
+    }
+
+    /// The targets a version minted late by `minter` is sent to: every target but the minter.
+    pub fn late_targets(&self, minter: NodeId) -> Vec<NodeId> {
+        self.targets.iter().copied().filter(|t| *t != minter).collect()
+    }
+
     /// A replica refused to mint: it is no longer awaited, and when the refusal was only a
     /// stale plan (`stale`) it may be asked again on the epoch just learned (`epoch`).
     pub fn mint_refused(&mut self, from: NodeId, stale: bool, epoch: Option<u64>) {
+        self.abandoned.remove(&from);
         if self.awaiting_mint == Some(from) {
             self.awaiting_mint = None;
             self.outstanding.remove(&from);
@@ -306,7 +333,10 @@ impl WriteOp {
                 self.replied = true;
             }
         }
-        let done = self.expired || (self.awaiting_mint.is_none() && self.outstanding.is_empty());
+        let done = self.expired
+            || (self.awaiting_mint.is_none()
+                && self.outstanding.is_empty()
+                && self.abandoned.is_empty());
         match (done && self.replied, reply) {
             (true, reply) => WriteProgress::Done(reply),
             (false, Some(r)) => WriteProgress::Reply(r),

@@ -381,6 +381,43 @@ fn a_lost_mint_ack_is_retried_and_answered_with_the_same_version() {
     assert_eq!(stored.map(|s| s.0.len()), Some(1), "one version for one write");
 }
 
+/// Soak seed 47911 (`staged`): a coordinator whose Mints to the first replica were held fell
+/// back to the next replica; the held Mints then arrived, the first replica minted a second
+/// version of the write, and its late MintAck was ignored. That version stayed on one replica
+/// only, so the replicas never converged without a repair. The coordinator now replicates a
+/// version minted for a write it had moved on from, as read repair would.
+#[test]
+fn a_version_minted_after_the_fallback_reaches_every_replica() {
+    let ring = quarter_ring();
+    let view = ClusterView::from_ring(&ring);
+    let config = base_config(ConflictMode::VectorClock);
+    let mut net = Net::new(&view, &config);
+    net.run_until(Instant::from_secs(5));
+    let key = key_not_replicated_by(&ring, A);
+    let token = token_for(key.as_bytes());
+    let replicas = ring.replicas(token);
+    let first = replicas[0];
+    // Every Mint to the first replica is held past the fallback.
+    net.hold = Some(Box::new(move |from, t| {
+        from == A && t.to == first && matches!(t.message, Message::Mint { .. })
+    }));
+    let write = net.put(A, &key, "v", ConsistencyLevel::Quorum);
+    let outcome = net.outcome(write);
+    assert!(matches!(outcome, Ok(Reply::Written { .. })), "{outcome:?}");
+    assert!(!net.held.is_empty(), "the Mints to {first} were held");
+    net.release();
+    net.run_until(net.now + Duration::from_millis(100));
+    let states: Vec<_> = replicas
+        .iter()
+        .map(|r| net.node(*r).storage().get(token, key.as_bytes()).unwrap().unwrap_or_default())
+        .collect();
+    assert_eq!(states[0].0.len(), 2, "the held Mint made a second version: {states:?}");
+    assert!(
+        states.iter().all(|s| *s == states[0]),
+        "replicas diverge without a read or a repair: {states:?}"
+    );
+}
+
 /// Issue: no fallback for `Mint`. A replica that is not a serving natural replica of the key
 /// (here: restarted, still catching up on the topology) refuses to mint, and the coordinator
 /// asks the next live replica at once.

@@ -1545,13 +1545,25 @@ impl<S: Storage> Node<S> {
             }
             Message::MintAck { op, version, siblings } => {
                 let request = RequestId(op);
-                if let Some(w) = self.writes.get_mut(&request)
-                    && w.minted(from, version, siblings)
-                {
+                let Some(w) = self.writes.get_mut(&request) else { return };
+                let mut stored = Ok(());
+                if w.minted(from, version, siblings.clone()) {
                     self.fan_out(now, request);
-                    self.progress_write(request);
+                } else if w.late_minted(from) {
+                    // A second version of this write, minted by a replica the write had moved
+                    // on from: replicated like a read repair so the replicas converge.
+                    let (token, key) = (w.token, w.key.clone());
+                    for target in w.late_targets(from) {
+                        let value = (*siblings).clone();
+                        if target == self.id {
+                            stored = stored.and(self.merge_local(token, &key, &value).map(|_| ()));
+                        } else {
+                            self.send(target, Message::Repair { token, key: key.clone(), value });
+                        }
+                    }
                 }
-                Ok(())
+                self.progress_write(request);
+                stored
             }
             Message::Mutation { op, epoch, token, key, value } => {
                 if op != 0 && self.fence(from, Rejectable::Mutation(op), epoch, Some(token)) {

@@ -1523,12 +1523,13 @@ impl Simulation {
         out
     }
 
-    /// Reads every key at ALL from a running node so read repair brings replicas together.
-    /// Returns the invoke indices.
+    /// Reads every key at ALL from a running member (a node that is `Normal` in its own eyes: a
+    /// node that left, or never joined, refuses client requests) so read repair brings replicas
+    /// together. Returns the invoke indices.
     pub fn repair_reads(&mut self) -> Vec<u64> {
-        let Some(coordinator) =
-            (0..self.nodes.len()).map(|i| NodeId(i as u32)).find(|n| self.is_up(*n))
-        else {
+        let Some(coordinator) = (0..self.nodes.len()).map(|i| NodeId(i as u32)).find(|n| {
+            self.node(*n).is_some_and(|node| *node.lifecycle() == crate::node::Lifecycle::Normal)
+        }) else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -1722,6 +1723,40 @@ mod tests {
             keep_trace: false,
             record_history: true,
         })
+    }
+
+    /// The final phase's repair reads go through a member: soak seed 47911 decommissioned A,
+    /// the reads were all sent through A, which had left and refused them, and the replicas a
+    /// read would have repaired were reported divergent.
+    #[test]
+    fn repair_reads_go_through_a_member_after_the_first_node_left() {
+        let ids: Vec<NodeId> = (0..4).map(NodeId).collect();
+        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) << 62, *n)), 3)
+            .expect("ring");
+        let mut sim = Simulation::new(SimConfig {
+            seed: 3,
+            names: vec!["A".into(), "B".into(), "C".into(), "D".into()],
+            ring,
+            node: NodeConfig::default(),
+            network: NetworkConfig::default(),
+            workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
+            keep_trace: false,
+            record_history: true,
+        });
+        sim.run_until(Instant::from_secs(5));
+        let b = NodeId(1);
+        let w = sim.client_op(b, OpFunction::Write, "k", Some("v"), ConsistencyLevel::All, None);
+        w.unwrap();
+        sim.decommission(NodeId(0)).unwrap();
+        sim.run_until(Instant::from_secs(120));
+        assert!(sim.stats().decommissioned.contains_key(&NodeId(0)), "A left");
+        let reads = sim.repair_reads();
+        sim.run_until(Instant::from_secs(125));
+        assert!(!reads.is_empty(), "no repair read was sent");
+        for r in reads {
+            let done = sim.completion(r).expect("the repair read completed");
+            assert!(matches!(done.result, Some(Ok(Reply::Read { .. }))), "{done:?}");
+        }
     }
 
     #[test]

@@ -958,7 +958,7 @@ fn explain_fate(fate: &Fate, m: &MessageView, from: &str, to: &str) -> String {
             let why = match reason {
                 DropReason::Loss => "lost by the network",
                 DropReason::Partition => "cut off by a partition",
-                DropReason::NodeDown => "its receiver was down",
+                DropReason::NodeDown => "its receiver was down, or crashed after it was sent",
             };
             if m.epoch.is_some() {
                 format!(" It was dropped ({why}): {to} never decided on it.")

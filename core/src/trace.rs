@@ -20,7 +20,8 @@ pub enum DropReason {
     Loss,
     /// A partition separates sender and receiver.
     Partition,
-    /// The receiver is not running.
+    /// The receiver is not running, or crashed after the message was sent (a message dies with
+    /// the process it was sent to, as on its TCP connection, even if a new one has started).
     NodeDown,
 }
 

@@ -80,6 +80,9 @@ pub struct InFlight {
     pub deliver_at: Instant,
     /// Lost by the network (decided at send, applied at delivery time).
     pub lost: bool,
+    /// The receiver's incarnation when it was sent: a message to a process that crashed since
+    /// is dropped, not handed to the process restarted in its place.
+    pub incarnation: u64,
 }
 
 /// What became of a message once it left the network ([`Simulation::fate`]).
@@ -128,6 +131,8 @@ struct SimNode {
     wake: Option<Instant>,
     /// A process pause (GC, VM stall): nothing is processed before this time.
     paused_until: Option<Instant>,
+    /// Crashes so far: messages carry their receiver's, and die with the process they were for.
+    incarnation: u64,
     /// The node's own configuration when it differs from the cluster's (kept across restarts).
     config: Option<Box<NodeConfig>>,
 }
@@ -362,6 +367,7 @@ impl Simulation {
                 parked: None,
                 wake: None,
                 paused_until: None,
+                incarnation: 0,
                 config: None,
             });
         }
@@ -573,7 +579,7 @@ impl Simulation {
             Some(DropReason::Loss)
         } else if !self.network.connected(m.from, m.to) {
             Some(DropReason::Partition)
-        } else if !self.is_up(m.to) {
+        } else if !self.is_up(m.to) || self.nodes[m.to.0 as usize].incarnation != m.incarnation {
             Some(DropReason::NodeDown)
         } else {
             None
@@ -640,6 +646,7 @@ impl Simulation {
             sent_at: self.now,
             deliver_at,
             lost,
+            incarnation: self.nodes.get(t.to.0 as usize).map_or(0, |n| n.incarnation),
         }));
         self.schedule(deliver_at, Item::Deliver(id));
     }
@@ -1179,6 +1186,7 @@ impl Simulation {
             parked: None,
             wake: None,
             paused_until: None,
+            incarnation: 0,
             config: own,
         });
         self.trace.record(self.now, TraceEvent::Restart { node: id, generation: 1 });
@@ -1306,6 +1314,7 @@ impl Simulation {
         slot.parked = Some(storage);
         slot.wake = None;
         slot.paused_until = None;
+        slot.incarnation += 1;
         self.trace.record(self.now, TraceEvent::Crash { node: id });
         // Clients waiting on this coordinator learn nothing more: indeterminate.
         let lost: Vec<(NodeId, RequestId)> =
@@ -1663,6 +1672,29 @@ mod tests {
         if let Some(other) = other {
             assert_eq!(sim.fate(other), Some(Fate::Delivered));
         }
+    }
+
+    /// Soak seed 7407 (`pending-ranges`): messages that reached a paused node waited for the
+    /// pause to end; the node crashed and restarted meanwhile, and the new process was handed
+    /// gossip answering its previous incarnation's digests (a heartbeat without the status it
+    /// had then known), so it never learned the joiner was NORMAL. A message sent to a process
+    /// dies with it, as on a TCP connection.
+    #[test]
+    fn a_message_to_a_process_that_crashed_is_not_delivered_to_its_successor() {
+        let mut sim = three_quiet_nodes();
+        let c = NodeId(2);
+        sim.run_until(Instant::from_secs(5));
+        sim.pause(c, Duration::from_secs(5)).unwrap();
+        while !sim.in_flight().any(|m| m.to == c) {
+            assert!(sim.step());
+        }
+        let to_c = sim.in_flight().find(|m| m.to == c).map(|m| m.id).unwrap();
+        sim.run_until(sim.now() + Duration::from_secs(1));
+        assert_eq!(sim.fate(to_c), None, "waiting for the pause to end");
+        sim.crash(c).unwrap();
+        sim.restart(c).unwrap();
+        sim.run_until(Instant::from_secs(12));
+        assert_eq!(sim.fate(to_c), Some(Fate::Dropped(DropReason::NodeDown)));
     }
 
     #[test]

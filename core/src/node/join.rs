@@ -289,13 +289,21 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// The session of the join stream under way, if any.
+    pub(super) fn join_stream_session(&self) -> Option<u64> {
+        match &self.lifecycle {
+            Lifecycle::Joining(j) => j.current.map(|(session, ..)| session),
+            _ => None,
+        }
+    }
+
     /// A join stream that made no progress: a request not accepted yet is asked again with
     /// backoff (the request, or its acceptance, was lost); an accepted one only after
     /// STREAM_STALL, since the source re-sends lost chunks itself and may be throttled.
     pub(super) fn check_stalled_join_stream(&mut self, now: Instant) {
         let Lifecycle::Joining(j) = &self.lifecycle else { return };
         let Some((session, ..)) = j.current else { return };
-        let wait = if self.stream_accepted.contains(&session) {
+        let wait = if self.stream_accepted == Some(session) {
             STREAM_STALL
         } else {
             backoff(self.stream_request_attempts)

@@ -561,9 +561,11 @@ pub struct Node<S: Storage> {
     /// Per incoming stream session, the last chunk applied: a chunk sent again is acknowledged
     /// without being counted twice.
     stream_seen: BTreeMap<(NodeId, u64), u64>,
-    /// Join stream sessions whose source accepted the request (or sent data): until then a
-    /// lost request is asked again with backoff; `stream_request_attempts` counts the asks.
-    stream_accepted: BTreeSet<u64>,
+    /// The join stream session whose source accepted the request (or sent data), if the
+    /// current one: until then a lost request is asked again with backoff;
+    /// `stream_request_attempts` counts the asks. One session, not a set: the streams this node
+    /// serves or receives for others never need it, so nothing accumulates.
+    stream_accepted: Option<u64>,
     stream_request_attempts: u32,
     hints_in_flight: BTreeMap<u64, (Instant, NodeId)>,
     transmits: VecDeque<Transmit>,
@@ -689,7 +691,7 @@ impl<S: Storage> Node<S> {
             pending_barrier_acks: Vec::new(),
             lock_granted: BTreeMap::new(),
             stream_seen: BTreeMap::new(),
-            stream_accepted: BTreeSet::new(),
+            stream_accepted: None,
             stream_request_attempts: 0,
             minted: BTreeMap::new(),
             hints_in_flight: BTreeMap::new(),

@@ -133,8 +133,10 @@ impl<S: Storage> Node<S> {
     ) -> Result<(), StorageError> {
         if seq == 0 {
             // A source accepted this node's request (a join stream, or a repair pull).
-            self.stream_accepted.insert(session);
-            self.stream_request_attempts = 0;
+            if self.join_stream_session() == Some(session) {
+                self.stream_accepted = Some(session);
+                self.stream_request_attempts = 0;
+            }
             if let Some((_, _, _, _, accepted)) =
                 self.repair_run.as_mut().and_then(|r| r.pulls.get_mut(&session))
             {
@@ -186,7 +188,9 @@ impl<S: Storage> Node<S> {
                 self.stream_seen.remove(&(from, session));
             }
         }
-        self.stream_accepted.insert(session);
+        if self.join_stream_session() == Some(session) {
+            self.stream_accepted = Some(session);
+        }
         let mut chunk = StreamCounters::default();
         let mut changed = 0;
         for e in &entries {

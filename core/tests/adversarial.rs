@@ -234,6 +234,15 @@ fn base_config(mode: ConflictMode) -> NodeConfig {
     }
 }
 
+/// The quarter ring's four nodes started with `config` and settled (gossip converged, every
+/// peer heard from) at 5 s.
+fn settled(config: NodeConfig) -> (Ring, Net) {
+    let ring = quarter_ring();
+    let mut net = Net::new(&ClusterView::from_ring(&ring), &config);
+    net.run_until(Instant::from_secs(5));
+    (ring, net)
+}
+
 /// Finds the replica losing `token` when a node takes `token` itself, and a replica that stays.
 fn loser_and_stayer(ring: &Ring, token: u64) -> (NodeId, NodeId) {
     let old = ring.replicas(token).to_vec();
@@ -337,11 +346,7 @@ fn key_not_replicated_by(ring: &Ring, not: NodeId) -> String {
 /// convicted timed out: the coordinator asked only that replica to mint the version.
 #[test]
 fn a_mint_falls_back_to_the_next_replica() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
-    let config = base_config(ConflictMode::VectorClock);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(base_config(ConflictMode::VectorClock));
     // The coordinator is not a replica of the key, so a replica mints.
     let key = key_not_replicated_by(&ring, A);
     let first = ring.replicas(token_for(key.as_bytes()))[0];
@@ -358,11 +363,7 @@ fn a_mint_falls_back_to_the_next_replica() {
 /// per write, not two).
 #[test]
 fn a_lost_mint_ack_is_retried_and_answered_with_the_same_version() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
-    let config = base_config(ConflictMode::VectorClock);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(base_config(ConflictMode::VectorClock));
     // The coordinator is not a replica of the key, so a replica mints.
     let key = key_not_replicated_by(&ring, A);
     let first = ring.replicas(token_for(key.as_bytes()))[0];
@@ -388,11 +389,7 @@ fn a_lost_mint_ack_is_retried_and_answered_with_the_same_version() {
 /// version minted for a write it had moved on from, as read repair would.
 #[test]
 fn a_version_minted_after_the_fallback_reaches_every_replica() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
-    let config = base_config(ConflictMode::VectorClock);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(base_config(ConflictMode::VectorClock));
     let key = key_not_replicated_by(&ring, A);
     let token = token_for(key.as_bytes());
     let replicas = ring.replicas(token);
@@ -423,11 +420,7 @@ fn a_version_minted_after_the_fallback_reaches_every_replica() {
 /// asks the next live replica at once.
 #[test]
 fn a_mint_refused_by_a_replica_falls_back_to_the_next() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
-    let config = base_config(ConflictMode::VectorClock);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(base_config(ConflictMode::VectorClock));
     let key = key_not_replicated_by(&ring, A);
     let first = ring.replicas(token_for(key.as_bytes()))[0];
     // `first` restarts and cannot catch up: its view requests are lost for now.
@@ -591,11 +584,8 @@ fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
 /// view says about every member (at generation 0, as Cassandra's saved endpoints).
 #[test]
 fn a_joiner_never_takes_a_restarted_seeds_partial_view_for_the_ring() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
     let config = base_config(ConflictMode::Lww);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(config.clone());
     // A key A replicates; it is written while A is down (A misses it).
     let key = (0..)
         .map(|i| format!("k{i}"))
@@ -642,12 +632,9 @@ fn a_joiner_never_takes_a_restarted_seeds_partial_view_for_the_ring() {
 /// hint hand-over. The leaver now re-sends an unanswered hint with backoff, to the next peer.
 #[test]
 fn a_lost_handoff_ack_does_not_hang_a_decommission() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
     let mut config = base_config(ConflictMode::Lww);
     config.write_timeout = Duration::from_secs(2);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(config);
     // A keeps a hint for B: its mutations and hint replays to B are held.
     let key = (0..)
         .map(|i| format!("k{i}"))
@@ -693,12 +680,9 @@ fn a_lost_handoff_ack_does_not_hang_a_decommission() {
 /// the joiner had not received yet. Cleanup is refused while a movement is in progress.
 #[test]
 fn cleanup_is_refused_while_ranges_move() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
     let mut config = base_config(ConflictMode::Lww);
     config.stream_throughput = Some(200);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(config.clone());
     for i in 0..40 {
         let w = net.put(A, &format!("key{i}"), "some value", ConsistencyLevel::All);
         assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })));
@@ -730,11 +714,8 @@ fn cleanup_is_refused_while_ranges_move() {
 /// an unacknowledged chunk again with backoff.
 #[test]
 fn a_lost_stream_request_and_chunk_are_sent_again_quickly() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
     let config = base_config(ConflictMode::Lww);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (_, mut net) = settled(config.clone());
     for i in 0..20 {
         let w = net.put(A, &format!("key{i}"), "some value", ConsistencyLevel::All);
         assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })));
@@ -771,11 +752,7 @@ fn a_lost_stream_request_and_chunk_are_sent_again_quickly() {
 /// when it is complete, with its over-streaming.
 #[test]
 fn a_repair_retries_what_was_lost_and_reports_completion() {
-    let ring = quarter_ring();
-    let view = ClusterView::from_ring(&ring);
-    let config = base_config(ConflictMode::Lww);
-    let mut net = Net::new(&view, &config);
-    net.run_until(Instant::from_secs(5));
+    let (ring, mut net) = settled(base_config(ConflictMode::Lww));
     // B misses every write: its mutations and hints are dropped.
     net.hold = Some(Box::new(|_, t| {
         t.to == B && matches!(t.message, Message::Mutation { .. } | Message::Hint { .. })

@@ -844,7 +844,14 @@ pub fn explain_message(m: &MessageView, names: &[String]) -> String {
         ),
         "Barrier" | "BarrierAck" => format!(
             "A topology barrier of the staged join: {from} pushes its new state to {to} and \
-             waits until every live node has acknowledged it before moving to the next phase."
+             waits until every live node, and a majority of the ranges' owners, has \
+             acknowledged it before moving to the next phase. The first barrier of a join or a \
+             decommission also takes the range lock: one movement per range at a time."
+        ),
+        "BarrierRefused" => format!(
+            "{from} refuses {to}'s barrier: another join or decommission over an overlapping \
+             range holds the range lock. Of two movements that ask at once the older one goes \
+             on and the other gives way (a joiner withdraws and may join again later)."
         ),
         "ViewRequest" | "ViewReply" => format!(
             "{from} asks for (or sends) the whole cluster view: a joiner or a restarted node \
@@ -895,7 +902,9 @@ pub fn explain_message(m: &MessageView, names: &[String]) -> String {
         ),
         "Repair" => format!(
             "Read repair: coordinator {from} noticed that replica {to} was missing a version \
-             during a read and sends it the merged value{key}."
+             during a read and sends it the merged value{key}. A coordinator also sends one \
+             when a replica it had given up on minted a version of its write after all, so \
+             that version does not stay on one replica."
         ),
         "Hint" => format!(
             "Hinted handoff: {from} stored this write while {to} was unreachable and replays it \
@@ -1060,6 +1069,60 @@ mod tests {
     use super::*;
     use crate::scenario::{parse, prepare};
     use std::collections::BTreeMap;
+
+    /// Every message the engine sends has its own explanation, not the generic fallback.
+    #[test]
+    fn every_message_kind_is_explained() {
+        let names = ["A".to_string(), "B".to_string()];
+        for name in [
+            "Gossip",
+            "Echo",
+            "EchoReply",
+            "Barrier",
+            "BarrierAck",
+            "BarrierRefused",
+            "ViewRequest",
+            "ViewReply",
+            "StreamRequest",
+            "StreamData",
+            "StreamAck",
+            "HandoffHint",
+            "HandoffAck",
+            "MerkleRequest",
+            "MerkleResponse",
+            "Refused",
+            "Rejected",
+            "Mint",
+            "MintAck",
+            "Mutation",
+            "MutationAck",
+            "Read",
+            "ReadReply",
+            "Repair",
+            "Hint",
+            "HintAck",
+        ] {
+            let m = MessageView {
+                id: 1,
+                from: NodeId(0),
+                to: NodeId(1),
+                kind: MessageKind::Topology,
+                name,
+                key: None,
+                op: None,
+                sent_at: Instant::ZERO,
+                deliver_at: Instant::ZERO,
+                progress: 0.0,
+                dropped: None,
+                epoch: None,
+                receiver_fences: false,
+                rejection: None,
+                fate: None,
+            };
+            let text = explain_message(&m, &names);
+            assert_ne!(text, format!("{name} from A to B."), "{name} is not explained");
+        }
+    }
 
     const SCENARIO: &str = r#"
 name = "explore-test"

@@ -17,7 +17,8 @@ use ringside_core::gossip::{StateKey, Status};
 use ringside_core::id::{NodeId, RequestId};
 use ringside_core::message::{Message, Transmit};
 use ringside_core::node::{
-    Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, NodeTrace, Reply, RequestError,
+    AdminError, Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, NodeTrace,
+    RepairReport, Reply, RequestError,
 };
 use ringside_core::storage::Storage;
 use ringside_core::time::Instant;
@@ -50,8 +51,21 @@ pub enum ClientError {
     ShuttingDown,
 }
 
-/// The outcome of an operator command; the error text says what to do.
-pub type AdminResult = Result<AdminOutcome, String>;
+/// The outcome of an operator command.
+pub type AdminResult = Result<AdminOutcome, AdminFailure>;
+
+/// Why an operator command failed; the text says what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdminFailure {
+    /// The engine refused the command.
+    #[error(transparent)]
+    Refused(#[from] AdminError),
+    /// A join or decommission the engine accepted stopped before the cluster admitted it: its
+    /// range lock was refused, a streaming source was down, the operator aborted it. The
+    /// engine's reason.
+    #[error("{0}")]
+    Stopped(String),
+}
 
 /// An operator command.
 #[derive(Debug, Clone)]
@@ -60,6 +74,8 @@ pub enum AdminCommand {
     Join(JoinRequest),
     /// Decommission (or resume one).
     Decommission,
+    /// Abort this node's join or decommission.
+    Abort,
     /// Merkle repair.
     Repair,
     /// Cleanup.
@@ -69,10 +85,15 @@ pub enum AdminCommand {
 /// What an operator command did.
 #[derive(Debug, Clone)]
 pub enum AdminOutcome {
-    /// Started; a message for the operator.
+    /// Started (or, for an abort, done); a message for the operator.
     Started(String),
-    /// Repair comparisons started.
-    Repair(usize),
+    /// Repair comparisons started, and the run they belong to (0 when none started).
+    Repair {
+        /// Comparisons started.
+        started: usize,
+        /// The run.
+        run: u64,
+    },
     /// Cleanup removed keys and bytes.
     Cleanup {
         /// Keys removed.
@@ -172,6 +193,33 @@ pub struct Driver {
     fatal: Option<String>,
     /// Keys and bytes of the last finished movement (the lifecycle forgets them at NORMAL/LEFT).
     finished: Option<(u64, u64)>,
+    /// A join or decommission waiting for the cluster to admit it before it is answered.
+    admission: Option<Admission>,
+    /// The reason of the last `JoinFailed`/`DecommissionFailed` trace (a leaver that gave way
+    /// is NORMAL again, and only the trace says why).
+    movement_failure: Option<String>,
+    /// Repair runs started since the node started; the run in progress and the last completed.
+    repair_runs: u64,
+    repair: Option<RepairRun>,
+    last_repair: Option<(RepairRun, RepairReport, u64)>,
+}
+
+/// A join or decommission the engine accepted, whose answer waits until the cluster admitted
+/// it: under `staged` until its first barrier took the range lock, otherwise until it announced.
+/// Until then it may still be refused (another movement holds a range it would change), fail (a
+/// streaming source down) or be aborted, and the operator gets that reason instead.
+struct Admission {
+    join: bool,
+    resume: bool,
+    reply: oneshot::Sender<AdminResult>,
+}
+
+/// A repair run as the driver saw it start: which one, how many comparisons, since when.
+#[derive(Clone, Copy, Debug)]
+struct RepairRun {
+    run: u64,
+    comparisons: u64,
+    started_micros: u64,
 }
 
 /// Creates the channel the driver reads from.
@@ -205,6 +253,11 @@ impl Driver {
             held_admin: Vec::new(),
             fatal: None,
             finished: None,
+            admission: None,
+            movement_failure: None,
+            repair_runs: 0,
+            repair: None,
+            last_repair: None,
         }
     }
 
@@ -251,6 +304,7 @@ impl Driver {
                 self.housekeeping(now);
             }
             self.metrics.synced_inputs.add(inputs);
+            self.check_admission();
             self.commit();
             if let Some(reason) = self.fatal.take() {
                 return Err(reason);
@@ -291,10 +345,7 @@ impl Driver {
                     let _ = reply.send(Err(e.into()));
                 }
             },
-            Input::Admin { command, reply } => {
-                let outcome = self.admin(now, command);
-                self.held_admin.push((reply, outcome));
-            }
+            Input::Admin { command, reply } => self.admin(now, command, reply),
             Input::Status(reply) => {
                 let _ = reply.send(self.status(now));
             }
@@ -317,27 +368,124 @@ impl Driver {
         }
     }
 
-    fn admin(&mut self, now: Instant, command: AdminCommand) -> AdminResult {
+    fn admin(&mut self, now: Instant, command: AdminCommand, reply: oneshot::Sender<AdminResult>) {
         let result = match command {
             AdminCommand::Join(request) => {
                 let resume = request.resume;
-                self.node.join(now, request).map(|()| {
-                    AdminOutcome::Started(
-                        if resume { "join resumed" } else { "join started" }.into(),
-                    )
+                match self.node.join(now, request) {
+                    Ok(()) => return self.await_admission(true, resume, reply),
+                    Err(e) => Err(e),
+                }
+            }
+            AdminCommand::Decommission => match self.node.decommission(now) {
+                Ok(()) => return self.await_admission(false, false, reply),
+                Err(e) => Err(e),
+            },
+            AdminCommand::Abort => self.node.abort_movement(now).map(AdminOutcome::Started),
+            AdminCommand::Repair => {
+                let running = self.node.repair_in_progress().is_some();
+                self.node.repair(now).map(|started| AdminOutcome::Repair {
+                    started,
+                    run: self.repair_started(running, started),
                 })
             }
-            AdminCommand::Decommission => self
-                .node
-                .decommission(now)
-                .map(|()| AdminOutcome::Started("decommission started".into())),
-            AdminCommand::Repair => self.node.repair(now).map(AdminOutcome::Repair),
             AdminCommand::Cleanup => self
                 .node
                 .cleanup(now)
                 .map(|c| AdminOutcome::Cleanup { keys: c.keys, bytes: c.bytes }),
         };
-        result.map_err(|e| e.to_string())
+        self.held_admin.push((reply, result.map_err(AdminFailure::from)));
+    }
+
+    /// Holds the answer to a join or decommission until [`Driver::check_admission`] decides.
+    fn await_admission(&mut self, join: bool, resume: bool, reply: oneshot::Sender<AdminResult>) {
+        self.movement_failure = None;
+        if let Some(earlier) = self.admission.replace(Admission { join, resume, reply }) {
+            // The engine accepts one movement at a time: an earlier one still waiting was
+            // superseded (a join given up, then asked again).
+            let superseded = AdminFailure::Stopped("superseded by a later request".into());
+            self.held_admin.push((earlier.reply, Err(superseded)));
+        }
+        self.check_admission();
+    }
+
+    /// Answers the join or decommission waiting for admission once the engine decided: it
+    /// passed its first wait (the range lock under `staged`), or stopped with a reason.
+    fn check_admission(&mut self) {
+        let Some(a) = &self.admission else { return };
+        let verdict = match (a.join, self.node.lifecycle()) {
+            (true, Lifecycle::Joining(j)) => match &j.phase {
+                JoinPhase::Failed { reason } => Some(Err(reason.clone())),
+                JoinPhase::Discovering { .. }
+                | JoinPhase::Barrier { status: Status::Boot }
+                | JoinPhase::Interrupted => None,
+                _ => Some(Ok(())),
+            },
+            (false, Lifecycle::Leaving(l)) => match &l.phase {
+                JoinPhase::Failed { reason } => Some(Err(reason.clone())),
+                JoinPhase::Barrier { status: Status::Leaving } | JoinPhase::Interrupted => None,
+                _ => Some(Ok(())),
+            },
+            // Joined already (`immediate`), or decommissioned already.
+            (true, Lifecycle::Normal) | (false, Lifecycle::Left) => Some(Ok(())),
+            (_, other) => Some(Err(self
+                .movement_failure
+                .clone()
+                .unwrap_or_else(|| format!("the movement stopped: node is {}", other.describe())))),
+        };
+        let Some(verdict) = verdict else { return };
+        let a = self.admission.take().expect("admission");
+        let result = verdict
+            .map(|()| AdminOutcome::Started(self.admitted(a.join, a.resume)))
+            .map_err(AdminFailure::Stopped);
+        self.held_admin.push((a.reply, result));
+    }
+
+    /// What the operator is told once a movement was admitted.
+    fn admitted(&self, join: bool, resume: bool) -> String {
+        let node = &self.node;
+        let verb = match (join, resume) {
+            (true, false) => "join started",
+            (true, true) => "join resumed",
+            (false, _) => "decommission started",
+        };
+        let status = node.own_status().map_or_else(|| "?".into(), |s| s.to_string());
+        let ranges = node.view().movements(node.id()).map_or(0, |m| m.len());
+        let tokens = node.view().member(node.id()).map_or(0, |m| m.tokens.len());
+        let what = if join { "it gains" } else { "it hands over" };
+        let lock = if node.config().join_strategy.uses_barriers() {
+            format!("holds the range lock over the {ranges} ranges {what}")
+        } else {
+            format!("{ranges} ranges {what}")
+        };
+        format!(
+            "{verb}: {status} with {tokens} tokens, {lock}; now {}",
+            node.lifecycle().describe()
+        )
+    }
+
+    /// Numbers the repair run that `started` comparisons (asked while a run was `running` or
+    /// not) belong to; 0 when none started.
+    fn repair_started(&mut self, running: bool, started: usize) -> u64 {
+        if started == 0 {
+            return 0;
+        }
+        match &mut self.repair {
+            Some(run) if running => {
+                run.comparisons += started as u64;
+                run.run
+            }
+            _ => {
+                self.repair_runs += 1;
+                let run = RepairRun {
+                    run: self.repair_runs,
+                    comparisons: started as u64,
+                    started_micros: self.clock.now().0,
+                };
+                self.repair = Some(run);
+                run.run
+            }
+        }
     }
 
     /// Drains the engine's outputs into the holding area.
@@ -358,8 +506,23 @@ impl Driver {
                 }
                 Event::Trace(trace) => {
                     tracing::info!(event = ?trace, "trace");
-                    if let NodeTrace::JoinCompleted { keys, bytes } = &trace {
-                        self.finished = Some((*keys, *bytes));
+                    match &trace {
+                        NodeTrace::JoinCompleted { keys, bytes } => {
+                            self.finished = Some((*keys, *bytes));
+                        }
+                        NodeTrace::JoinFailed { reason }
+                        | NodeTrace::DecommissionFailed { reason } => {
+                            self.movement_failure = Some(reason.clone());
+                        }
+                        NodeTrace::RepairCompleted { report } => {
+                            let run = self.repair.take().unwrap_or(RepairRun {
+                                run: 0,
+                                comparisons: report.compared + report.unanswered,
+                                started_micros: 0,
+                            });
+                            self.last_repair = Some((run, *report, self.clock.now().0));
+                        }
+                        _ => {}
                     }
                     let json = serde_json::to_string(&trace).unwrap_or_default();
                     let _ = self.traces.send(pb::TraceEvent {
@@ -393,8 +556,11 @@ impl Driver {
             for (reply, _) in self.held_replies.drain(..) {
                 let _ = reply.send(Err(ClientError::Invalid(InvalidRequest::Stopped)));
             }
+            if let Some(a) = self.admission.take() {
+                self.held_admin.push((a.reply, Ok(AdminOutcome::Started(String::new()))));
+            }
             for (reply, _) in self.held_admin.drain(..) {
-                let _ = reply.send(Err("node stopped after a storage failure".into()));
+                let _ = reply.send(Err(AdminError::Stopped.into()));
             }
             return;
         }
@@ -451,12 +617,12 @@ impl Driver {
                     .unwrap_or(0)
             };
             let up = *id == node.id() || node.is_alive(*id);
+            // nodetool's letters: a node is joining until NORMAL and leaving until LEFT (the
+            // explorer's `status_code` reads the same); the status column tells the step.
             let mode = match member.status {
-                Status::Boot => "J",
-                Status::MidJoin => "M",
+                Status::Boot | Status::MidJoin => "J",
                 Status::Normal => "N",
-                Status::Leaving => "L",
-                Status::MidLeave => "M",
+                Status::Leaving | Status::MidLeave => "L",
                 Status::Left => "-",
             };
             let owns = match member.status {
@@ -478,7 +644,44 @@ impl Driver {
                 phi: if *id == node.id() { 0.0 } else { node.phi(now, *id) },
             });
         }
+        let locks = node.range_locks();
+        let movements = view
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                matches!(
+                    m.status,
+                    Status::Boot | Status::MidJoin | Status::Leaving | Status::MidLeave
+                )
+            })
+            .map(|(id, m)| pb::Movement {
+                host_id: id.0,
+                address: self.transport.address_of(*id).unwrap_or_default(),
+                kind: if matches!(m.status, Status::Boot | Status::MidJoin) {
+                    "join"
+                } else {
+                    "decommission"
+                }
+                .into(),
+                status: m.status.to_string(),
+                epoch: m.epoch,
+                ranges: view
+                    .movements(*id)
+                    .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX)),
+                lock_granted: locks.granted.get(id) == Some(&m.epoch),
+                refused: if *id == node.id() {
+                    locks
+                        .refused_by
+                        .iter()
+                        .map(|(by, holder)| pb::LockRefusal { by: by.0, holder: holder.0 })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
         pb::StatusReply {
+            movements,
             cluster_name: node.config().cluster_name.clone(),
             rf: view.rf as u32,
             strategy: node.config().join_strategy.to_string(),
@@ -519,6 +722,14 @@ impl Driver {
             error,
             status,
             bytes_estimate: 0,
+            repair: self.repair.map(|run| {
+                let report = node.repair_in_progress().unwrap_or_default();
+                repair_run(run, &report, 0)
+            }),
+            last_repair: self
+                .last_repair
+                .as_ref()
+                .map(|(run, report, completed)| repair_run(*run, report, *completed)),
         }
     }
 
@@ -620,6 +831,23 @@ impl Driver {
             node.storage().key_count() as f64,
         );
         out
+    }
+}
+
+/// A repair run for the Progress reply: the driver's numbering and times, the engine's report.
+fn repair_run(run: RepairRun, report: &RepairReport, completed_micros: u64) -> pb::RepairRun {
+    pb::RepairRun {
+        run: run.run,
+        comparisons: run.comparisons,
+        compared: report.compared,
+        unanswered: report.unanswered,
+        differing: report.differing,
+        keys_received: report.keys_received,
+        keys_changed: report.keys_changed,
+        bytes_streamed: report.bytes_streamed,
+        over_streaming: report.over_streaming(),
+        started_micros: run.started_micros,
+        completed_micros,
     }
 }
 

@@ -1,8 +1,8 @@
 //! `ringside`: the Ringside node and operator CLI.
 //!
-//! `ringside node` runs a node; `ringside cluster up` starts a local cluster; `status`, `put`,
-//! `get`, `delete`, `join`, `decommission`, `repair` and `cleanup` talk to a running node; `sim`
-//! runs scenarios in the deterministic simulator.
+//! `ringside node` runs a node; `ringside cluster up` starts a local cluster; `status`,
+//! `progress`, `put`, `get`, `delete`, `join`, `abort`, `decommission`, `repair` and `cleanup`
+//! talk to a running node; `sim` runs scenarios in the deterministic simulator.
 
 mod sim_cmd;
 

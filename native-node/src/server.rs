@@ -259,21 +259,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
 
     if settings.join {
+        // The answer comes once the cluster admitted the join (or refused it), which may take a
+        // while: wait for it beside the signal handling, not before it.
         let resume = joining;
-        let outcome = handle
-            .ask(|reply| Input::Admin {
-                command: driver::AdminCommand::Join(JoinRequest {
-                    resume,
-                    ..JoinRequest::default()
-                }),
-                reply,
-            })
-            .await;
-        match outcome {
-            Some(Ok(_)) => tracing::info!(resume, "join started"),
-            Some(Err(e)) => tracing::warn!(reason = %e, "join not started"),
-            None => {}
-        }
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let outcome = handle
+                .ask(|reply| Input::Admin {
+                    command: driver::AdminCommand::Join(JoinRequest {
+                        resume,
+                        ..JoinRequest::default()
+                    }),
+                    reply,
+                })
+                .await;
+            match outcome {
+                Some(Ok(outcome)) => tracing::info!(resume, ?outcome, "join admitted"),
+                Some(Err(e)) => tracing::warn!(reason = %e, "join not started"),
+                None => {}
+            }
+        });
     }
 
     // Wait for a signal, or for the driver to stop on its own (storage failure).

@@ -1,13 +1,15 @@
 //! The client (`Kv`) and operator (`Admin`) gRPC services: they validate at the edge, hand the
 //! request to the driver, and map the engine's outcome to a gRPC status that says what to do.
 
-use crate::driver::{AdminCommand, AdminOutcome, ClientError, DriverHandle, Input, TraceSender};
+use crate::driver::{
+    AdminCommand, AdminFailure, AdminOutcome, ClientError, DriverHandle, Input, TraceSender,
+};
 use crate::metrics::Metrics;
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_server::Admin;
 use crate::proto::v1::kv_server::Kv;
 use ringside_core::consistency::ConsistencyLevel;
-use ringside_core::node::{InvalidRequest, JoinRequest, Reply, RequestError};
+use ringside_core::node::{AdminError, InvalidRequest, JoinRequest, Reply, RequestError};
 use ringside_core::version::CausalContext;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,6 +83,19 @@ pub fn client_status(e: &ClientError) -> Status {
             Status::deadline_exceeded(f.to_string())
         }
         ClientError::ShuttingDown => Status::unavailable(e.to_string()),
+    }
+}
+
+/// Maps an operator command's failure to a gRPC status carrying the engine's words. Every
+/// refusal depends on the cluster's or the node's state (already a member, another movement
+/// holding the range, too late to abort, …): FAILED_PRECONDITION, retried only once that state
+/// changed. A node stopped by a storage failure is UNAVAILABLE: another node can answer.
+pub fn admin_status(e: &AdminFailure) -> Status {
+    match e {
+        AdminFailure::Refused(AdminError::Stopped) => Status::unavailable(e.to_string()),
+        AdminFailure::Refused(_) | AdminFailure::Stopped(_) => {
+            Status::failed_precondition(e.to_string())
+        }
     }
 }
 
@@ -199,20 +214,27 @@ impl AdminService {
             .ask(|reply| Input::Admin { command, reply })
             .await
             .ok_or_else(|| Status::unavailable("node is shutting down"))?
-            .map_err(Status::failed_precondition)
+            .map_err(|e| admin_status(&e))
     }
 }
 
-fn started(outcome: AdminOutcome) -> pb::AdminReply {
+fn admin_reply(outcome: AdminOutcome) -> pb::AdminReply {
     match outcome {
-        AdminOutcome::Started(message) => pb::AdminReply { message, started: 0 },
-        AdminOutcome::Repair(n) => pb::AdminReply {
-            message: format!("repair started: {n} comparisons"),
-            started: n as u64,
+        AdminOutcome::Started(message) => pb::AdminReply { message, started: 0, run: 0 },
+        AdminOutcome::Repair { started: 0, .. } => pb::AdminReply {
+            message: "nothing to repair: no other live replica of this node's ranges".into(),
+            started: 0,
+            run: 0,
+        },
+        AdminOutcome::Repair { started, run } => pb::AdminReply {
+            message: format!("repair run {run} started: {started} comparisons"),
+            started: started as u64,
+            run,
         },
         AdminOutcome::Cleanup { keys, bytes } => pb::AdminReply {
             message: format!("cleanup removed {keys} keys ({bytes} bytes)"),
             started: 0,
+            run: 0,
         },
     }
 }
@@ -242,21 +264,28 @@ impl Admin for AdminService {
             allow_inconsistent_source: r.allow_inconsistent_source,
             resume: r.resume,
         };
-        self.command(AdminCommand::Join(request)).await.map(|o| Response::new(started(o)))
+        self.command(AdminCommand::Join(request)).await.map(|o| Response::new(admin_reply(o)))
     }
 
     async fn decommission(
         &self,
         _: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::AdminReply>, Status> {
-        self.command(AdminCommand::Decommission).await.map(|o| Response::new(started(o)))
+        self.command(AdminCommand::Decommission).await.map(|o| Response::new(admin_reply(o)))
+    }
+
+    async fn abort(
+        &self,
+        _: Request<pb::AbortRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        self.command(AdminCommand::Abort).await.map(|o| Response::new(admin_reply(o)))
     }
 
     async fn repair(
         &self,
         _: Request<pb::RepairRequest>,
     ) -> Result<Response<pb::AdminReply>, Status> {
-        self.command(AdminCommand::Repair).await.map(|o| Response::new(started(o)))
+        self.command(AdminCommand::Repair).await.map(|o| Response::new(admin_reply(o)))
     }
 
     async fn cleanup(

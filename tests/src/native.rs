@@ -200,11 +200,13 @@ pub struct UpOptions {
     pub rf: usize,
     /// Outbound streaming throttle of the initial nodes in MiB/s (0: unthrottled).
     pub stream_throughput_mib: f64,
+    /// Join strategy of the initial nodes (a node added later takes `--strategy` to match).
+    pub strategy: &'static str,
 }
 
 impl Default for UpOptions {
     fn default() -> Self {
-        UpOptions { nodes: 3, rf: 3, stream_throughput_mib: 24.0 }
+        UpOptions { nodes: 3, rf: 3, stream_throughput_mib: 24.0, strategy: "staged" }
     }
 }
 
@@ -281,6 +283,8 @@ impl Cluster {
                 &options.rf.to_string(),
                 "--stream-throughput-mib",
                 &options.stream_throughput_mib.to_string(),
+                "--strategy",
+                options.strategy,
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::from(up_log.try_clone().expect("clone log")))
@@ -791,6 +795,23 @@ fn kill_proc(proc: Proc, up_pid: Option<u32>) {
 /// The member `id` of a status reply.
 pub fn member(status: &pb::StatusReply, id: u32) -> Option<&pb::MemberStatus> {
     status.members.iter().find(|m| m.host_id == id)
+}
+
+/// The state of member `id` in a `status --json` reply as "UJ", "UN", …, or `None` when not
+/// listed.
+pub fn json_state(status: &serde_json::Value, id: u32) -> Option<String> {
+    status["members"].as_array()?.iter().find(|m| m["host_id"] == id).map(|m| {
+        format!("{}{}", m["state"].as_str().unwrap_or("?"), m["mode"].as_str().unwrap_or("?"))
+    })
+}
+
+/// The gossip status (BOOT, NORMAL, LEFT, …) of member `id` in a `status --json` reply.
+pub fn json_status(status: &serde_json::Value, id: u32) -> Option<String> {
+    status["members"]
+        .as_array()?
+        .iter()
+        .find(|m| m["host_id"] == id)
+        .map(|m| m["status"].as_str().unwrap_or("?").to_string())
 }
 
 /// `prefix` padded with `x` to `len` bytes (or `prefix` when longer).

@@ -158,3 +158,53 @@ fn a_join_shows_uj_then_un_and_ownership_moves_from_100_to_75_percent() {
     assert_eq!(scenario::status_code(&sim, d), "UN");
     assert_eq!(scenario::ownership_text(&sim, d), "75.0%");
 }
+
+/// `Node::range_locks`, what `ringside status` shows of range locks, during two overlapping
+/// joins under `staged` (E and F added at once): no member ever grants both, every grant names
+/// a movement still at its first step in that member's view, E is granted the lock (F gives
+/// way), and once E is NORMAL no member reports a lock.
+#[test]
+fn range_locks_as_operators_see_them_during_concurrent_joins() {
+    use ringside_core::gossip::Status;
+    use ringside_core::time::Instant;
+    let p = prepared("concurrent-joins-staged.toml");
+    let mut play = scenario::Playback::new(&p, &RunOptions::default());
+    let (mut e_granted, mut f_refused_or_gave_way) = (0, false);
+    let mut t = Instant::ZERO;
+    while t < Instant::from_secs(40) {
+        t += std::time::Duration::from_millis(50);
+        play.advance_to(t);
+        let sim = play.sim();
+        let (Ok(e), Ok(f)) = (sim.node_id("E"), sim.node_id("F")) else { continue };
+        for name in sim.names() {
+            let id = sim.node_id(name).unwrap();
+            let Some(node) = sim.node(id) else { continue };
+            let locks = node.range_locks();
+            assert!(
+                !(locks.granted.contains_key(&e) && locks.granted.contains_key(&f)),
+                "{name} granted both overlapping joins at {t:?}: {locks:?}"
+            );
+            for (mover, epoch) in &locks.granted {
+                let m = node.view().member(*mover).expect("a granted mover is a member");
+                assert!(
+                    m.epoch == *epoch && matches!(m.status, Status::Boot | Status::Leaving),
+                    "{name} reports a stale grant to {mover}@{epoch} at {t:?}: {m:?}"
+                );
+            }
+            if locks.granted.contains_key(&e) {
+                e_granted += 1;
+            }
+            if id == f
+                && (!locks.refused_by.is_empty() || node.view().status(f) == Some(Status::Left))
+            {
+                f_refused_or_gave_way = true;
+            }
+        }
+    }
+    assert!(e_granted > 0, "no member ever reported granting E the range lock");
+    assert!(f_refused_or_gave_way, "F never reported a refusal nor gave way");
+    for name in play.sim().names() {
+        let node = play.sim().node(play.sim().node_id(name).unwrap()).expect("running");
+        assert_eq!(node.range_locks(), Default::default(), "{name} at 40 s (E is NORMAL)");
+    }
+}

@@ -225,6 +225,17 @@ pub enum AdminError {
     TooLateToAbort(String),
 }
 
+/// Range locks as one node knows them ([`Node::range_locks`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeLocks {
+    /// Movements this node granted the range lock (it acknowledged their first barrier and
+    /// refuses overlapping movements), with the epoch of the movement.
+    pub granted: BTreeMap<NodeId, u64>,
+    /// While this node's own movement asks for the lock: the members that refused it, each with
+    /// the node whose movement it named as holding an overlapping range.
+    pub refused_by: BTreeMap<NodeId, NodeId>,
+}
+
 /// A shared memo of topologies by view, so nodes with the same view share one ring.
 #[derive(Clone, Default)]
 pub struct TopologyCache(Arc<Mutex<BTreeMap<u64, Topology>>>);
@@ -898,6 +909,30 @@ impl<S: Storage> Node<S> {
             }
             _ => {}
         }
+    }
+
+    /// The range locks this node knows of, for operators: the movements it granted the lock to
+    /// that still ask for or hold it (BOOT or LEAVING at the epoch it granted), and, while this
+    /// node's own first barrier asks for the lock, who refused it and which movement each named.
+    /// Empty outside `staged`.
+    pub fn range_locks(&self) -> RangeLocks {
+        let granted = self
+            .lock_granted
+            .iter()
+            .filter(|(n, e)| {
+                self.view.member(**n).is_some_and(|m| {
+                    m.epoch == **e && matches!(m.status, Status::Boot | Status::Leaving)
+                })
+            })
+            .map(|(n, e)| (*n, *e))
+            .collect();
+        let refused_by = self
+            .barrier
+            .as_ref()
+            .filter(|b| b.lock)
+            .map(|b| b.refused_by.clone())
+            .unwrap_or_default();
+        RangeLocks { granted, refused_by }
     }
 
     /// An operator's abort of this node's movement, idempotent. A join is withdrawn while no

@@ -6,7 +6,7 @@ mod lifecycle;
 mod repair;
 mod transfer;
 
-pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, TopologyCache};
+pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, RangeLocks, TopologyCache};
 
 use crate::alloc::Allocation;
 use crate::consistency::ConsistencyLevel;

@@ -255,11 +255,18 @@ pub enum GossipMessage {
         digests: Vec<GossipDigest>,
         /// States the initiator lacks (deltas).
         states: BTreeMap<NodeId, EndpointState>,
+        /// For each delta, the version it holds everything newer than (absent: the whole
+        /// state). See [`Gossiper::handle`] on deltas that do not connect.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        since: BTreeMap<NodeId, u64>,
     },
     /// Closes a round: the states the receiver requested.
     Ack2 {
         /// The requested deltas.
         states: BTreeMap<NodeId, EndpointState>,
+        /// As in `Ack`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        since: BTreeMap<NodeId, u64>,
     },
 }
 
@@ -471,6 +478,11 @@ impl Gossiper {
     ///   Cassandra sends an empty one).
     /// - `Ack2`: apply the deltas.
     ///
+    /// Deltas name the version they hold everything above (`since`). One that does not connect
+    /// to what this node holds about the endpoint (another generation, or a lower maximum: an
+    /// answer to a digest sent by a previous process of this node) is not applied, which would
+    /// leave a hole below it that digests, carrying only the maximum, never reveal.
+    ///
     /// `Ack` and `Ack2` whose states carry a foreign [`StateKey::ClusterId`] are refused whole.
     #[must_use = "the returned messages must be sent"]
     pub fn handle(
@@ -487,28 +499,32 @@ impl Gossiper {
                         theirs: cluster_id,
                     });
                 }
-                let (digests, states) = self.examine(digests);
-                Ok(vec![(from, GossipMessage::Ack { digests, states })])
+                let (digests, states, since) = self.examine(digests);
+                Ok(vec![(from, GossipMessage::Ack { digests, states, since })])
             }
-            GossipMessage::Ack { digests, states } => {
+            GossipMessage::Ack { digests, states, since } => {
                 self.check_cluster(&states)?;
-                self.apply(now, states);
+                self.apply(now, states, &since);
+                let mut since = BTreeMap::new();
                 let states: BTreeMap<NodeId, EndpointState> = digests
                     .iter()
                     .filter_map(|d| {
                         let state = self.endpoints.get(&d.node)?.newer_than(d.max_version)?;
+                        if d.max_version > 0 {
+                            since.insert(d.node, d.max_version);
+                        }
                         Some((d.node, state))
                     })
                     .collect();
                 if states.is_empty() {
                     Ok(Vec::new())
                 } else {
-                    Ok(vec![(from, GossipMessage::Ack2 { states })])
+                    Ok(vec![(from, GossipMessage::Ack2 { states, since })])
                 }
             }
-            GossipMessage::Ack2 { states } => {
+            GossipMessage::Ack2 { states, since } => {
                 self.check_cluster(&states)?;
-                self.apply(now, states);
+                self.apply(now, states, &since);
                 Ok(Vec::new())
             }
         }
@@ -529,10 +545,11 @@ impl Gossiper {
     }
 
     /// Cassandra's `examineGossiper`, preceded by `doSort`.
+    #[allow(clippy::type_complexity)]
     fn examine(
         &self,
         mut digests: Vec<GossipDigest>,
-    ) -> (Vec<GossipDigest>, BTreeMap<NodeId, EndpointState>) {
+    ) -> (Vec<GossipDigest>, BTreeMap<NodeId, EndpointState>, BTreeMap<NodeId, u64>) {
         // doSort: the endpoints on which the two sides differ most first, so that a receiver
         // which stops early (Cassandra bounds message size) still closes the largest gaps.
         let local_max =
@@ -541,6 +558,7 @@ impl Gossiper {
 
         let mut requests = Vec::new();
         let mut deltas = BTreeMap::new();
+        let mut since = BTreeMap::new();
         for d in digests {
             let Some(local) = self.endpoints.get(&d.node) else {
                 requests.push(GossipDigest { max_version: 0, ..d });
@@ -559,16 +577,37 @@ impl Gossiper {
                 && let Some(state) = local.newer_than(d.max_version)
             {
                 deltas.insert(d.node, state);
+                if d.max_version > 0 {
+                    since.insert(d.node, d.max_version);
+                }
             }
         }
-        (requests, deltas)
+        (requests, deltas, since)
     }
 
     /// Cassandra's `notifyFailureDetector` followed by `applyStateLocally`.
-    fn apply(&mut self, now: Instant, states: BTreeMap<NodeId, EndpointState>) {
+    fn apply(
+        &mut self,
+        now: Instant,
+        states: BTreeMap<NodeId, EndpointState>,
+        since: &BTreeMap<NodeId, u64>,
+    ) {
         for (node, remote) in states {
             // Nobody knows our state better than we do (Cassandra skips the local address).
             if node == self.me {
+                continue;
+            }
+            // A delta holds everything newer than the version its sender was told we had. If we
+            // do not have that much (the request came from a previous process of this node, its
+            // answer arriving after a restart), taking it would leave a hole below its versions
+            // that no later round fills, since digests only carry the maximum: leave it, the
+            // next round sends what is missing.
+            let base = since.get(&node).copied().unwrap_or(0);
+            let connects = self.endpoints.get(&node).is_some_and(|local| {
+                local.heartbeat.generation == remote.heartbeat.generation
+                    && local.max_version() >= base
+            });
+            if base > 0 && !connects {
                 continue;
             }
             let Some(local) = self.endpoints.get_mut(&node) else {
@@ -671,7 +710,7 @@ impl Gossiper {
         states: BTreeMap<NodeId, EndpointState>,
     ) -> Result<(), GossipError> {
         self.check_cluster(&states)?;
-        self.apply(now, states);
+        self.apply(now, states, &BTreeMap::new());
         Ok(())
     }
 
@@ -848,7 +887,7 @@ mod tests {
     }
 
     fn ack2(node: u32, s: EndpointState) -> GossipMessage {
-        GossipMessage::Ack2 { states: BTreeMap::from([(NodeId(node), s)]) }
+        GossipMessage::Ack2 { states: BTreeMap::from([(NodeId(node), s)]), since: BTreeMap::new() }
     }
 
     fn drain_changes(g: &mut Gossiper) -> Vec<(NodeId, StateKey, String)> {
@@ -941,6 +980,42 @@ mod tests {
         assert_eq!(drain_alive(&mut g), vec![NodeId(2)]);
     }
 
+    /// Soak seed 7407's mechanism: a node restarts and is handed an answer to a digest of its
+    /// previous process (which knew the peer up to version 31): the heartbeat at 33 without the
+    /// status set at 30. Taken, it would leave the new process a heartbeat newer than a status it
+    /// never received, and no later round would send that status again. A delta says what it
+    /// was computed against, and one that does not connect to what the receiver holds is left
+    /// for a later round.
+    #[test]
+    fn a_delta_computed_against_knowledge_the_receiver_lacks_is_not_applied() {
+        let mut x = gossiper(2, 1);
+        for _ in 0..20 {
+            let _ = x.tick(Instant::ZERO, &|_| false);
+        }
+        x.set_status(Status::MidJoin, 2);
+        let mut r = gossiper(1, 1);
+        exchange(&mut x, &mut r);
+        assert_eq!(r.status_of(NodeId(2)), Some(Status::MidJoin));
+        for _ in 0..5 {
+            let _ = x.tick(Instant::ZERO, &|_| false);
+        }
+        x.set_status(Status::Normal, 3);
+        let known = r.endpoint(NodeId(2)).unwrap().max_version();
+        let stale_base = x.local().max_version();
+        let _ = x.tick(Instant::ZERO, &|_| false);
+        // The Ack2 answering a request "newer than stale_base" (made by an earlier process of
+        // r, which had seen the NORMAL status): only the heartbeat.
+        let delta = x.local().newer_than(stale_base).unwrap();
+        assert!(!delta.states.contains_key(&StateKey::Status) && stale_base > known);
+        let stale = GossipMessage::Ack2 {
+            states: BTreeMap::from([(NodeId(2), delta)]),
+            since: BTreeMap::from([(NodeId(2), stale_base)]),
+        };
+        let _ = r.handle(Instant::ZERO, NodeId(2), stale);
+        exchange(&mut x, &mut r);
+        assert_eq!(r.status_of(NodeId(2)), Some(Status::Normal), "{:?}", r.endpoint(NodeId(2)));
+    }
+
     #[test]
     fn merge_same_generation_old_heartbeat_is_not_an_arrival() {
         let mut g = gossiper(1, 1);
@@ -1011,6 +1086,7 @@ mod tests {
                         GossipDigest { node: NodeId(1), generation: 1, max_version: 0 },
                     ],
                     states: BTreeMap::new(),
+                    since: BTreeMap::new(),
                 }
             )]
         );
@@ -1034,7 +1110,8 @@ mod tests {
                             )
                         ),
                         (NodeId(3), state(2, 8, &[(StateKey::Load, "1", 7)])),
-                    ])
+                    ]),
+                    since: BTreeMap::from([(NodeId(3), 3)]),
                 }
             )]
         );
@@ -1112,10 +1189,18 @@ mod tests {
             (NodeId(8), state(1, 3, &[])),
             (NodeId(9), state(1, 3, &[(StateKey::ClusterId, "other", 1)])),
         ]);
-        let ack = GossipMessage::Ack { digests: vec![], states: states.clone() };
+        let ack =
+            GossipMessage::Ack { digests: vec![], states: states.clone(), since: BTreeMap::new() };
         let err = GossipError::ClusterMismatch { ours: CLUSTER.into(), theirs: "other".into() };
         assert_eq!(g.handle(Instant::ZERO, NodeId(9), ack), Err(err.clone()));
-        assert_eq!(g.handle(Instant::ZERO, NodeId(9), GossipMessage::Ack2 { states }), Err(err));
+        assert_eq!(
+            g.handle(
+                Instant::ZERO,
+                NodeId(9),
+                GossipMessage::Ack2 { states, since: BTreeMap::new() }
+            ),
+            Err(err)
+        );
         assert_eq!(g.known_nodes().collect::<Vec<_>>(), vec![NodeId(1)]);
     }
 
@@ -1159,6 +1244,7 @@ mod tests {
                         (NodeId(3), state(5, 10, &[(StateKey::Status, "NORMAL", 6)])),
                         (NodeId(5), state(5, 10, &[])),
                     ]),
+                    since: BTreeMap::from([(NodeId(5), 7)]),
                 }
             )])
         );
@@ -1171,10 +1257,17 @@ mod tests {
         let request = |max_version| GossipMessage::Ack {
             digests: vec![GossipDigest { node: NodeId(1), generation: 1, max_version }],
             states: BTreeMap::new(),
+            since: BTreeMap::new(),
         };
         assert_eq!(
             g.handle(Instant::ZERO, NodeId(2), request(1)),
-            Ok(vec![(NodeId(2), ack2(1, state(1, 2, &[])))])
+            Ok(vec![(
+                NodeId(2),
+                GossipMessage::Ack2 {
+                    states: BTreeMap::from([(NodeId(1), state(1, 2, &[]))]),
+                    since: BTreeMap::from([(NodeId(1), 1)]),
+                }
+            )])
         );
         assert_eq!(g.handle(Instant::ZERO, NodeId(2), request(2)), Ok(vec![]));
     }

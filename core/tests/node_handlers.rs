@@ -35,7 +35,10 @@ fn three_nodes() -> ClusterView {
 fn heartbeat(from: NodeId, generation: u64, version: u64) -> Message {
     let state =
         EndpointState { heartbeat: HeartbeatState { generation, version }, ..Default::default() };
-    Message::Gossip(Box::new(GossipMessage::Ack2 { states: [(from, state)].into_iter().collect() }))
+    Message::Gossip(Box::new(GossipMessage::Ack2 {
+        states: [(from, state)].into_iter().collect(),
+        since: Default::default(),
+    }))
 }
 
 fn drain(n: &mut Node<MemStorage>) -> (Vec<Transmit>, Vec<Event>) {

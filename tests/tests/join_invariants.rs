@@ -660,10 +660,12 @@ fn a_node_of_another_cluster_never_enters_any_view() {
                 Message::ViewReply { states: states.clone() },
                 Message::Gossip(Box::new(ringside_core::gossip::GossipMessage::Ack2 {
                     states: states.clone(),
+                    since: Default::default(),
                 })),
                 Message::Gossip(Box::new(ringside_core::gossip::GossipMessage::Ack {
                     digests: Vec::new(),
                     states,
+                    since: Default::default(),
                 })),
                 Message::StreamData {
                     session: 1,

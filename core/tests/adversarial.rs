@@ -793,6 +793,44 @@ fn a_repair_retries_what_was_lost_and_reports_completion() {
     }
 }
 
+/// A repair whose peer crashes while the differing ranges are streamed both ways completes
+/// (reporting what went unanswered) instead of streaming to the dead peer for ever: the push
+/// gives up after its chunk attempts, and an accepted pull that makes no progress is given up.
+#[test]
+fn a_repair_whose_peer_crashes_mid_stream_completes() {
+    let mut config = base_config(ConflictMode::Lww);
+    // Slow streams, so the crash lands while they run.
+    config.stream_throughput = Some(200);
+    let (ring, mut net) = settled(config);
+    // B misses every write, so its repair has ranges to stream from its peers.
+    net.hold = Some(Box::new(|_, t| {
+        t.to == B && matches!(t.message, Message::Mutation { .. } | Message::Hint { .. })
+    }));
+    let keys: Vec<String> = (0..60)
+        .map(|i| format!("key{i}"))
+        .filter(|k| ring.replicas(token_for(k.as_bytes())).contains(&B))
+        .collect();
+    for k in &keys {
+        let w = net.put(A, k, "v", ConsistencyLevel::Quorum);
+        assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })), "{k}");
+    }
+    net.held.clear();
+    net.hold = None;
+    let now = net.now;
+    assert!(net.node(B).repair(now).unwrap() > 0);
+    net.drain(B);
+    // Let the comparisons finish and the streams start, then crash every peer of B.
+    let started = net.now + Duration::from_secs(2);
+    net.run_until(started);
+    assert!(net.node(B).repair_in_progress().is_some(), "still streaming");
+    for peer in [A, C, D] {
+        net.crash(peer);
+    }
+    net.run_until(started + Duration::from_secs(600));
+    let report = net.node(B).last_repair().expect("the repair completed");
+    assert!(report.unanswered > 0, "{report:?}");
+}
+
 #[allow(dead_code)]
 fn status_of(net: &mut Net, observer: NodeId, member: NodeId) -> Option<Status> {
     net.node(observer).view().status(member)

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 /// A stream that made no progress for this long is restarted from the start of its range
 /// (chunks merge idempotently, so re-sending is safe).
-const STREAM_STALL: Duration = Duration::from_secs(30);
+pub(super) const STREAM_STALL: Duration = Duration::from_secs(30);
 /// A joiner that has not learned any member from its seeds in this long gives up.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 

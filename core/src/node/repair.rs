@@ -32,7 +32,7 @@ pub(super) struct RepairTask {
 pub(super) struct RepairRun {
     pub(super) report: super::RepairReport,
     /// Pull sessions (this node asked the peer for a differing range): peer, range, when
-    /// asked, asks so far, accepted.
+    /// asked (or, once accepted, when the last chunk came), asks so far, accepted.
     pub(super) pulls: BTreeMap<u64, (NodeId, TokenRange, Instant, u32, bool)>,
     /// Push sessions (this node streams a differing range to the peer).
     pub(super) pushes: BTreeSet<u64>,
@@ -196,7 +196,15 @@ impl<S: Storage> Node<S> {
         if let Some(run) = &mut self.repair_run {
             let mut gone = Vec::new();
             for (session, (peer, range, at, attempts, accepted)) in &mut run.pulls {
-                if *accepted || now.saturating_duration_since(*at) < backoff(*attempts) {
+                // An accepted pull whose source went quiet (it crashed mid-stream) is given up
+                // after STREAM_STALL without a chunk; the source re-sends lost chunks itself.
+                if *accepted {
+                    if now.saturating_duration_since(*at) >= super::join::STREAM_STALL {
+                        gone.push(*session);
+                    }
+                    continue;
+                }
+                if now.saturating_duration_since(*at) < backoff(*attempts) {
                     continue;
                 }
                 if *attempts >= CHUNK_ATTEMPTS {

@@ -66,7 +66,8 @@ impl<S: Storage> Node<S> {
             if s.awaiting_ack && now.saturating_duration_since(s.sent_at) >= backoff(s.attempts) {
                 // The chunk or its acknowledgement was lost: send it again, with backoff.
                 // After CHUNK_ATTEMPTS the receiver is taken for gone: a joiner asks again by
-                // itself; a pushed stream (decommission, repair) starts its range over.
+                // itself; a repair reports the range unanswered; a decommission starts the
+                // range over (it must hand every range to its new owner).
                 match s.unacked.clone() {
                     Some((entries, last)) if s.attempts < CHUNK_ATTEMPTS => {
                         s.attempts += 1;
@@ -80,6 +81,16 @@ impl<S: Storage> Node<S> {
                     }
                     _ if s.purpose == StreamPurpose::Join => {
                         self.out_streams.remove(&key);
+                        continue;
+                    }
+                    _ if s.purpose == StreamPurpose::Repair => {
+                        self.out_streams.remove(&key);
+                        if let Some(run) = &mut self.repair_run
+                            && run.pushes.remove(&key.1)
+                        {
+                            run.report.unanswered += 1;
+                            self.check_repair_done();
+                        }
                         continue;
                     }
                     _ => s.restart(now),
@@ -137,10 +148,11 @@ impl<S: Storage> Node<S> {
                 self.stream_accepted = Some(session);
                 self.stream_request_attempts = 0;
             }
-            if let Some((_, _, _, _, accepted)) =
+            if let Some((_, _, at, _, accepted)) =
                 self.repair_run.as_mut().and_then(|r| r.pulls.get_mut(&session))
             {
                 *accepted = true;
+                *at = now;
             }
             return Ok(());
         }
@@ -201,8 +213,11 @@ impl<S: Storage> Node<S> {
             }
         }
         if let Some(run) = &mut self.repair_run
-            && run.pulls.contains_key(&session)
+            && let Some(pull) = run.pulls.get_mut(&session)
         {
+            // Progress (which also proves the request accepted): the stall clock starts again.
+            pull.2 = now;
+            pull.4 = true;
             run.report.keys_received += chunk.keys;
             run.report.keys_changed += changed;
             run.report.bytes_streamed += chunk.bytes;

@@ -9,7 +9,6 @@
 
 pub mod network;
 mod preload;
-pub mod timeline;
 pub mod workload;
 
 use crate::consistency::ConsistencyLevel;

@@ -382,6 +382,24 @@ impl Message {
         }
     }
 
+    /// Whether the message acknowledges nothing and carries no state of the sender's that a
+    /// crash before the input's `Storage::sync` could take back: requests to other nodes and
+    /// data read for streaming. A host may send these before the sync (the native driver's
+    /// group commit does); acknowledgements, replies, gossip (status), hints and mutations
+    /// (whose dots may come from a counter not yet durable) must wait for it
+    /// (ARCHITECTURE.md's invariant on `Storage::sync`).
+    pub fn claims_nothing_durable(&self) -> bool {
+        matches!(
+            self,
+            Message::Read { .. }
+                | Message::Mint { .. }
+                | Message::StreamRequest { .. }
+                | Message::StreamData { .. }
+                | Message::Echo
+                | Message::MerkleRequest(_)
+        )
+    }
+
     /// The variant's name, e.g. `MutationAck` (for the explorer's labels and filters).
     pub fn name(&self) -> &'static str {
         match self {

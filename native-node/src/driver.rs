@@ -491,7 +491,7 @@ impl Driver {
     /// Drains the engine's outputs into the holding area.
     fn drain(&mut self) {
         while let Some(t) = self.node.poll_transmit() {
-            if claims_nothing_durable(&t.message) {
+            if t.message.claims_nothing_durable() {
                 self.release(t);
             } else {
                 self.held_transmits.push(t);
@@ -854,20 +854,4 @@ fn repair_run(run: RepairRun, report: &RepairReport, completed_micros: u64) -> p
 /// The address `peer` announces in gossip.
 fn gossiped_address(node: &Node<DiskStorage>, peer: NodeId) -> Option<String> {
     node.gossiper().endpoint(peer)?.states.get(&StateKey::Address).map(|v| v.value.clone())
-}
-
-/// Messages that acknowledge nothing and carry no state of the sender's that a crash before the
-/// batch's fsync could take back: requests to other nodes and data read for streaming. They leave
-/// at once instead of waiting for the group commit. Acknowledgements, replies, gossip (status),
-/// hints and mutations (whose dots may come from a counter not yet durable) wait for it.
-fn claims_nothing_durable(message: &Message) -> bool {
-    matches!(
-        message,
-        Message::Read { .. }
-            | Message::Mint { .. }
-            | Message::StreamRequest { .. }
-            | Message::StreamData { .. }
-            | Message::Echo
-            | Message::MerkleRequest(_)
-    )
 }

@@ -5,7 +5,6 @@
 //! [`op_messages`], the messages of one client operation and the replicas that answered it.
 
 use crate::consistency::ConsistencyLevel;
-use crate::gossip::Status;
 use crate::history::{Op, OpType};
 use crate::id::NodeId;
 use crate::message::{Message, MessageKind, RejectReason, Rejectable};
@@ -643,8 +642,6 @@ impl Snapshot {
                     }),
                     _ => None,
                 });
-                let joining =
-                    matches!(sim.announced_status(id), Some(Status::Boot | Status::MidJoin) | None);
                 NodeView {
                     id,
                     name: sim.name(id).to_string(),
@@ -657,11 +654,8 @@ impl Snapshot {
                         .map(|n| n.hints_by_target().into_iter().collect())
                         .unwrap_or_default(),
                     tokens: ring.tokens_of(id).len(),
-                    ownership: if joining {
-                        None
-                    } else {
-                        Some(own.get(&id).copied().unwrap_or(0.0))
-                    },
+                    ownership: scenario::node_status(sim, id)
+                        .owns(own.get(&id).copied().unwrap_or(0.0)),
                     lifecycle: node
                         .map_or_else(|| "down".to_string(), |n| n.lifecycle().describe()),
                     movement,

@@ -26,6 +26,7 @@ pub mod presets;
 pub mod ring;
 pub mod scenario;
 pub mod sim;
+pub mod status;
 pub mod storage;
 pub mod streaming;
 pub mod time;

@@ -48,6 +48,7 @@ use crate::ring::Ring;
 use crate::sim::network::NetworkConfig;
 use crate::sim::workload::WorkloadConfig;
 use crate::sim::{SimConfig, SimError, Simulation};
+use crate::status::NodeStatus;
 use crate::time::Instant;
 use crate::token::{Token, token_for};
 use crate::version::{CausalContext, ConflictMode};
@@ -1494,25 +1495,20 @@ pub fn apply_event(
 /// The status column of `ringside status` for a node of a simulation: `U`/`D` (up or down)
 /// then `N`/`J`/`L` (normal, joining, leaving), or `LEFT`.
 pub fn status_code(sim: &Simulation, id: NodeId) -> String {
-    let state = match sim.announced_status(id) {
-        Some(Status::Boot | Status::MidJoin) => 'J',
-        Some(Status::Leaving | Status::MidLeave) => 'L',
-        Some(Status::Left) => return "LEFT".into(),
-        Some(Status::Normal) => 'N',
-        None => '?',
-    };
-    format!("{}{state}", if sim.is_up(id) { 'U' } else { 'D' })
+    node_status(sim, id).code()
+}
+
+/// A simulated node as `status` shows it.
+pub fn node_status(sim: &Simulation, id: NodeId) -> NodeStatus {
+    NodeStatus { up: sim.is_up(id), status: sim.announced_status(id) }
 }
 
 /// Effective ownership as `status` prints it: a percentage, or `?` for a joining node.
 pub fn ownership_text(sim: &Simulation, id: NodeId) -> String {
-    match sim.announced_status(id) {
-        Some(Status::Boot | Status::MidJoin) | None => "?".into(),
-        Some(Status::Left) => "0.0%".into(),
-        _ => {
-            let own = sim.topology().ring().effective_ownership();
-            format!("{:.1}%", own.get(&id).copied().unwrap_or(0.0) * 100.0)
-        }
+    let share = sim.topology().ring().effective_ownership().get(&id).copied().unwrap_or(0.0);
+    match node_status(sim, id).owns(share) {
+        Some(share) => format!("{:.1}%", share * 100.0),
+        None => "?".into(),
     }
 }
 

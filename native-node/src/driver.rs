@@ -20,6 +20,7 @@ use ringside_core::node::{
     AdminError, Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, NodeTrace,
     RepairReport, Reply, RequestError,
 };
+use ringside_core::status::NodeStatus;
 use ringside_core::storage::Storage;
 use ringside_core::time::Instant;
 use ringside_core::version::CausalContext;
@@ -617,24 +618,13 @@ impl Driver {
                     .unwrap_or(0)
             };
             let up = *id == node.id() || node.is_alive(*id);
-            // nodetool's letters: a node is joining until NORMAL and leaving until LEFT (the
-            // explorer's `status_code` reads the same); the status column tells the step.
-            let mode = match member.status {
-                Status::Boot | Status::MidJoin => "J",
-                Status::Normal => "N",
-                Status::Leaving | Status::MidLeave => "L",
-                Status::Left => "-",
-            };
-            let owns = match member.status {
-                Status::Boot | Status::MidJoin => None,
-                Status::Left => Some(0.0),
-                _ => Some(ownership.get(id).copied().unwrap_or(0.0) * 100.0),
-            };
+            let shown = NodeStatus { up, status: Some(member.status) };
+            let owns = shown.owns(ownership.get(id).copied().unwrap_or(0.0)).map(|s| s * 100.0);
             members.push(pb::MemberStatus {
                 host_id: id.0,
                 address: self.transport.address_of(*id).unwrap_or_default(),
-                state: if up { "U" } else { "D" }.into(),
-                mode: mode.into(),
+                state: shown.state_letter().to_string(),
+                mode: shown.mode_letter().to_string(),
                 status: member.status.to_string(),
                 load_bytes: load,
                 // Gossiped by the member itself: saturate rather than wrap on absurd counts.

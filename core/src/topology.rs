@@ -122,6 +122,13 @@ impl Topology {
         &self.pending
     }
 
+    /// Whether `node` should hold data of `token`: it is a natural replica of it, or gaining it
+    /// (a pending range). Data a node holds outside this is ghost data, which cleanup removes.
+    pub fn holds(&self, node: NodeId, token: Token) -> bool {
+        self.ring().replicas(token).contains(&node)
+            || self.pending.iter().any(|p| p.node == node && p.range.contains(token))
+    }
+
     /// Extra write targets of `token`'s range that count toward acks (gaining nodes),
     /// deduplicated, in node order.
     pub fn pending_replicas(&self, token: Token) -> Vec<NodeId> {

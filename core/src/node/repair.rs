@@ -80,12 +80,7 @@ impl<S: Storage> Node<S> {
             let full = page.len() == 256;
             for e in page {
                 after = Some((e.token, e.key.clone()));
-                let keeps = topology.ring().replicas(e.token).contains(&self.id)
-                    || topology
-                        .pending()
-                        .iter()
-                        .any(|p| p.node == self.id && p.range.contains(e.token));
-                if !keeps {
+                if !topology.holds(self.id, e.token) {
                     removed.keys += 1;
                     removed.bytes += entry_bytes(&e);
                     if let Err(err) = self.storage.put(e.token, &e.key, Siblings::new()) {

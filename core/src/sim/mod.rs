@@ -1260,17 +1260,8 @@ impl Simulation {
                 (None, Some(s)) => s,
                 _ => continue,
             };
-            let ghosts = storage
-                .iter()
-                .filter(|(t, _, _)| {
-                    !self.topology.ring().replicas(*t).contains(&id)
-                        && !self
-                            .topology
-                            .pending()
-                            .iter()
-                            .any(|p| p.node == id && p.range.contains(*t))
-                })
-                .count() as u64;
+            let ghosts =
+                storage.iter().filter(|(t, _, _)| !self.topology.holds(id, *t)).count() as u64;
             if ghosts > 0 {
                 out.insert(id, ghosts);
             }

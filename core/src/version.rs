@@ -218,6 +218,23 @@ impl Default for CausalContext {
 }
 
 impl CausalContext {
+    /// The context of a blind write (one without a read before it) under `mode`: the empty
+    /// clock, or no LWW winner. Every host sends this when the client gives no context.
+    pub fn blind(mode: ConflictMode) -> CausalContext {
+        match mode {
+            ConflictMode::VectorClock => CausalContext::Vector(VClock::new()),
+            ConflictMode::Lww => CausalContext::Lww(None),
+        }
+    }
+
+    /// Whether the context claims nothing: a blind write's, in either mode.
+    pub fn is_blind(&self) -> bool {
+        match self {
+            CausalContext::Vector(c) => c.is_empty(),
+            CausalContext::Lww(best) => best.is_none(),
+        }
+    }
+
     /// Whether a read that returned this context saw the write `tag` or a successor of it.
     pub fn covers(&self, tag: &VersionTag) -> bool {
         match self {

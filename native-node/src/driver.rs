@@ -324,7 +324,8 @@ impl Driver {
         match input {
             Input::Message { from, message } => self.node.handle_message(now, from, message),
             Input::Write { key, value, cl, context, reply } => {
-                let context = context.unwrap_or_else(|| self.blind_context());
+                let context = context
+                    .unwrap_or_else(|| CausalContext::blind(self.node.config().conflict_mode));
                 let started = match value {
                     Some(v) => self.node.put(now, key, v, cl, context),
                     None => self.node.delete(now, key, cl, context),
@@ -360,13 +361,6 @@ impl Driver {
         }
         self.drain();
         false
-    }
-
-    fn blind_context(&self) -> CausalContext {
-        match self.node.config().conflict_mode {
-            ringside_core::version::ConflictMode::Lww => CausalContext::Lww(None),
-            ringside_core::version::ConflictMode::VectorClock => CausalContext::default(),
-        }
     }
 
     fn admin(&mut self, now: Instant, command: AdminCommand, reply: oneshot::Sender<AdminResult>) {

@@ -1035,8 +1035,9 @@ impl<S: Storage> Node<S> {
         let context = match (mode, context) {
             (ConflictMode::VectorClock, CausalContext::Vector(c)) => c,
             (ConflictMode::Lww, CausalContext::Lww(_)) => VClock::new(),
-            // An empty vector context is what a client without a read sends: accept it in LWW.
-            (ConflictMode::Lww, CausalContext::Vector(c)) if c.is_empty() => VClock::new(),
+            // A blind context of either mode is accepted in LWW (a client that never read sends
+            // no context of a mode at all).
+            (ConflictMode::Lww, c) if c.is_blind() => VClock::new(),
             _ => return Err(InvalidRequest::ContextMismatch(mode)),
         };
         if let Some((node, e)) = context.0.iter().find(|(_, e)| e.counter > MAX_CONTEXT_COUNTER) {

@@ -910,9 +910,10 @@ impl Simulation {
         write_context: Option<CausalContext>,
     ) -> Result<u64, SimError> {
         let mode = self.config.node.conflict_mode;
-        let write_context = write_context.map(|c| match (mode, c) {
-            (ConflictMode::Lww, _) => CausalContext::Lww(None),
-            (_, c) => c,
+        // LWW ignores contexts: every write is sent blind.
+        let write_context = write_context.map(|c| match mode {
+            ConflictMode::Lww => CausalContext::blind(mode),
+            ConflictMode::VectorClock => c,
         });
         let now = self.now;
         if self.is_paused(node) {
@@ -1072,9 +1073,10 @@ impl Simulation {
     ) -> Result<u64, SimError> {
         let process = SCRIPTED_PROCESS_BASE + self.next_scripted;
         self.next_scripted += 1;
+        let mode = self.config.node.conflict_mode;
         let context = match f {
             OpFunction::Read => None,
-            _ => Some(context.unwrap_or_default()),
+            _ => Some(context.unwrap_or_else(|| CausalContext::blind(mode))),
         };
         self.invoke(
             process,

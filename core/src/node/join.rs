@@ -3,8 +3,8 @@
 //! source stays silent (the chunks are received in `transfer`), then MID_JOIN and NORMAL.
 
 use super::lifecycle::{
-    AdminError, JOIN_TOKENS_KEY, JoinPhase, JoinRequest, JoinState, Lifecycle, RETRY, backoff,
-    encode_u64s, source_down,
+    AdminError, JOIN_TOKENS_KEY, JoinPhase, JoinRequest, JoinState, Lifecycle, Persisted, RETRY,
+    backoff, encode_u64s, source_down,
 };
 use super::{Node, NodeTrace};
 use crate::gossip::Status;
@@ -47,7 +47,7 @@ impl<S: Storage> Node<S> {
                     progress: MovementProgress::default(),
                     seed_view_at: None,
                 }));
-                self.persist_lifecycle(1);
+                self.persist_lifecycle(Persisted::Joining);
                 self.on_lifecycle_tick(now);
                 Ok(())
             }
@@ -65,7 +65,7 @@ impl<S: Storage> Node<S> {
                 }
                 j.started = now;
                 j.seed_view_at = None;
-                self.persist_lifecycle(1);
+                self.persist_lifecycle(Persisted::Joining);
                 self.on_lifecycle_tick(now);
                 Ok(())
             }
@@ -373,7 +373,7 @@ impl<S: Storage> Node<S> {
             _ => StreamCounters::default(),
         };
         self.lifecycle = Lifecycle::Normal;
-        self.persist_lifecycle(0);
+        self.persist_lifecycle(Persisted::Settled);
         self.trace(NodeTrace::JoinCompleted { keys: moved.keys, bytes: moved.bytes });
     }
 

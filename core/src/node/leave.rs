@@ -1,7 +1,7 @@
 //! Decommission: LEAVING, each range pushed to the node gaining it, hints handed over to live
 //! peers, MID_LEAVE, LEFT.
 
-use super::lifecycle::{AdminError, JoinPhase, LeaveState, Lifecycle, RETRY, backoff};
+use super::lifecycle::{AdminError, JoinPhase, LeaveState, Lifecycle, Persisted, RETRY, backoff};
 use super::{Node, NodeTrace};
 use crate::gossip::Status;
 use crate::id::NodeId;
@@ -56,7 +56,7 @@ impl<S: Storage> Node<S> {
             current: None,
             progress: MovementProgress::default(),
         }));
-        self.persist_lifecycle(2);
+        self.persist_lifecycle(Persisted::Leaving);
         let tokens = self.own_tokens();
         if self.view.status(self.id) != Some(Status::Leaving) {
             self.announce(Status::Leaving, &tokens);
@@ -189,7 +189,7 @@ impl<S: Storage> Node<S> {
 
     pub(super) fn complete_leave(&mut self) {
         self.lifecycle = Lifecycle::Left;
-        self.persist_lifecycle(3);
+        self.persist_lifecycle(Persisted::Left);
         self.trace(NodeTrace::Decommissioned);
     }
 }

@@ -316,6 +316,28 @@ pub(super) fn backoff(attempts: u32) -> Duration {
     RETRY * 2u32.pow(attempts.min(4))
 }
 
+/// What a node persists of its lifecycle (one byte under `LIFECYCLE_KEY`; the tokens and ranges
+/// done of a join are kept beside it). The byte values are the on-disk format: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Persisted {
+    /// Settled: the persisted view says what it is (normal, left, or not a member yet).
+    Settled = 0,
+    /// A join under way: resumed as interrupted after a restart.
+    Joining = 1,
+    /// A decommission under way: resumed as interrupted after a restart.
+    Leaving = 2,
+    /// Left the cluster.
+    Left = 3,
+}
+
+impl Persisted {
+    fn from_byte(b: u8) -> Option<Persisted> {
+        [Persisted::Settled, Persisted::Joining, Persisted::Leaving, Persisted::Left]
+            .into_iter()
+            .find(|p| *p as u8 == b)
+    }
+}
+
 /// Loads the persisted lifecycle.
 pub(super) fn load<S: Storage>(
     storage: &S,
@@ -323,8 +345,8 @@ pub(super) fn load<S: Storage>(
     me: NodeId,
 ) -> Result<Lifecycle, StorageError> {
     let code = storage.get_meta(LIFECYCLE_KEY)?.and_then(|b| b.first().copied());
-    Ok(match code {
-        Some(1) => {
+    Ok(match code.and_then(Persisted::from_byte) {
+        Some(Persisted::Joining) => {
             let tokens = decode_u64s(&storage.get_meta(JOIN_TOKENS_KEY)?.unwrap_or_default());
             let done = decode_u64s(&storage.get_meta(JOIN_DONE_KEY)?.unwrap_or_default())
                 .chunks_exact(2)
@@ -343,14 +365,14 @@ pub(super) fn load<S: Storage>(
                 seed_view_at: None,
             }))
         }
-        Some(2) => Lifecycle::Leaving(Box::new(LeaveState {
+        Some(Persisted::Leaving) => Lifecycle::Leaving(Box::new(LeaveState {
             phase: JoinPhase::Interrupted,
             todo: VecDeque::new(),
             current: None,
             progress: MovementProgress::default(),
         })),
-        Some(3) => Lifecycle::Left,
-        _ => match view.status(me) {
+        Some(Persisted::Left) => Lifecycle::Left,
+        Some(Persisted::Settled) | None => match view.status(me) {
             Some(Status::Normal) => Lifecycle::Normal,
             Some(Status::Left) => Lifecycle::Left,
             _ => Lifecycle::Fresh,
@@ -905,7 +927,7 @@ impl<S: Storage> Node<S> {
                 self.announce(Status::Normal, &tokens);
                 self.trace(NodeTrace::DecommissionFailed { reason });
                 self.lifecycle = Lifecycle::Normal;
-                self.persist_lifecycle(0);
+                self.persist_lifecycle(Persisted::Settled);
             }
             _ => {}
         }
@@ -1094,8 +1116,8 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    pub(super) fn persist_lifecycle(&mut self, code: u8) {
-        if let Err(e) = self.storage.put_meta(LIFECYCLE_KEY, &[code]) {
+    pub(super) fn persist_lifecycle(&mut self, state: Persisted) {
+        if let Err(e) = self.storage.put_meta(LIFECYCLE_KEY, &[state as u8]) {
             self.fatal(e);
         }
     }

@@ -491,39 +491,169 @@ impl Movers {
     }
 }
 
-impl MovementOutcome {
-    /// Every invariant this run breaks, one line each (empty when it keeps them all).
-    pub fn violations(&self) -> Vec<String> {
-        let mut broken = Vec::new();
-        let c = &self.check;
-        // Invariants 1 and 4: no acknowledged write lost, read-your-writes when R + W > RF,
-        // during the movement too. In vector-clock mode (invariant 2) a dropped concurrent write
-        // is a lost write.
-        // `pending-ranges` trusts RING_DELAY: a coordinator that has not learned the mover's
-        // latest step when it plans (a partition longer than RING_DELAY) may read or write the
-        // old placement. That is the strategy's documented signature, not a defect; every
-        // other anomaly of it, and every anomaly of `staged`, fails the run.
-        let excused = |a: &&Anomaly| {
-            self.run.strategy == JoinStrategy::PendingRanges && self.late_coordinator(a)
+/// The anomalies a join strategy is documented to show during a movement (docs/semantics.md §1,
+/// "Join strategies the explorer compares"). A run showing them keeps the strategy's contract;
+/// any other anomaly, and every divergence, ring, view or movement problem, breaks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// Anomaly kinds the strategy is expected to show.
+    pub kinds: &'static [AnomalyKind],
+    /// Only when a coordinator planned the operation before it learned the mover's latest step
+    /// (`pending-ranges`: "none if gossip settled within RING_DELAY").
+    pub late_coordinator_only: bool,
+}
+
+impl Signature {
+    /// The signature of `strategy`:
+    /// - `staged`: nothing;
+    /// - `pending-ranges`: stale reads and lost writes, only through a late coordinator;
+    /// - `immediate`: stale reads ("stale and missing reads": the joiner is read empty);
+    /// - `dual-write-cutover`: lost writes ("writes lost on the joiner") and the stale reads of
+    ///   them (`dual_write_cutover_loses_writes_when_the_copy_fails`);
+    /// - `stream-then-cutover`: stale reads and lost writes ("writes after their range streamed
+    ///   are missing");
+    /// - `sync-dual-write`: unavailability, never a correctness anomaly ("unavailability only").
+    pub fn of(strategy: JoinStrategy) -> Signature {
+        use AnomalyKind::{LostWrite, StaleRead, Unavailable};
+        let (kinds, late_coordinator_only): (&'static [AnomalyKind], bool) = match strategy {
+            JoinStrategy::Staged => (&[], false),
+            JoinStrategy::PendingRanges => (&[StaleRead, LostWrite], true),
+            JoinStrategy::Immediate => (&[StaleRead], false),
+            JoinStrategy::DualWriteCutover => (&[LostWrite, StaleRead], false),
+            JoinStrategy::StreamThenCutover => (&[StaleRead, LostWrite], false),
+            JoinStrategy::SyncDualWrite => (&[Unavailable], false),
         };
-        let stale_reads: Vec<&Anomaly> =
-            c.of_kind(AnomalyKind::StaleRead).filter(|a| !excused(a)).collect();
-        if let Some(first) = stale_reads.first() {
-            broken.push(format!("{} stale-read: {}", stale_reads.len(), first.explanation));
+        Signature { kinds, late_coordinator_only }
+    }
+}
+
+/// What kind of invariant a violation breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViolationKind {
+    /// Stale reads outside the strategy's signature (invariants 1 and 4).
+    StaleRead,
+    /// Lost writes outside the strategy's signature (invariants 1 and 2).
+    LostWrite,
+    /// Replicas still disagree after the final phase (invariant 3).
+    Divergence,
+    /// A range without exactly RF distinct replicas, or an unexpected ring (invariant 6).
+    Ring,
+    /// A movement that failed for an undocumented reason or never completed.
+    Movement,
+    /// A view that does not agree with what the nodes announced, or a movement left in progress.
+    View,
+    /// A member knew the node of another cluster (invariant 9).
+    Admitted,
+}
+
+impl ViolationKind {
+    /// Short name for summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::StaleRead => "stale-read",
+            ViolationKind::LostWrite => "lost-write",
+            ViolationKind::Divergence => "divergence",
+            ViolationKind::Ring => "ring",
+            ViolationKind::Movement => "movement",
+            ViolationKind::View => "view",
+            ViolationKind::Admitted => "admitted",
         }
-        let lost: Vec<&Anomaly> =
-            c.of_kind(AnomalyKind::LostWrite).filter(|a| !excused(a)).collect();
-        if let Some(first) = lost.first() {
-            broken.push(format!("{} lost-write: {}", lost.len(), first.explanation));
+    }
+}
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Its kind.
+    pub kind: ViolationKind,
+    /// One line describing it.
+    pub line: String,
+    /// A stale read or lost write whose every anomaly was planned by a coordinator that had not
+    /// yet learned the mover's latest step (the window every strategy without fencing has; the
+    /// signature of `pending-ranges` only). Never set for the other kinds.
+    pub late_coordinator: bool,
+}
+
+/// A run judged against its strategy's [`Signature`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Every invariant the run breaks (empty when it keeps them all).
+    pub violations: Vec<Violation>,
+    /// The anomalies of the signature the run showed: how many of each kind (kinds with none are
+    /// left out).
+    pub signature: Vec<(AnomalyKind, usize)>,
+}
+
+/// Judges the anomalies of `check` against the signature of `strategy`; `problems` are the run's
+/// other violations (divergence, ring, movement, view, admission), which no signature excuses.
+/// `late` tells whether a coordinator planned an operation of the anomaly before it learned the
+/// mover's latest step. Lost updates (LWW drops concurrent writes by design) and timeouts are
+/// never violations; neither is unavailability.
+pub fn judge(
+    strategy: JoinStrategy,
+    check: &CheckReport,
+    late: impl Fn(&Anomaly) -> bool,
+    problems: Vec<Violation>,
+) -> Verdict {
+    let sig = Signature::of(strategy);
+    let mut verdict = Verdict::default();
+    for (kind, as_violation) in [
+        (AnomalyKind::StaleRead, Some(ViolationKind::StaleRead)),
+        (AnomalyKind::LostWrite, Some(ViolationKind::LostWrite)),
+        (AnomalyKind::Unavailable, None),
+    ] {
+        let in_signature = sig.kinds.contains(&kind);
+        let (expected, other): (Vec<&Anomaly>, Vec<&Anomaly>) = check
+            .of_kind(kind)
+            .partition(|a| in_signature && (!sig.late_coordinator_only || late(a)));
+        if !expected.is_empty() {
+            verdict.signature.push((kind, expected.len()));
         }
+        let (Some(as_violation), Some(first)) = (as_violation, other.first()) else { continue };
+        // For triage: how many of them a late coordinator planned (the proviso every strategy
+        // that does not fence shares with `pending-ranges`).
+        let late_ones = other.iter().filter(|a| late(a)).count();
+        verdict.violations.push(Violation {
+            kind: as_violation,
+            late_coordinator: late_ones == other.len(),
+            line: format!(
+                "{} {kind} outside the {strategy} signature ({late_ones} planned by a late coordinator): {}",
+                other.len(),
+                first.explanation
+            ),
+        });
+    }
+    verdict.violations.extend(problems);
+    verdict
+}
+
+impl MovementOutcome {
+    /// Every invariant this run breaks, one line each (empty when it keeps them all): see
+    /// [`MovementOutcome::verdict`].
+    pub fn violations(&self) -> Vec<String> {
+        self.verdict().violations.into_iter().map(|v| v.line).collect()
+    }
+
+    /// The run judged against its strategy's [`Signature`]: stale reads and lost writes outside
+    /// it (invariants 1, 2 and 4: no acknowledged write lost, read-your-writes when R + W > RF,
+    /// during the movement too; in vector-clock mode a dropped concurrent write is a lost
+    /// write), divergence after the final phase (invariant 3), the ring (invariant 6), movement
+    /// and view problems, and the foreign node (invariant 9) are violations; the anomalies of
+    /// the signature are counted apart.
+    pub fn verdict(&self) -> Verdict {
+        let mut problems = Vec::new();
+        let mut push =
+            |kind, line| problems.push(Violation { kind, line, late_coordinator: false });
         // Invariant 3: convergence.
         let divergent = self.sim.divergent_keys();
         if !divergent.is_empty() {
-            broken.push(format!("replicas diverge on {divergent:?}"));
+            push(ViolationKind::Divergence, format!("replicas diverge on {divergent:?}"));
         }
         // Invariant 6: every range has exactly RF distinct natural replicas, and the ring holds
         // exactly the nodes expected.
-        broken.extend(ring_problems(&self.sim, self.run.rf));
+        for line in ring_problems(&self.sim, self.run.rf) {
+            push(ViolationKind::Ring, line);
+        }
         let mut expected: BTreeSet<NodeId> = (0..self.run.nodes as u32).map(NodeId).collect();
         expected.insert(self.joiner);
         if let Some(l) = self.run.leaver {
@@ -531,13 +661,19 @@ impl MovementOutcome {
         }
         let actual: BTreeSet<NodeId> = self.sim.topology().ring().nodes().into_iter().collect();
         if actual != expected {
-            broken.push(format!("ring holds {actual:?}, expected {expected:?}"));
+            push(ViolationKind::Ring, format!("ring holds {actual:?}, expected {expected:?}"));
         }
-        broken.extend(self.movement_problems.iter().cloned());
-        broken.extend(view_problems(&self.sim, self.foreign));
+        for line in &self.movement_problems {
+            push(ViolationKind::Movement, line.clone());
+        }
+        for line in view_problems(&self.sim, self.foreign) {
+            push(ViolationKind::View, line);
+        }
         // Invariant 9.
-        broken.extend(self.admitted.iter().cloned());
-        broken
+        for line in &self.admitted {
+            push(ViolationKind::Admitted, line.clone());
+        }
+        judge(self.run.strategy, &self.check, |a| self.late_coordinator(a), problems)
     }
 }
 
@@ -763,5 +899,105 @@ impl Pump {
             check(self);
         }
         self.now = self.now.max(until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Negative controls of the classification: a signature excuses only its own anomalies.
+    use super::*;
+
+    /// Anomalies of the given kinds, op `i` for the `i`-th; op 0's is planned late.
+    fn report(kinds: &[AnomalyKind]) -> CheckReport {
+        let anomalies: Vec<Anomaly> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| Anomaly {
+                kind,
+                key: "k1".into(),
+                op_index: i as u64,
+                time: Instant::from_secs(10),
+                related: Vec::new(),
+                explanation: format!("{kind} of op {i}"),
+            })
+            .collect();
+        let mut counts: BTreeMap<AnomalyKind, usize> =
+            AnomalyKind::ALL.iter().map(|k| (*k, 0)).collect();
+        for a in &anomalies {
+            *counts.entry(a.kind).or_default() += 1;
+        }
+        CheckReport {
+            anomalies,
+            counts,
+            reads: Default::default(),
+            writes: Default::default(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn late(a: &Anomaly) -> bool {
+        a.op_index == 0
+    }
+
+    fn kinds(v: &Verdict) -> Vec<ViolationKind> {
+        v.violations.iter().map(|v| v.kind).collect()
+    }
+
+    use AnomalyKind::{LostWrite, StaleRead, Timeout, Unavailable};
+
+    #[test]
+    fn the_signature_of_a_flawed_strategy_is_counted_not_violating() {
+        let v = judge(JoinStrategy::Immediate, &report(&[StaleRead, StaleRead]), late, vec![]);
+        assert_eq!(v, Verdict { violations: vec![], signature: vec![(StaleRead, 2)] });
+        for s in [JoinStrategy::DualWriteCutover, JoinStrategy::StreamThenCutover] {
+            let v = judge(s, &report(&[StaleRead, LostWrite, LostWrite]), late, vec![]);
+            assert!(v.violations.is_empty(), "{s}: {v:?}");
+            assert_eq!(v.signature, vec![(StaleRead, 1), (LostWrite, 2)]);
+        }
+        let v = judge(JoinStrategy::SyncDualWrite, &report(&[Unavailable, Timeout]), late, vec![]);
+        assert_eq!(v, Verdict { violations: vec![], signature: vec![(Unavailable, 1)] });
+    }
+
+    #[test]
+    fn an_anomaly_outside_the_signature_still_fails_the_run() {
+        // `immediate` is expected to read stale, not to lose writes.
+        let v = judge(JoinStrategy::Immediate, &report(&[StaleRead, LostWrite]), late, vec![]);
+        assert_eq!(kinds(&v), [ViolationKind::LostWrite]);
+        assert_eq!(v.signature, vec![(StaleRead, 1)]);
+        // `sync-dual-write` may only be unavailable.
+        let v = judge(JoinStrategy::SyncDualWrite, &report(&[StaleRead, LostWrite]), late, vec![]);
+        assert_eq!(kinds(&v), [ViolationKind::StaleRead, ViolationKind::LostWrite]);
+        assert!(v.signature.is_empty());
+        // `staged` shows nothing, late coordinator or not.
+        let v = judge(JoinStrategy::Staged, &report(&[StaleRead, LostWrite]), late, vec![]);
+        assert_eq!(kinds(&v), [ViolationKind::StaleRead, ViolationKind::LostWrite]);
+        // `pending-ranges` is excused only through a late coordinator (op 0).
+        let v = judge(JoinStrategy::PendingRanges, &report(&[StaleRead, StaleRead]), late, vec![]);
+        assert_eq!(kinds(&v), [ViolationKind::StaleRead]);
+        assert_eq!(v.signature, vec![(StaleRead, 1)]);
+        assert!(v.violations[0].line.starts_with("1 stale-read outside"), "{v:?}");
+        assert!(!v.violations[0].late_coordinator);
+        // A late coordinator excuses nothing outside `pending-ranges`, but it is told apart.
+        let v = judge(JoinStrategy::SyncDualWrite, &report(&[StaleRead]), late, vec![]);
+        assert_eq!(kinds(&v), [ViolationKind::StaleRead]);
+        assert!(v.violations[0].late_coordinator);
+    }
+
+    #[test]
+    fn no_signature_excuses_a_divergence_or_a_ring_view_or_movement_problem() {
+        for strategy in JoinStrategy::ALL {
+            for kind in [
+                ViolationKind::Divergence,
+                ViolationKind::Ring,
+                ViolationKind::Movement,
+                ViolationKind::View,
+                ViolationKind::Admitted,
+            ] {
+                let problem = Violation { kind, line: "a problem".into(), late_coordinator: false };
+                let all = [StaleRead, LostWrite, Unavailable];
+                let v = judge(strategy, &report(&all), late, vec![problem]);
+                assert!(kinds(&v).contains(&kind), "{strategy} excused {kind:?}: {v:?}");
+            }
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! `cargo xtask soak --seeds N [--strategy S] [--start K]`: long randomized runs (the ignored
-//! `soak` test of `ringside-tests`, in release) with a progress line and the throughput. Not
-//! part of `cargo xtask test`: it is for hunting rare seeds, not for CI.
+//! `soak` test of `ringside-tests`, in release) with a progress line and the throughput. Each
+//! movement run is judged against its strategy's documented signature
+//! (`ringside_tests::movements::Signature`): the summary gives per strategy the runs, the violating
+//! runs by kind, the runs showing each anomaly of the signature, runs/s, simulated messages/s and
+//! seconds. Not part of `cargo xtask test`: it is for hunting rare seeds, not for CI.
 
 use crate::tools;
 use anyhow::{Result, bail};

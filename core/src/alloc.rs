@@ -454,9 +454,36 @@ impl Balancer {
     }
 }
 
+/// The ring the founding members of a cluster each compute alike, without talking to each
+/// other: [`build_ring`] over `nodes` seeded from the token of `agreement`, a text they all
+/// share (the native node uses the cluster name and the initial member list). Changing either
+/// input, or this function, gives another ring: founding members must run the same version.
+pub fn agreed_ring(
+    agreement: &str,
+    nodes: &[NodeId],
+    num_tokens: usize,
+    rf: usize,
+    allocation: Allocation,
+) -> Result<Ring, RingError> {
+    use rand::SeedableRng;
+    let seed = crate::token::token_for(agreement.as_bytes());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    build_ring(nodes, num_tokens, rf, allocation, &mut rng)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agreed_ring_depends_only_on_its_inputs() {
+        let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let a = agreed_ring("c|x,y,z", &ids, 8, 3, Allocation::Random).unwrap();
+        let b = agreed_ring("c|x,y,z", &ids, 8, 3, Allocation::Random).unwrap();
+        let other = agreed_ring("d|x,y,z", &ids, 8, 3, Allocation::Random).unwrap();
+        assert_eq!(a.tokens_of(NodeId(2)), b.tokens_of(NodeId(2)));
+        assert_ne!(a.tokens_of(NodeId(2)), other.tokens_of(NodeId(2)));
+    }
     use crate::token::TokenRange;
     use proptest::prelude::*;
     use rand::SeedableRng;

@@ -10,8 +10,7 @@ use crate::service::{AdminService, KvService};
 use crate::storage::DiskStorage;
 use crate::transport::{self, Identity, InternodeService, Transport};
 use anyhow::{Context, bail};
-use rand::SeedableRng;
-use ringside_core::alloc::build_ring;
+use ringside_core::alloc::agreed_ring;
 use ringside_core::id::NodeId;
 use ringside_core::membership::ClusterView;
 use ringside_core::node::{JoinRequest, Node};
@@ -30,11 +29,8 @@ pub fn initial_view(settings: &Settings) -> anyhow::Result<Option<ClusterView>> 
         return Ok(None);
     }
     let ids: Vec<NodeId> = members.iter().map(|m| m.id).collect();
-    let seed = ringside_core::token::token_for(
-        format!("{}|{}", settings.cluster_name, settings.initial_cluster.join(",")).as_bytes(),
-    );
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let ring = build_ring(&ids, settings.num_tokens, settings.rf, settings.allocation, &mut rng)
+    let agreement = format!("{}|{}", settings.cluster_name, settings.initial_cluster.join(","));
+    let ring = agreed_ring(&agreement, &ids, settings.num_tokens, settings.rf, settings.allocation)
         .map_err(|e| anyhow::anyhow!("cannot allocate the initial ring: {e}"))?;
     Ok(Some(ClusterView::from_ring(&ring)))
 }

@@ -485,6 +485,8 @@ pub struct ArcView {
     pub width: f64,
     /// The vnode's token (the arc's inclusive end).
     pub token: Token,
+    /// The arc as a token range (`TokenRange::contains` says which tokens it holds).
+    pub range: TokenRange,
     /// Its owner (the primary replica of the arc).
     pub owner: NodeId,
     /// Every replica of the arc, in ring-walk order.
@@ -672,6 +674,7 @@ impl Snapshot {
                     start,
                     width,
                     token: range.end,
+                    range,
                     owner: ring.owners()[i],
                     replicas: replicas.to_vec(),
                 }

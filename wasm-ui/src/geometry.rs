@@ -154,7 +154,7 @@ pub struct WalkStep {
 /// engine chose for that arc (its `replicas`) has been met at one of its vnodes. The replica set
 /// is the engine's; this only shows where the walk found each one.
 pub fn replica_walk(arcs: &[ArcView], token: u64) -> Vec<WalkStep> {
-    let Some(first) = arcs.iter().position(|a| arc_contains(a, token)) else {
+    let Some(first) = arcs.iter().position(|a| a.range.contains(token)) else {
         return Vec::new();
     };
     let replicas = &arcs[first].replicas;
@@ -173,16 +173,6 @@ pub fn replica_walk(arcs: &[ArcView], token: u64) -> Vec<WalkStep> {
         steps.push(WalkStep { arc: i, owner, replica });
     }
     steps
-}
-
-/// Whether `token` lies on the arc `(token of the previous vnode, arc.token]`.
-pub fn arc_contains(arc: &ArcView, token: u64) -> bool {
-    let start = token_at(arc.start);
-    let end = arc.token;
-    if arc.width >= 1.0 - 1e-12 {
-        return true;
-    }
-    if start < end { start < token && token <= end } else { token > start || token <= end }
 }
 
 #[cfg(test)]
@@ -237,6 +227,7 @@ mod tests {
             start,
             width,
             token: token_at(start + width),
+            range: ringside_core::token::TokenRange::new(token_at(start), token_at(start + width)),
             owner: NodeId(owner),
             replicas: replicas.iter().map(|r| NodeId(*r)).collect(),
         }

@@ -7,7 +7,7 @@ use crate::state::{Selection, use_explorer};
 use leptos::prelude::*;
 use ringside_core::checker::AnomalyKind;
 use ringside_core::history::{OpFunction, OpType};
-use ringside_core::sim::{FINAL_PROCESS, SCRIPTED_PROCESS_BASE};
+use ringside_core::sim::Issuer;
 
 /// How many rows the pane shows at most (the latest ones before the cursor).
 const ROWS: usize = 60;
@@ -74,12 +74,10 @@ pub fn HistoryPane() -> impl IntoView {
             if only && flags.is_empty() {
                 continue;
             }
-            let client = if op.process >= FINAL_PROCESS {
-                "final".to_string()
-            } else if op.process >= SCRIPTED_PROCESS_BASE {
-                "you/script".to_string()
-            } else {
-                format!("c{}", op.process)
+            let client = match Issuer::of(op.process) {
+                Issuer::Final => "final".to_string(),
+                Issuer::Scripted => "you/script".to_string(),
+                Issuer::Client(c) => format!("c{c}"),
             };
             let f = match op.f {
                 OpFunction::Read => "read",

@@ -41,6 +41,31 @@ pub const SCRIPTED_PROCESS_BASE: u32 = 10_000;
 /// Process number of the final convergence reads.
 pub const FINAL_PROCESS: u32 = 20_000;
 
+/// Who issued an operation of the history, decoded from its process number (the one place that
+/// knows the numbering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Issuer {
+    /// A workload client (`0..clients`).
+    Client(u32),
+    /// A scripted operation: a scenario's `op` event, or the explorer's user.
+    Scripted,
+    /// The final phase's read of the state.
+    Final,
+}
+
+impl Issuer {
+    /// The issuer of the operations of `process`.
+    pub fn of(process: u32) -> Issuer {
+        if process >= FINAL_PROCESS {
+            Issuer::Final
+        } else if process >= SCRIPTED_PROCESS_BASE {
+            Issuer::Scripted
+        } else {
+            Issuer::Client(process)
+        }
+    }
+}
+
 /// Everything a simulation needs.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -819,7 +844,7 @@ impl Simulation {
         if self.config.record_history {
             self.requests.insert(p.invoke, record);
         }
-        if p.process >= SCRIPTED_PROCESS_BASE {
+        if Issuer::of(p.process) != Issuer::Client(p.process) {
             self.completions.insert(p.invoke, Completion { op_index: index, result });
         } else {
             let next = self.now + self.config.workload.think_time;
@@ -1747,6 +1772,13 @@ mod tests {
             keep_trace: false,
             record_history: true,
         })
+    }
+
+    #[test]
+    fn issuers_decode_the_process_numbering() {
+        assert_eq!(Issuer::of(3), Issuer::Client(3));
+        assert_eq!(Issuer::of(SCRIPTED_PROCESS_BASE + 7), Issuer::Scripted);
+        assert_eq!(Issuer::of(FINAL_PROCESS), Issuer::Final);
     }
 
     /// The final phase's repair reads go through a member: soak seed 47911 decommissioned A,

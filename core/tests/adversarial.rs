@@ -747,17 +747,13 @@ fn a_lost_stream_request_and_chunk_are_sent_again_quickly() {
     assert!(took < Duration::from_secs(25), "J took {took:?} to join after the losses");
 }
 
-/// Issue: a Merkle repair had no retry and no completion: a lost tree or chunk left a range
-/// unrepaired, silently. Comparisons and pulls are asked again with backoff, and a run reports
-/// when it is complete, with its over-streaming.
-#[test]
-fn a_repair_retries_what_was_lost_and_reports_completion() {
-    let (ring, mut net) = settled(base_config(ConflictMode::Lww));
-    // B misses every write: its mutations and hints are dropped.
+/// Writes those of keys `key0..key{count}` that B replicates, at QUORUM through A, while B misses
+/// every write (its mutations and hints are dropped); returns them. Stops holding afterwards.
+fn written_while_b_misses_them(ring: &Ring, net: &mut Net, count: usize) -> Vec<String> {
     net.hold = Some(Box::new(|_, t| {
         t.to == B && matches!(t.message, Message::Mutation { .. } | Message::Hint { .. })
     }));
-    let keys: Vec<String> = (0..30)
+    let keys: Vec<String> = (0..count)
         .map(|i| format!("key{i}"))
         .filter(|k| ring.replicas(token_for(k.as_bytes())).contains(&B))
         .collect();
@@ -766,6 +762,17 @@ fn a_repair_retries_what_was_lost_and_reports_completion() {
         assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })), "{k}");
     }
     net.held.clear();
+    net.hold = None;
+    keys
+}
+
+/// Issue: a Merkle repair had no retry and no completion: a lost tree or chunk left a range
+/// unrepaired, silently. Comparisons and pulls are asked again with backoff, and a run reports
+/// when it is complete, with its over-streaming.
+#[test]
+fn a_repair_retries_what_was_lost_and_reports_completion() {
+    let (ring, mut net) = settled(base_config(ConflictMode::Lww));
+    let keys = written_while_b_misses_them(&ring, &mut net, 30);
     // The first Merkle answer and the first chunk of the repair are lost.
     let lost = std::rc::Rc::new(std::cell::Cell::new((false, false)));
     let seen = lost.clone();
@@ -802,20 +809,8 @@ fn a_repair_whose_peer_crashes_mid_stream_completes() {
     // Slow streams, so the crash lands while they run.
     config.stream_throughput = Some(200);
     let (ring, mut net) = settled(config);
-    // B misses every write, so its repair has ranges to stream from its peers.
-    net.hold = Some(Box::new(|_, t| {
-        t.to == B && matches!(t.message, Message::Mutation { .. } | Message::Hint { .. })
-    }));
-    let keys: Vec<String> = (0..60)
-        .map(|i| format!("key{i}"))
-        .filter(|k| ring.replicas(token_for(k.as_bytes())).contains(&B))
-        .collect();
-    for k in &keys {
-        let w = net.put(A, k, "v", ConsistencyLevel::Quorum);
-        assert!(matches!(net.outcome(w), Ok(Reply::Written { .. })), "{k}");
-    }
-    net.held.clear();
-    net.hold = None;
+    // B's repair has ranges to stream from its peers.
+    written_while_b_misses_them(&ring, &mut net, 60);
     let now = net.now;
     assert!(net.node(B).repair(now).unwrap() > 0);
     net.drain(B);

@@ -580,6 +580,38 @@ impl Cluster {
         out
     }
 
+    /// Writes `count` keys `{prefix}-{i}` at QUORUM through node `via` while node `down` is dead
+    /// (the caller killed it), retrying each a few times while the cluster notices; returns what
+    /// was written. Fails the test if a write never succeeds.
+    pub async fn write_while_down(
+        &self,
+        via: u32,
+        down: u32,
+        prefix: &str,
+        count: usize,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut written = std::collections::BTreeMap::new();
+        let mut kv = self.kv(via);
+        for i in 0..count {
+            let (key, value) =
+                (format!("{prefix}-{i}"), format!("value {i} written while {down} was down"));
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match put(&mut kv, &key, &value, pb::ConsistencyLevel::Quorum).await {
+                    Ok(_) => break,
+                    Err(e) if attempts < 10 => {
+                        eprintln!("put {key}: {e:?}; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => self.fail(&format!("QUORUM put with one replica down failed: {e:?}")),
+                }
+            }
+            written.insert(key, value);
+        }
+        written
+    }
+
     /// Panics with `message` and the tail of every log.
     pub fn fail(&self, message: &str) -> ! {
         panic!("{message}\n\n==== logs (last {LOG_TAIL} lines each) ====\n{}", self.logs())

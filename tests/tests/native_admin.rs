@@ -5,10 +5,7 @@
 //! and kills what it started; waits are generous "should have happened by now" limits, never
 //! assertions on speed. Needs the binary: `cargo build -p ringside-node`.
 
-use ringside_tests::native::{
-    Cluster, UpOptions, json_state, json_status, member, proto as pb, put,
-};
-use std::collections::BTreeMap;
+use ringside_tests::native::{Cluster, UpOptions, json_state, json_status, member, proto as pb};
 use std::time::Duration;
 use tonic::Code;
 
@@ -230,24 +227,7 @@ async fn repair_prints_its_completed_report() {
     let mut c = Cluster::up(UpOptions::default()).await;
     c.preload(1, "pre", 100, 1000).await;
     c.kill9(3);
-    let mut written = BTreeMap::new();
-    let mut kv = c.kv(1);
-    for i in 0..60 {
-        let (key, value) = (format!("missed-{i}"), format!("value {i} written while 3 was down"));
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match put(&mut kv, &key, &value, Cl::Quorum).await {
-                Ok(_) => break,
-                Err(e) if attempts < 10 => {
-                    eprintln!("put {key}: {e:?}; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => c.fail(&format!("QUORUM put with one replica down failed: {e:?}")),
-            }
-        }
-        written.insert(key, value);
-    }
+    let written = c.write_while_down(1, 3, "missed", 60).await;
     // Node 1 holds the hints: down, it cannot replay them, so only a repair brings the keys.
     c.kill9(1);
     c.restart(3);

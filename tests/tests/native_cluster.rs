@@ -366,24 +366,7 @@ async fn replica_killed_hints_replayed() {
     c.kill9(3);
 
     // Writes through node 1 while node 3 is dead: node 1 keeps a hint for each.
-    let mut written = BTreeMap::new();
-    let mut kv = c.kv(1);
-    for i in 0..60 {
-        let (key, value) = (format!("hinted-{i}"), format!("value {i} written while 3 was down"));
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match put(&mut kv, &key, &value, Cl::Quorum).await {
-                Ok(_) => break,
-                Err(e) if attempts < 10 => {
-                    eprintln!("put {key}: {e:?}; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => c.fail(&format!("QUORUM put with one replica down failed: {e:?}")),
-            }
-        }
-        written.insert(key, value);
-    }
+    let written = c.write_while_down(1, 3, "hinted", 60).await;
     let n = written.len() as u64;
     let hints = async |c: &Cluster| -> Result<u64, String> {
         let s = c.status(1).await.map_err(|e| format!("{e:?}"))?;

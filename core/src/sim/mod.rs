@@ -844,7 +844,7 @@ impl Simulation {
         if self.config.record_history {
             self.requests.insert(p.invoke, record);
         }
-        if Issuer::of(p.process) != Issuer::Client(p.process) {
+        if !matches!(Issuer::of(p.process), Issuer::Client(_)) {
             self.completions.insert(p.invoke, Completion { op_index: index, result });
         } else {
             let next = self.now + self.config.workload.think_time;
@@ -1635,13 +1635,12 @@ mod tests {
     use super::*;
 
     /// Three nodes A, B, C (RF 3, seed 5) and no clients.
-    fn three_quiet_nodes() -> Simulation {
-        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
-        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) * 1000, *n)), 3)
-            .expect("ring");
+    /// A cluster without a workload on `ring` (RF 3, nodes named A, B, C, …).
+    fn quiet_cluster(seed: u64, ring: crate::ring::Ring) -> Simulation {
+        let names = (0..ring.nodes().len()).map(|i| ((b'A' + i as u8) as char).to_string());
         Simulation::new(SimConfig {
-            seed: 5,
-            names: vec!["A".into(), "B".into(), "C".into()],
+            seed,
+            names: names.collect(),
             ring,
             node: NodeConfig::default(),
             network: NetworkConfig::default(),
@@ -1649,6 +1648,16 @@ mod tests {
             keep_trace: false,
             record_history: true,
         })
+    }
+
+    /// `n` nodes, node `i` at token `i * spacing`.
+    fn spaced_ring(n: u32, spacing: u64) -> crate::ring::Ring {
+        crate::ring::Ring::new((0..n).map(|i| (u64::from(i) * spacing, NodeId(i))), 3)
+            .expect("ring")
+    }
+
+    fn three_quiet_nodes() -> Simulation {
+        three_nodes(5)
     }
 
     #[test]
@@ -1759,19 +1768,7 @@ mod tests {
     }
 
     fn three_nodes(seed: u64) -> Simulation {
-        let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
-        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) * 1000, *n)), 3)
-            .expect("ring");
-        Simulation::new(SimConfig {
-            seed,
-            names: vec!["A".into(), "B".into(), "C".into()],
-            ring,
-            node: NodeConfig::default(),
-            network: NetworkConfig::default(),
-            workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
-            keep_trace: false,
-            record_history: true,
-        })
+        quiet_cluster(seed, spaced_ring(3, 1000))
     }
 
     #[test]
@@ -1786,19 +1783,7 @@ mod tests {
     /// read would have repaired were reported divergent.
     #[test]
     fn repair_reads_go_through_a_member_after_the_first_node_left() {
-        let ids: Vec<NodeId> = (0..4).map(NodeId).collect();
-        let ring = crate::ring::Ring::new(ids.iter().map(|n| (u64::from(n.0) << 62, *n)), 3)
-            .expect("ring");
-        let mut sim = Simulation::new(SimConfig {
-            seed: 3,
-            names: vec!["A".into(), "B".into(), "C".into(), "D".into()],
-            ring,
-            node: NodeConfig::default(),
-            network: NetworkConfig::default(),
-            workload: WorkloadConfig { clients: 0, ..WorkloadConfig::default() },
-            keep_trace: false,
-            record_history: true,
-        });
+        let mut sim = quiet_cluster(3, spaced_ring(4, 1 << 62));
         sim.run_until(Instant::from_secs(5));
         let b = NodeId(1);
         let w = sim.client_op(b, OpFunction::Write, "k", Some("v"), ConsistencyLevel::All, None);

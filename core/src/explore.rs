@@ -545,8 +545,8 @@ pub struct MessageView {
     /// The topology epoch a request carries ([`Message::epoch`]: Mutation, Mint, Read, Hint,
     /// StreamRequest, MerkleRequest).
     pub epoch: Option<u64>,
-    /// Whether the receiver checks that epoch: only the `staged` join strategy fences
-    /// ([`crate::membership::JoinStrategy::uses_barriers`]).
+    /// Whether the receiver checks that epoch: only the `staged` and `sync-dual-write` join
+    /// strategies fence ([`crate::membership::JoinStrategy::uses_barriers`]).
     pub receiver_fences: bool,
     /// What a `Rejected` says.
     pub rejection: Option<Rejection>,
@@ -924,8 +924,8 @@ pub fn explain_message(m: &MessageView, names: &[String]) -> String {
             text.push_str(&format!(": {to} refuses it if it knows a newer one."));
         } else {
             text.push_str(&format!(
-                "; {to} does not check it: only the staged join strategy fences requests on \
-                 their epoch."
+                "; {to} does not check it: only the staged and sync-dual-write join \
+                 strategies fence requests on their epoch."
             ));
         }
     }
@@ -1476,7 +1476,7 @@ add_node = { name = "D" }
         let request = snap.messages.iter().find(|m| m.epoch.is_some()).expect("a request");
         assert!(!request.receiver_fences);
         let text = explain_message(request, &names);
-        assert!(text.contains("does not check it: only the staged join strategy fences"), "{text}");
+        assert!(text.contains("does not check it: only the staged and sync-dual-write"), "{text}");
         let gossip = snap.messages.iter().find(|m| m.kind == MessageKind::Gossip).unwrap();
         assert_eq!(gossip.epoch, None);
         assert!(!explain_message(gossip, &names).contains("epoch"));

@@ -47,7 +47,8 @@ pub enum JoinStrategy {
     DualWriteCutover,
     /// Writes go to the old replicas only; stream; then cutover.
     StreamThenCutover,
-    /// Writes must succeed on the old replicas and on the joiner.
+    /// Writes must succeed on the old replicas and on the joiner, under `staged`'s epochs,
+    /// barriers and fencing: a slow or down joiner makes writes unavailable, never stale.
     SyncDualWrite,
 }
 
@@ -74,9 +75,11 @@ impl JoinStrategy {
         }
     }
 
-    /// Whether every live node must acknowledge each topology change before the next step.
+    /// Whether every live node must acknowledge each topology change before the next step,
+    /// replicas fence requests planned under an older epoch, and one movement holds a range at
+    /// a time (`staged`, and `sync-dual-write`, which adds its required joiner to the same steps).
     pub const fn uses_barriers(self) -> bool {
-        matches!(self, JoinStrategy::Staged)
+        matches!(self, JoinStrategy::Staged | JoinStrategy::SyncDualWrite)
     }
 }
 

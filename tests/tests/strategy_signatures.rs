@@ -120,15 +120,18 @@ fn a_coordinator_cut_off_mid_join_loses_writes_only_under_the_cutover_strategies
 }
 
 /// A coordinator whose gossip is slower than RING_DELAY (scylladb#2308): `pending-ranges` keeps
-/// writing to the old owner after it streamed the range; `staged` pushes every epoch to it.
-/// `sync-dual-write` is not asserted here: like the other unfenced strategies it trusts gossip,
-/// so the late coordinator loses writes under it too (its "unavailability only" signature
-/// assumes settled gossip).
+/// writing to the old owner after it streamed the range; `staged` and `sync-dual-write` push
+/// every epoch to it and fence what it planned before (unfenced, `sync-dual-write` lost writes
+/// here too: it wrote to the old replicas only after they had streamed the range).
 #[test]
-fn a_late_coordinator_loses_writes_under_pending_ranges_and_not_under_staged() {
+fn a_late_coordinator_loses_writes_under_pending_ranges_and_not_under_the_fenced_strategies() {
     run(&Input {
         file: "tests/scenarios/ring-delay-race.toml",
         text: include_str!("../scenarios/ring-delay-race.toml"),
-        signatures: &[(Staged, Signature::Clean), (PendingRanges, Signature::LostWrites)],
+        signatures: &[
+            (Staged, Signature::Clean),
+            (SyncDualWrite, Signature::Clean),
+            (PendingRanges, Signature::LostWrites),
+        ],
     });
 }

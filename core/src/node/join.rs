@@ -140,8 +140,9 @@ impl<S: Storage> Node<S> {
         }
         // One range movement at a time is Cassandra's rule (and staged's); the naive strategies
         // of the reference documents track concurrent migrations and allow them.
-        // Under `staged`, only movements of overlapping ranges exclude each other: checked once
-        // the tokens are chosen (and again by every member when the barrier asks for the lock).
+        // Under the fenced strategies (`staged`, `sync-dual-write`), only movements of overlapping
+        // ranges exclude each other: checked once the tokens are chosen (and again by every
+        // member when the barrier asks for the lock).
         let one_at_a_time = self.config.join_strategy == JoinStrategy::PendingRanges;
         if let Some((node, status)) =
             self.view.movement_in_progress().filter(|(n, _)| *n != self.id && one_at_a_time)
@@ -182,7 +183,7 @@ impl<S: Storage> Node<S> {
             self.fatal(e);
             return None;
         }
-        if self.config.join_strategy == JoinStrategy::Staged {
+        if self.config.join_strategy.uses_barriers() {
             let moves = crate::placement::plan_join(&ring, self.id, &tokens).unwrap_or_default();
             if let Some((node, status, _)) = self.view.conflicting_movement(self.id, &moves) {
                 self.fail_movement(format!(
@@ -203,7 +204,9 @@ impl<S: Storage> Node<S> {
         }
         self.announce(Status::Boot, &tokens);
         match strategy {
-            JoinStrategy::Staged | JoinStrategy::PendingRanges => self.wait_for(now, Status::Boot),
+            JoinStrategy::Staged | JoinStrategy::SyncDualWrite | JoinStrategy::PendingRanges => {
+                self.wait_for(now, Status::Boot)
+            }
             _ => self.start_join_streaming(now),
         }
         None
@@ -355,7 +358,7 @@ impl<S: Storage> Node<S> {
         match self.config.join_strategy {
             // Reads switch first while the replicas losing ranges still take writes, until
             // every coordinator has switched (a barrier, or RING_DELAY); only then NORMAL.
-            JoinStrategy::Staged | JoinStrategy::PendingRanges => {
+            JoinStrategy::Staged | JoinStrategy::SyncDualWrite | JoinStrategy::PendingRanges => {
                 self.announce(Status::MidJoin, &tokens);
                 self.wait_for(now, Status::MidJoin);
             }

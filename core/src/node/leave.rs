@@ -5,7 +5,6 @@ use super::lifecycle::{AdminError, JoinPhase, LeaveState, Lifecycle, Persisted, 
 use super::{Node, NodeTrace};
 use crate::gossip::Status;
 use crate::id::NodeId;
-use crate::membership::JoinStrategy;
 use crate::message::Message;
 use crate::storage::{Hint, Storage, StorageError};
 use crate::streaming::{MovementProgress, OutStream, StreamCounters, StreamPurpose};
@@ -31,7 +30,7 @@ impl<S: Storage> Node<S> {
             if self.lifecycle != Lifecycle::Normal {
                 return Err(AdminError::NotNormal(self.lifecycle.describe()));
             }
-            let conflict = if self.config.join_strategy == JoinStrategy::Staged {
+            let conflict = if self.config.join_strategy.uses_barriers() {
                 let moves = self.view.movements_if_leaving(self.id).unwrap_or_default();
                 self.view.conflicting_movement(self.id, &moves).map(|(n, s, _)| (n, s))
             } else {

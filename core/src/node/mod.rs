@@ -647,7 +647,7 @@ impl<S: Storage> Node<S> {
         let rng = rand_chacha::ChaCha8Rng::seed_from_u64(
             config.rng_seed ^ 0x6a6f_696e ^ (u64::from(id.0) << 20) ^ generation,
         );
-        // A restarted node of a `staged` cluster may have missed a barrier while it was down.
+        // A restarted node of a fenced cluster may have missed a barrier while it was down.
         let catching_up = generation > 1
             && config.join_strategy.uses_barriers()
             && config.heartbeat_interval.is_some()
@@ -1400,8 +1400,9 @@ impl<S: Storage> Node<S> {
         carried: u64,
         token: Option<Token>,
     ) -> bool {
-        // Only `staged` fences: the other strategies are the reference documents' designs, whose
-        // anomalies (a coordinator that learned of a change late) the explorer must still show.
+        // Only the fenced strategies (`staged`, `sync-dual-write`) check: the others are the
+        // reference documents' designs, whose anomalies (a coordinator that learned of a change
+        // late) the explorer must still show.
         if !self.config.join_strategy.uses_barriers() {
             return false;
         }

@@ -7,13 +7,13 @@
 //! when one runs out, the panic carries the tail of every node's log.
 
 use ringside_node::proto::v1 as pb;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -53,40 +53,10 @@ pub fn binary() -> PathBuf {
     path
 }
 
-fn handed_out() -> &'static Mutex<HashSet<u16>> {
-    static PORTS: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    PORTS.get_or_init(|| Mutex::new(HashSet::new()))
-}
-
-/// `n` consecutive free loopback ports (the first is returned), found by binding port 0 and
-/// probing the following ones, then releasing them. A port is never handed out twice by this
-/// process, so tests running in parallel do not collide.
+/// `n` consecutive free loopback ports (the first is returned); see [`ringside_procs::free_ports`].
 pub fn free_ports(n: u16) -> u16 {
-    assert!(n >= 1);
-    for _ in 0..500 {
-        let Ok(first) = std::net::TcpListener::bind("127.0.0.1:0") else { continue };
-        let base = first.local_addr().expect("bound address").port();
-        if u32::from(base) + u32::from(n) > 65_535 {
-            continue;
-        }
-        let mut held = vec![first];
-        for i in 1..n {
-            match std::net::TcpListener::bind(("127.0.0.1", base + i)) {
-                Ok(l) => held.push(l),
-                Err(_) => break,
-            }
-        }
-        if held.len() != usize::from(n) {
-            continue;
-        }
-        let mut used = handed_out().lock().expect("port registry");
-        if (0..n).any(|i| used.contains(&(base + i))) {
-            continue;
-        }
-        used.extend((0..n).map(|i| base + i));
-        return base;
-    }
-    panic!("found no {n} consecutive free ports on 127.0.0.1");
+    ringside_procs::free_ports(n)
+        .unwrap_or_else(|| panic!("found no {n} consecutive free ports on 127.0.0.1"))
 }
 
 /// A client channel to `address` that connects lazily (and reconnects after a restart).
@@ -102,29 +72,8 @@ pub fn channel(address: &str) -> Channel {
 // Processes
 // -------------------------------------------------------------------------------------------------
 
-fn proc_stat(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // pid (comm) state ppid ...; comm may contain spaces and parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Whether `pid` is a live process (not gone, not a zombie).
-pub fn pid_alive(pid: u32) -> bool {
-    matches!(proc_stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
+pub use ringside_procs::pid_alive;
+use ringside_procs::{Signal, proc_stat, signal};
 
 fn tail(path: &Path, lines: usize) -> String {
     match std::fs::read_to_string(path) {
@@ -493,18 +442,10 @@ impl Cluster {
     /// Stops `ringside cluster up` with SIGTERM (like Ctrl-C) and waits for it to exit.
     pub fn stop_up(&mut self) -> ExitStatus {
         let mut up = self.up.take().expect("cluster up is running");
-        signal(up.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Ok(Some(status)) = up.try_wait() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = up.kill();
-                let _ = up.wait();
-                self.fail("`ringside cluster up` did not exit within 60 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let stopped = ringside_procs::terminate(&mut up, Duration::from_secs(60));
+        let status = match stopped.status {
+            Some(status) if !stopped.killed => status,
+            _ => self.fail("`ringside cluster up` did not exit within 60 s of SIGTERM"),
         };
         for node in &self.nodes {
             let mut proc = node.lock();
@@ -817,7 +758,7 @@ fn kill_proc(proc: Proc, up_pid: Option<u32>) {
         }
         Proc::UpChild(pid) => {
             if proc_stat(pid).is_some_and(|(_, ppid)| Some(ppid) == up_pid) {
-                signal(pid, "KILL");
+                signal(pid, Signal::Kill);
             }
         }
         Proc::Stopped => {}

@@ -10,7 +10,7 @@
 use crate::{project_root, serve, tools, web};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Command-line options of `cargo xtask explore`.
@@ -65,20 +65,8 @@ struct Companions {
 
 impl Drop for Companions {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            // SIGTERM: `ringside cluster up` stops its nodes cleanly before exiting.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // SIGTERM first: `ringside cluster up` stops its nodes cleanly before exiting.
+        ringside_procs::terminate_all(&mut self.children, Duration::from_secs(15));
     }
 }
 

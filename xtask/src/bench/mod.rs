@@ -2,17 +2,15 @@
 //! native cluster side by side with etcd and Redis, and (`cargo xtask bench web`) the browser
 //! explorer in headless Chromium.
 
-#[path = "bench_native.rs"]
 mod native;
-#[path = "bench_web.rs"]
 mod web;
 
 use crate::{project_root, tools};
 use anyhow::Result;
 
 /// `cargo xtask bench native [--quick] ...` runs the native cluster benchmarks (see
-/// `bench_native.rs`), `cargo xtask bench web [--quick]` the browser benchmarks (see
-/// `bench_web.rs`); anything else runs `cargo bench -p ringside-core` with `args` appended (a
+/// `bench/native.rs`), `cargo xtask bench web [--quick]` the browser benchmarks (see
+/// `bench/web.rs`); anything else runs `cargo bench -p ringside-core` with `args` appended (a
 /// `--bench NAME` or a filter).
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {

@@ -5,7 +5,7 @@
 //! [`op_messages`], the messages of one client operation and the replicas that answered it.
 
 use crate::consistency::ConsistencyLevel;
-use crate::history::{Op, OpType};
+use crate::history::Op;
 use crate::id::NodeId;
 use crate::message::{Message, MessageKind, RejectReason, Rejectable};
 use crate::node::Lifecycle;
@@ -818,12 +818,6 @@ pub fn op_messages(sim: &Simulation, invoke: &Op, completed: Instant) -> OpMessa
     out
 }
 
-/// The completion of the invoke op at `index` of a history, if it completed.
-pub fn completion_of(ops: &[Op], index: usize) -> Option<&Op> {
-    let invoke = ops.get(index)?;
-    ops[index + 1..].iter().find(|o| o.process == invoke.process && o.op_type != OpType::Invoke)
-}
-
 /// A paragraph for the learner about a message type.
 pub fn explain_message(m: &MessageView, names: &[String]) -> String {
     let name = |id: NodeId| names.get(id.0 as usize).map_or("?", String::as_str);
@@ -1064,6 +1058,7 @@ pub fn explain_node(n: &NodeView, names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::OpType;
     use crate::scenario::{parse, prepare};
     use std::collections::BTreeMap;
 
@@ -1522,7 +1517,10 @@ add_node = { name = "D" }
         let index = ops.iter().rposition(|o| o.key == "k3" && o.op_type == OpType::Invoke).unwrap();
         player.advance_to(Instant::from_secs(4));
         let ops_after = &player.sim().history().ops;
-        let done = completion_of(ops_after, index).expect("completed within a second");
+        let done = crate::history::Pairing::of(ops_after)
+            .completion_of(index)
+            .map(|c| &ops_after[c])
+            .expect("completed within a second");
         assert_eq!(done.op_type, OpType::Ok);
         let found = op_messages(&at_invoke, &ops[index], done.time);
         // A is one of the three replicas: it reads locally and asks B and C.

@@ -105,3 +105,68 @@ impl History {
         self.ops.len() as u64 - 1
     }
 }
+
+/// Which completion answers which invoke in a history: the one pairing rule the checker, the
+/// explorer and its history panel share. A completion answers the pending invoke of its process;
+/// an invoke still pending when its process invokes again is left unanswered (indeterminate), and
+/// a completion with no pending invoke answers nothing. Each oddity is reported in `problems`.
+#[derive(Clone, Debug, Default)]
+pub struct Pairing {
+    /// By position in the history: for an invoke, the position of its completion.
+    completion: Vec<Option<usize>>,
+    /// By position in the history: for a completion, the position of its invoke.
+    invoke: Vec<Option<usize>>,
+    /// Malformed events met while pairing, in words.
+    pub problems: Vec<String>,
+}
+
+impl Pairing {
+    /// Pairs the operations of `ops` (a history's `ops`, in order).
+    pub fn of(ops: &[Op]) -> Pairing {
+        let mut out = Pairing {
+            completion: vec![None; ops.len()],
+            invoke: vec![None; ops.len()],
+            problems: Vec::new(),
+        };
+        let mut pending: std::collections::BTreeMap<u32, usize> = Default::default();
+        for (pos, op) in ops.iter().enumerate() {
+            if op.op_type == OpType::Invoke {
+                if let Some(prev) = pending.insert(op.process, pos) {
+                    out.problems.push(format!(
+                        "process {} invoked op {} while op {} was still pending; the earlier op is \
+                         treated as indeterminate",
+                        op.process, op.index, ops[prev].index
+                    ));
+                }
+                continue;
+            }
+            let Some(invoke) = pending.remove(&op.process) else {
+                out.problems.push(format!(
+                    "op {} completes process {} which has no pending invoke; ignored",
+                    op.index, op.process
+                ));
+                continue;
+            };
+            if ops[invoke].f != op.f || ops[invoke].key != op.key {
+                out.problems.push(format!(
+                    "op {} completes op {} of process {} with a different function or key; the \
+                     invoke's is used",
+                    op.index, ops[invoke].index, op.process
+                ));
+            }
+            out.completion[invoke] = Some(pos);
+            out.invoke[pos] = Some(invoke);
+        }
+        out
+    }
+
+    /// The position of the completion of the invoke at `pos`, if it completed.
+    pub fn completion_of(&self, pos: usize) -> Option<usize> {
+        self.completion.get(pos).copied().flatten()
+    }
+
+    /// The position of the invoke the completion at `pos` answers.
+    pub fn invoke_of(&self, pos: usize) -> Option<usize> {
+        self.invoke.get(pos).copied().flatten()
+    }
+}

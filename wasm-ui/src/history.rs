@@ -59,7 +59,7 @@ pub fn HistoryPane() -> impl IntoView {
             if op.op_type == OpType::Invoke {
                 continue;
             }
-            let Some(&invoke) = full.invoke_of.get(&(i as u64)) else { continue };
+            let Some(invoke) = full.pairing.invoke_of(i) else { continue };
             let inv = &full.history[invoke];
             if inv.time > now {
                 continue;

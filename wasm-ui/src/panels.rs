@@ -202,7 +202,7 @@ fn OpDetails(index: usize) -> impl IntoView {
     move || {
         let full = ex.full.get()?;
         let invoke = full.history.get(index)?.clone();
-        let done = ringside_core::explore::completion_of(&full.history, index).cloned();
+        let done = full.pairing.completion_of(index).map(|c| full.history[c].clone());
         let names = ex.names();
         let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
         let anomalies: Vec<String> = done

@@ -8,9 +8,9 @@ use leptos::prelude::*;
 use ringside_core::checker::AnomalyKind;
 use ringside_core::compare::{Comparison, compare_with};
 use ringside_core::explore::{
-    Action, Intervention, MessageView, OpMessages, Player, Snapshot, completion_of, op_messages,
+    Action, Intervention, MessageView, OpMessages, Player, Snapshot, op_messages,
 };
-use ringside_core::history::{Op, OpType};
+use ringside_core::history::{Op, Pairing};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::message::MessageKind;
 use ringside_core::presets::{PRESETS, preset};
@@ -52,8 +52,8 @@ pub struct FullRun {
     pub history: Vec<Op>,
     /// Anomalies by the index of the completion op they concern.
     pub flags: BTreeMap<u64, Vec<AnomalyKind>>,
-    /// The invoke index of every completion.
-    pub invoke_of: BTreeMap<u64, usize>,
+    /// Which completion answers which invoke.
+    pub pairing: Pairing,
 }
 
 impl FullRun {
@@ -62,16 +62,8 @@ impl FullRun {
         for a in &report.check.anomalies {
             flags.entry(a.op_index).or_default().push(a.kind);
         }
-        let mut last_invoke: BTreeMap<u32, usize> = BTreeMap::new();
-        let mut invoke_of = BTreeMap::new();
-        for (i, op) in history.iter().enumerate() {
-            if op.op_type == OpType::Invoke {
-                last_invoke.insert(op.process, i);
-            } else if let Some(inv) = last_invoke.get(&op.process) {
-                invoke_of.insert(i as u64, *inv);
-            }
-        }
-        FullRun { report, history, flags, invoke_of }
+        let pairing = Pairing::of(&history);
+        FullRun { report, history, flags, pairing }
     }
 }
 
@@ -594,7 +586,8 @@ impl Explorer {
         let Some(full) = self.full.get_untracked() else { return };
         let Some(op) = full.history.get(invoke).cloned() else { return };
         self.playing.set(false);
-        let completed = completion_of(&full.history, invoke).map_or(op.time, |c| c.time);
+        let completed =
+            full.pairing.completion_of(invoke).map_or(op.time, |c| full.history[c].time);
         self.seek(op.time);
         let found =
             self.player.with_value(|p| p.as_ref().map(|p| op_messages(p.sim(), &op, completed)));

@@ -7,8 +7,7 @@
 //! breaks ties between events recorded at the same engine instant exactly as the recorder
 //! ordered them.
 
-use crate::history::{History, Op, OpFunction, OpType};
-use std::collections::BTreeMap;
+use crate::history::{History, Op, OpFunction, OpType, Pairing};
 
 /// How an operation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,39 +107,19 @@ pub(crate) struct Paired<'h> {
 /// handled conservatively: a completion without a pending invoke is ignored, and an invoke left
 /// pending when its process invokes again is treated as never completed (indeterminate).
 pub(crate) fn pair(history: &History) -> Paired<'_> {
-    let mut out = Paired::default();
-    // Process -> index into `out.ops` of its pending operation.
-    let mut pending: BTreeMap<u32, usize> = BTreeMap::new();
-    for (pos, op) in history.ops.iter().enumerate() {
-        if op.op_type == OpType::Invoke {
-            if let Some(prev) = pending.insert(op.process, out.ops.len()) {
-                out.problems.push(format!(
-                    "process {} invoked op {} while op {} was still pending; the earlier op is \
-                     treated as indeterminate",
-                    op.process, op.index, out.ops[prev].invoke.index
-                ));
-            }
-            out.ops.push(Operation { invoke: op, invoke_pos: pos, completion: None });
-            continue;
-        }
-        let Some(slot) = pending.remove(&op.process) else {
-            out.problems.push(format!(
-                "op {} completes process {} which has no pending invoke; ignored",
-                op.index, op.process
-            ));
-            continue;
-        };
-        let operation = &mut out.ops[slot];
-        if operation.invoke.f != op.f || operation.invoke.key != op.key {
-            out.problems.push(format!(
-                "op {} completes op {} of process {} with a different function or key; the \
-                 invoke's is used",
-                op.index, operation.invoke.index, op.process
-            ));
-        }
-        operation.completion = Some((op, pos));
-    }
-    out
+    let pairing = Pairing::of(&history.ops);
+    let ops = history
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.op_type == OpType::Invoke)
+        .map(|(pos, invoke)| Operation {
+            invoke,
+            invoke_pos: pos,
+            completion: pairing.completion_of(pos).map(|c| (&history.ops[c], c)),
+        })
+        .collect();
+    Paired { ops, problems: pairing.problems }
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ pub enum WriteProgress {
 pub struct WriteOp {
     /// Key token.
     pub token: Token,
-    /// Key.
+    /// The key, raw bytes as the client sent them.
     pub key: Vec<u8>,
     /// Level requested.
     pub cl: ConsistencyLevel,
@@ -350,7 +350,7 @@ impl WriteOp {
 pub struct ReadOp {
     /// Key token.
     pub token: Token,
-    /// Key.
+    /// The key, raw bytes as the client sent them.
     pub key: Vec<u8>,
     /// Level requested.
     pub cl: ConsistencyLevel,

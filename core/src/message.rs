@@ -56,9 +56,9 @@ pub enum Message {
     Gossip(Box<GossipMessage>),
     /// Are you alive? Sent before believing a peer learned second-hand is up (Cassandra's echo).
     Echo,
-    /// Yes.
+    /// The answer to `Echo`: the sender is alive and reachable.
     EchoReply,
-    /// A topology barrier (`staged`): apply the sender's state now and acknowledge.
+    /// A topology barrier (the fenced strategies): apply the sender's state now and acknowledge.
     Barrier {
         /// The sender's state version being announced.
         epoch: u64,
@@ -99,7 +99,7 @@ pub enum Message {
         epoch: u64,
         /// The range.
         range: TokenRange,
-        /// Why.
+        /// What the stream is for: a join, a decommission or a repair.
         purpose: StreamPurpose,
     },
     /// One chunk of a stream.
@@ -108,7 +108,7 @@ pub enum Message {
         session: u64,
         /// The range streamed.
         range: TokenRange,
-        /// Why.
+        /// What the stream is for, as in the request.
         purpose: StreamPurpose,
         /// Entries in `(token, key)` order.
         entries: Vec<Entry>,
@@ -155,7 +155,7 @@ pub enum Message {
         epoch: u64,
         /// Key token.
         token: Token,
-        /// Key.
+        /// The key, raw bytes as the client sent them.
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// New value, `None` for a delete.
@@ -186,7 +186,7 @@ pub enum Message {
         epoch: u64,
         /// Key token.
         token: Token,
-        /// Key.
+        /// The key, raw bytes as the client sent them.
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// Versions to merge.
@@ -206,7 +206,7 @@ pub enum Message {
         epoch: u64,
         /// Key token.
         token: Token,
-        /// Key.
+        /// The key, raw bytes as the client sent them.
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
@@ -221,7 +221,7 @@ pub enum Message {
     Repair {
         /// Key token.
         token: Token,
-        /// Key.
+        /// The key, raw bytes as the client sent them.
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// Versions to merge.
@@ -236,7 +236,7 @@ pub enum Message {
         epoch: u64,
         /// Key token.
         token: Token,
-        /// Key.
+        /// The key, raw bytes as the client sent them.
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// Versions to merge.
@@ -321,9 +321,9 @@ pub enum MessageKind {
     Mutation,
     /// MintAck, MutationAck, HintAck.
     Ack,
-    /// Read.
+    /// `Message::Read`: a coordinator asks a replica for its versions of a key.
     Read,
-    /// ReadReply.
+    /// `Message::ReadReply`: a replica's versions of a key.
     ReadReply,
     /// Read repair.
     Repair,
@@ -487,8 +487,8 @@ impl Message {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Transmit {
-    /// Destination.
+    /// The node the message is for.
     pub to: NodeId,
-    /// Payload.
+    /// The message itself.
     pub message: Message,
 }

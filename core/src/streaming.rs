@@ -50,7 +50,7 @@ pub struct OutStream {
     pub session: u64,
     /// The range.
     pub range: TokenRange,
-    /// Why.
+    /// What the stream is for: a join, a decommission or a repair.
     pub purpose: StreamPurpose,
     /// What has been sent.
     pub sent: StreamCounters,

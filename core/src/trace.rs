@@ -33,9 +33,9 @@ pub enum TraceEvent {
     Send {
         /// Message id (unique in the run).
         id: u64,
-        /// Sender.
+        /// The node that sent it.
         from: NodeId,
-        /// Receiver.
+        /// The node it is addressed to.
         to: NodeId,
         /// Kind, for filters.
         kind: MessageKind,
@@ -54,7 +54,7 @@ pub enum TraceEvent {
     Drop {
         /// Message id.
         id: u64,
-        /// Why.
+        /// What stopped it: loss, a partition, a crashed receiver, …
         reason: DropReason,
     },
     /// A client invoked or completed an operation (index into the history).
@@ -66,7 +66,7 @@ pub enum TraceEvent {
     Node {
         /// The node.
         node: NodeId,
-        /// What.
+        /// What the node reported.
         event: NodeTrace,
     },
     /// A node crashed (process killed; storage kept).
@@ -107,9 +107,9 @@ pub enum TraceEvent {
 /// A timestamped trace event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceRecord {
-    /// When.
+    /// The simulated time the event happened at.
     pub time: Instant,
-    /// What.
+    /// The event itself.
     #[serde(flatten)]
     pub event: TraceEvent,
 }

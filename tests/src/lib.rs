@@ -20,7 +20,7 @@ use std::time::Duration;
 /// The shape of one randomized run, derived from its seed.
 #[derive(Clone, Debug)]
 pub struct RandomRun {
-    /// Seed.
+    /// The seed everything in the run derives from (`RINGSIDE_SEED` replays it).
     pub seed: u64,
     /// Nodes in the cluster.
     pub nodes: usize,

@@ -42,7 +42,7 @@ const RESUME_AFTER: Duration = Duration::from_secs(4);
 /// The shape of one randomized movement run, derived from its seed and a strategy.
 #[derive(Clone, Debug)]
 pub struct MovementRun {
-    /// Seed.
+    /// The seed everything in the run derives from (`RINGSIDE_SEED` replays it).
     pub seed: u64,
     /// Join strategy of every node.
     pub strategy: JoinStrategy,

@@ -31,7 +31,7 @@ pub const DEFAULT_SPEED: f64 = 0.1;
 /// What the user clicked.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Selection {
-    /// Nothing.
+    /// Nothing is selected.
     None,
     /// A node.
     Node(NodeId),
@@ -70,7 +70,7 @@ impl FullRun {
 /// A moment on the timeline worth a marker.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Marker {
-    /// When.
+    /// Where on the timeline it sits.
     pub at: Instant,
     /// What, in words.
     pub label: String,

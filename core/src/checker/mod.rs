@@ -170,7 +170,7 @@ pub struct Anomaly {
 /// How many operations of one family were invoked and how they ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpCounts {
-    /// Invokes.
+    /// Operations invoked by clients.
     pub invoked: usize,
     /// `ok` completions.
     pub ok: usize,

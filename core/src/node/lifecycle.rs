@@ -50,11 +50,11 @@ const SOURCE_GRACE: Duration = Duration::from_secs(5);
 pub enum Lifecycle {
     /// Not a member: started without a place in the cluster; [`Node::join`] makes it one.
     Fresh,
-    /// Joining.
+    /// Joining the ring: discovery, BOOT, streaming, MID_JOIN (or failed, or interrupted).
     Joining(Box<JoinState>),
     /// A member owning its tokens.
     Normal,
-    /// Decommissioning.
+    /// Decommissioning: LEAVING, streaming out, handing hints over, MID_LEAVE.
     Leaving(Box<LeaveState>),
     /// Left the cluster.
     Left,
@@ -140,7 +140,7 @@ pub struct JoinState {
     pub todo: VecDeque<(TokenRange, NodeId)>,
     /// The range streaming now: session, range, source, last activity.
     pub current: Option<(u64, TokenRange, NodeId, Instant)>,
-    /// Counters.
+    /// Ranges and bytes streamed so far.
     pub progress: MovementProgress,
     /// When a seed answered the joiner's request for its whole view (discovery needs one).
     #[serde(default)]
@@ -156,7 +156,7 @@ pub struct LeaveState {
     pub todo: VecDeque<(TokenRange, NodeId)>,
     /// The range being pushed: session, range, gainer.
     pub current: Option<(u64, TokenRange, NodeId)>,
-    /// Counters.
+    /// Ranges and bytes streamed out so far.
     pub progress: MovementProgress,
 }
 
@@ -288,7 +288,7 @@ pub(super) struct Barrier {
     sent_at: Instant,
     /// When the barrier started.
     started: Instant,
-    /// The first barrier of a movement under `staged` (BOOT, LEAVING) takes the range lock: it
+    /// The first barrier of a movement under a fenced strategy (BOOT, LEAVING) takes the range lock: it
     /// needs, besides every live member, a majority of the owners, and a member holding a
     /// conflicting movement refuses it. Two overlapping movements can then never both hold it.
     lock: bool,
@@ -826,7 +826,7 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// For the first barrier of `from`'s movement (BOOT, LEAVING) under `staged`: the movement
+    /// For the first barrier of `from`'s movement (BOOT, LEAVING) under a fenced strategy: the movement
     /// holding ranges that one would change, unless this node already granted `from` the lock
     /// (a resent barrier). Grants the lock when there is none.
     fn lock_conflict(&mut self, from: NodeId) -> Option<(NodeId, Status, u64)> {
@@ -1065,7 +1065,7 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
-    /// Waits until `status` (just announced) is known everywhere: a barrier under `staged`,
+    /// Waits until `status` (just announced) is known everywhere: a barrier under the fenced strategies,
     /// RING_DELAY otherwise.
     pub(super) fn wait_for(&mut self, now: Instant, status: Status) {
         if self.config.join_strategy.uses_barriers() {

@@ -185,26 +185,26 @@ pub enum NodeTrace {
         target: NodeId,
         /// Hint id.
         id: u64,
-        /// Key.
+        /// The key, as text (keys in traces are shown, not parsed).
         key: String,
     },
     /// No hint was stored: the target has been down longer than the hint window.
     HintWindowExceeded {
         /// Replica the write was for.
         target: NodeId,
-        /// Key.
+        /// The key whose write no replica will replay to the target.
         key: String,
     },
     /// A hint was acknowledged by its target and removed.
     HintDelivered {
-        /// Target.
+        /// The replica that applied the hint.
         target: NodeId,
         /// Hint id.
         id: u64,
     },
     /// A hint outlived the grace period and was dropped.
     HintExpired {
-        /// Target.
+        /// The replica that never acknowledged the hint in time.
         target: NodeId,
         /// Hint id.
         id: u64,
@@ -213,17 +213,17 @@ pub enum NodeTrace {
     ReadRepair {
         /// Stale replica.
         replica: NodeId,
-        /// Key.
+        /// The key whose replicas disagreed.
         key: String,
     },
     /// The failure detector convicted a peer.
     PeerDown {
-        /// Peer.
+        /// The peer whose phi crossed the threshold.
         peer: NodeId,
     },
     /// A convicted peer was heard from again.
     PeerUp {
-        /// Peer.
+        /// The peer heard from again (gossip or a message).
         peer: NodeId,
     },
     /// This node announced a new lifecycle status.
@@ -251,7 +251,7 @@ pub enum NodeTrace {
         peer: NodeId,
         /// The range.
         range: TokenRange,
-        /// Why.
+        /// What the stream is for: a join, a decommission or a repair.
         purpose: StreamPurpose,
     },
     /// A range finished streaming (on the receiver of the data).
@@ -260,7 +260,7 @@ pub enum NodeTrace {
         peer: NodeId,
         /// The range.
         range: TokenRange,
-        /// Why.
+        /// What the stream was for: a join, a decommission or a repair.
         purpose: StreamPurpose,
         /// Keys received so far by this movement (a join: all its ranges since it started or
         /// resumed; otherwise this range's last chunk).
@@ -318,14 +318,14 @@ pub enum NodeTrace {
         request: Rejectable,
         /// This node's placement epoch for it.
         epoch: u64,
-        /// Why.
+        /// Why it was refused (a stale epoch, a node not serving, …).
         reason: RejectReason,
     },
     /// A message was refused.
     Refused {
         /// Its sender.
         from: NodeId,
-        /// Why.
+        /// The refusal as the sender will read it (cluster mismatch, unknown sender, …).
         reason: String,
     },
 }
@@ -783,12 +783,12 @@ impl<S: Storage> Node<S> {
         &self.gossiper
     }
 
-    /// Configuration.
+    /// The configuration this node was started with.
     pub fn config(&self) -> &NodeConfig {
         &self.config
     }
 
-    /// Counters.
+    /// Counters of what this node did since it started (messages, repairs, hints).
     pub fn stats(&self) -> &NodeStats {
         &self.stats
     }

@@ -92,11 +92,11 @@ pub struct SimConfig {
 pub struct InFlight {
     /// Message id, unique in the run.
     pub id: u64,
-    /// Sender.
+    /// The node that sent it.
     pub from: NodeId,
-    /// Receiver.
+    /// The node it is addressed to.
     pub to: NodeId,
-    /// Payload.
+    /// The message itself.
     pub message: Message,
     /// When it was sent.
     pub sent_at: Instant,
@@ -119,7 +119,7 @@ pub enum Fate {
     Rejected {
         /// The receiver's placement epoch for the request.
         epoch: u64,
-        /// Why.
+        /// Why the replica refused it.
         reason: RejectReason,
     },
     /// A request the receiver refused without handling it, from a peer it does not admit (its
@@ -416,7 +416,7 @@ impl Simulation {
         self.now
     }
 
-    /// Configuration.
+    /// The configuration this simulation was built from.
     pub fn config(&self) -> &SimConfig {
         &self.config
     }
@@ -502,7 +502,7 @@ impl Simulation {
         &self.trace
     }
 
-    /// Counters.
+    /// What the simulation counted so far (messages, movements, status learned by each node).
     pub fn stats(&self) -> &SimStats {
         &self.stats
     }
@@ -1169,7 +1169,7 @@ impl Simulation {
 
     /// Starts a new, empty node named `name` and asks it to join; returns its id. It learns the
     /// ring from the seeds by gossip; in a cluster without gossip (`heartbeat_interval` unset)
-    /// it is handed the cluster's current view instead, and only `staged`, whose barriers push
+    /// it is handed the cluster's current view instead, and only the fenced strategies, whose barriers push
     /// state directly, can complete a join.
     pub fn add_node(&mut self, name: &str, request: JoinRequest) -> Result<NodeId, SimError> {
         self.add_node_configured(name, request, |_| {})

@@ -76,9 +76,9 @@ pub struct NetworkConfig {
 /// when the hold starts are held too, like the contents of a stalled TCP connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
-    /// Sender.
+    /// The node that sent it.
     pub from: NodeId,
-    /// Receiver.
+    /// The node it is addressed to.
     pub to: NodeId,
     /// Hold the reverse direction as well.
     pub both_directions: bool,
@@ -153,7 +153,7 @@ impl Network {
         }
     }
 
-    /// Configuration.
+    /// The latency, loss and partition settings in force.
     pub fn config(&self) -> &NetworkConfig {
         &self.config
     }

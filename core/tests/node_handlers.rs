@@ -578,3 +578,49 @@ fn a_peer_version_with_an_impossible_counter_is_refused() {
     assert!(matches!(&e[..], [Event::Trace(NodeTrace::Refused { from: B, .. })]), "{e:?}");
     assert_eq!(a.storage().get(token, b"k").unwrap(), None, "nothing stored");
 }
+
+/// A stream chunk sent again because its acknowledgement was lost is acknowledged and not
+/// applied twice, the last chunk of a session included (the receiver remembers a finished
+/// session for a while instead of forgetting it at once).
+#[test]
+fn a_resent_last_stream_chunk_is_acknowledged_and_not_counted_twice() {
+    use ringside_core::storage::Entry;
+    use ringside_core::streaming::StreamPurpose;
+    use ringside_core::token::TokenRange;
+    let mut a = node(A, ConflictMode::Lww, three_nodes());
+    let now = Instant::from_secs(1);
+    let value = {
+        a.put(
+            now,
+            b"seed".to_vec(),
+            b"v".to_vec(),
+            ConsistencyLevel::One,
+            CausalContext::Lww(None),
+        )
+        .unwrap();
+        let (t, _) = drain(&mut a);
+        mutation_value(&t[0])
+    };
+    let chunk = |seq: u64, key: &[u8], last: bool| Message::StreamData {
+        session: 7,
+        seq,
+        range: TokenRange { start: 0, end: 0 },
+        purpose: StreamPurpose::Repair,
+        entries: vec![Entry { token: token_for(key), key: key.to_vec(), value: value.clone() }],
+        last,
+    };
+    let mut acks = Vec::new();
+    for (i, m) in [chunk(1, b"k1", false), chunk(2, b"k2", true), chunk(2, b"k2", true)]
+        .into_iter()
+        .enumerate()
+    {
+        a.handle_message(now + Duration::from_millis(i as u64), B, m);
+        let (t, _) = drain(&mut a);
+        acks.extend(t.into_iter().filter_map(|t| match t.message {
+            Message::StreamAck { session: 7, seq } if t.to == B => Some(seq),
+            _ => None,
+        }));
+    }
+    assert_eq!(acks, vec![1, 2, 2], "every chunk is acknowledged, the resent one too");
+    assert_eq!(a.stats().keys_streamed_in, 2, "the resent last chunk was counted again");
+}

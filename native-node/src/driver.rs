@@ -8,6 +8,7 @@
 //! fsync rate does not cap the write rate.
 
 use crate::clock::Clock;
+use crate::convert;
 use crate::metrics::{self, Metrics};
 use crate::proto::v1 as pb;
 use crate::storage::DiskStorage;
@@ -20,7 +21,6 @@ use ringside_core::node::{
     AdminError, Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, NodeTrace,
     RepairReport, Reply, RequestError,
 };
-use ringside_core::status::NodeStatus;
 use ringside_core::storage::Storage;
 use ringside_core::time::Instant;
 use ringside_core::version::CausalContext;
@@ -221,6 +221,19 @@ struct RepairRun {
     run: u64,
     comparisons: u64,
     started_micros: u64,
+}
+
+impl RepairRun {
+    /// The run for the Progress reply, with the engine's report and when it completed.
+    fn to_proto(self, report: &RepairReport, completed_micros: u64) -> pb::RepairRun {
+        convert::repair_run(
+            self.run,
+            self.comparisons,
+            self.started_micros,
+            report,
+            completed_micros,
+        )
+    }
 }
 
 /// Creates the channel the driver reads from.
@@ -519,12 +532,8 @@ impl Driver {
                         }
                         _ => {}
                     }
-                    let json = serde_json::to_string(&trace).unwrap_or_default();
-                    let _ = self.traces.send(pb::TraceEvent {
-                        time_micros: self.clock.now().0,
-                        node: self.node.id().0,
-                        json,
-                    });
+                    let event = convert::trace_event(self.clock.now().0, self.node.id(), &trace);
+                    let _ = self.traces.send(event);
                 }
                 Event::Fatal(e) => {
                     tracing::error!(error = %e, "storage failed; stopping the node");
@@ -597,124 +606,19 @@ impl Driver {
     }
 
     fn status(&self, now: Instant) -> pb::StatusReply {
-        let node = &self.node;
-        let view = node.view();
-        let ownership = node.topology().map(|t| t.ring().effective_ownership()).unwrap_or_default();
-        let mut members = Vec::new();
-        for (id, member) in &view.members {
-            let gossip = node.gossiper().endpoint(*id);
-            let load = if *id == node.id() {
-                node.storage().load_bytes()
-            } else {
-                gossip
-                    .and_then(|e| e.states.get(&StateKey::Load))
-                    .and_then(|v| v.value.parse().ok())
-                    .unwrap_or(0)
-            };
-            let up = *id == node.id() || node.is_alive(*id);
-            let shown = NodeStatus { up, status: Some(member.status) };
-            let owns = shown.owns(ownership.get(id).copied().unwrap_or(0.0)).map(|s| s * 100.0);
-            members.push(pb::MemberStatus {
-                host_id: id.0,
-                address: self.transport.address_of(*id).unwrap_or_default(),
-                state: shown.state_letter().to_string(),
-                mode: shown.mode_letter().to_string(),
-                status: member.status.to_string(),
-                load_bytes: load,
-                // Gossiped by the member itself: saturate rather than wrap on absurd counts.
-                tokens: u32::try_from(member.tokens.len()).unwrap_or(u32::MAX),
-                owns,
-                rack: member.rack.clone().unwrap_or_default(),
-                phi: if *id == node.id() { 0.0 } else { node.phi(now, *id) },
-            });
-        }
-        let locks = node.range_locks();
-        let movements = view
-            .members
-            .iter()
-            .filter(|(_, m)| {
-                matches!(
-                    m.status,
-                    Status::Boot | Status::MidJoin | Status::Leaving | Status::MidLeave
-                )
-            })
-            .map(|(id, m)| pb::Movement {
-                host_id: id.0,
-                address: self.transport.address_of(*id).unwrap_or_default(),
-                kind: if matches!(m.status, Status::Boot | Status::MidJoin) {
-                    "join"
-                } else {
-                    "decommission"
-                }
-                .into(),
-                status: m.status.to_string(),
-                epoch: m.epoch,
-                ranges: view
-                    .movements(*id)
-                    .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX)),
-                lock_granted: locks.granted.get(id) == Some(&m.epoch),
-                refused: if *id == node.id() {
-                    locks
-                        .refused_by
-                        .iter()
-                        .map(|(by, holder)| pb::LockRefusal { by: by.0, holder: holder.0 })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect();
-        pb::StatusReply {
-            movements,
-            cluster_name: node.config().cluster_name.clone(),
-            rf: view.rf as u32,
-            strategy: node.config().join_strategy.to_string(),
-            host_id: node.id().0,
-            lifecycle: node.lifecycle().describe(),
-            members,
-            hints: node.hints_by_target().into_iter().map(|(k, v)| (k.0, v as u64)).collect(),
-            keys: node.storage().key_count(),
-        }
+        convert::status_reply(&self.node, now, |id| self.transport.address_of(id))
     }
 
     fn progress(&self) -> pb::ProgressReply {
-        let node = &self.node;
-        let status = node.own_status().map(|s| s.to_string()).unwrap_or_default();
-        let (movement, phase, progress) = match node.lifecycle() {
-            Lifecycle::Fresh => ("none", None, None),
-            Lifecycle::Normal => ("normal", None, None),
-            Lifecycle::Left => ("left", None, None),
-            Lifecycle::Joining(j) => ("joining", Some(&j.phase), Some(&j.progress)),
-            Lifecycle::Leaving(l) => ("leaving", Some(&l.phase), Some(&l.progress)),
-        };
-        let error = match phase {
-            Some(JoinPhase::Failed { reason }) => reason.clone(),
-            _ => String::new(),
-        };
-        let description = node.lifecycle().describe();
-        let (keys, bytes) = match progress {
-            Some(p) => (p.moved.keys, p.moved.bytes),
-            None => self.finished.unwrap_or((0, 0)),
-        };
-        pb::ProgressReply {
-            movement: movement.into(),
-            phase: description,
-            ranges_done: progress.map_or(0, |p| p.ranges_done as u64),
-            ranges_total: progress.map_or(0, |p| p.ranges_total as u64),
-            keys,
-            bytes,
-            error,
-            status,
-            bytes_estimate: 0,
-            repair: self.repair.map(|run| {
-                let report = node.repair_in_progress().unwrap_or_default();
-                repair_run(run, &report, 0)
-            }),
-            last_repair: self
-                .last_repair
-                .as_ref()
-                .map(|(run, report, completed)| repair_run(*run, report, *completed)),
-        }
+        let repair = self.repair.map(|run| {
+            let report = self.node.repair_in_progress().unwrap_or_default();
+            run.to_proto(&report, 0)
+        });
+        let last_repair = self
+            .last_repair
+            .as_ref()
+            .map(|(run, report, completed)| run.to_proto(report, *completed));
+        convert::progress_reply(&self.node, self.finished, repair, last_repair)
     }
 
     fn engine_metrics(&self, now: Instant) -> String {
@@ -815,23 +719,6 @@ impl Driver {
             node.storage().key_count() as f64,
         );
         out
-    }
-}
-
-/// A repair run for the Progress reply: the driver's numbering and times, the engine's report.
-fn repair_run(run: RepairRun, report: &RepairReport, completed_micros: u64) -> pb::RepairRun {
-    pb::RepairRun {
-        run: run.run,
-        comparisons: run.comparisons,
-        compared: report.compared,
-        unanswered: report.unanswered,
-        differing: report.differing,
-        keys_received: report.keys_received,
-        keys_changed: report.keys_changed,
-        bytes_streamed: report.bytes_streamed,
-        over_streaming: report.over_streaming(),
-        started_micros: run.started_micros,
-        completed_micros,
     }
 }
 

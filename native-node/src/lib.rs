@@ -5,6 +5,7 @@ pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod convert;
 pub mod driver;
 pub mod http;
 pub mod loadgen;

@@ -18,7 +18,7 @@ use ringside_core::status::NodeStatus;
 use ringside_core::storage::Storage;
 use ringside_core::time::Instant;
 use ringside_core::version::{CausalContext, VersionTag};
-use tonic::Status;
+use tonic::{Code, Status};
 
 /// Converts the protocol's level, refusing unset and unknown values.
 pub fn consistency(value: i32) -> Result<ConsistencyLevel, Status> {
@@ -123,16 +123,41 @@ pub fn client_status(e: &ClientError) -> Status {
     }
 }
 
-/// Maps an operator command's failure to a gRPC status carrying the engine's words. Every
-/// refusal depends on the cluster's or the node's state (already a member, another movement
-/// holding the range, too late to abort, …): FAILED_PRECONDITION, retried only once that state
-/// changed. A node stopped by a storage failure is UNAVAILABLE: another node can answer.
+/// Maps an operator command's failure to a gRPC status carrying the engine's words (operators
+/// read them), with the code [`admin_code`] picks.
 pub fn admin_status(e: &AdminFailure) -> Status {
+    Status::new(admin_code(e), e.to_string())
+}
+
+/// The gRPC code of an operator command's failure: the one place that decides it.
+///
+/// Every variant is named, with no catch-all, so that a new refusal in the engine does not
+/// compile here until someone decides what its code tells a client to do.
+pub fn admin_code(e: &AdminFailure) -> Code {
     match e {
-        AdminFailure::Refused(AdminError::Stopped) => Status::unavailable(e.to_string()),
-        AdminFailure::Refused(_) | AdminFailure::Stopped(_) => {
-            Status::failed_precondition(e.to_string())
-        }
+        AdminFailure::Refused(refusal) => match refusal {
+            // The node stopped after a storage failure and answers nothing until restarted:
+            // another node can take the command.
+            AdminError::Stopped => Code::Unavailable,
+            // Each of these depends on the node's or the cluster's state (already a member,
+            // another movement holding the range, a join to resume, too late to abort, not
+            // NORMAL): the same command succeeds only once that state changed.
+            AdminError::AlreadyMember(_)
+            | AdminError::NothingToResume(_)
+            | AdminError::MustResume
+            | AdminError::MovementInProgress { .. }
+            | AdminError::NotNormal(_)
+            | AdminError::CleanupDuringMovement { .. }
+            | AdminError::TooLateToAbort(_) => Code::FailedPrecondition,
+            // The cluster is too small for the decommission: it succeeds once a node was added,
+            // a state of the system rather than a value out of some range the client chose.
+            AdminError::TooFewNodes { .. } => Code::FailedPrecondition,
+        },
+        // The engine accepted the movement, then the cluster did not admit it (range lock
+        // refused, source down, aborted): the cluster's state decides a retry.
+        AdminFailure::NotAdmitted(_) => Code::FailedPrecondition,
+        // The node is stopping: another node can answer.
+        AdminFailure::ShuttingDown => Code::Unavailable,
     }
 }
 
@@ -333,5 +358,64 @@ pub fn progress_reply<S: Storage>(
         bytes_estimate: 0,
         repair,
         last_repair,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One failure of every kind, with the code a client must see for it.
+    fn admin_table() -> Vec<(AdminFailure, Code)> {
+        let moving = NodeId(4);
+        vec![
+            (AdminError::Stopped.into(), Code::Unavailable),
+            (AdminError::AlreadyMember("normal".into()).into(), Code::FailedPrecondition),
+            (AdminError::NothingToResume("normal".into()).into(), Code::FailedPrecondition),
+            (AdminError::MustResume.into(), Code::FailedPrecondition),
+            (
+                AdminError::MovementInProgress { node: moving, status: GossipStatus::Boot }.into(),
+                Code::FailedPrecondition,
+            ),
+            (AdminError::TooFewNodes { remaining: 2, rf: 3 }.into(), Code::FailedPrecondition),
+            (AdminError::NotNormal("joining".into()).into(), Code::FailedPrecondition),
+            (
+                AdminError::CleanupDuringMovement { node: moving, status: GossipStatus::Leaving }
+                    .into(),
+                Code::FailedPrecondition,
+            ),
+            (AdminError::TooLateToAbort("MID_JOIN".into()).into(), Code::FailedPrecondition),
+            (AdminFailure::NotAdmitted("range lock refused".into()), Code::FailedPrecondition),
+            (AdminFailure::ShuttingDown, Code::Unavailable),
+        ]
+    }
+
+    #[test]
+    fn every_admin_failure_maps_to_its_code() {
+        for (failure, code) in admin_table() {
+            assert_eq!(admin_status(&failure).code(), code, "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn admin_statuses_keep_the_engines_words() {
+        for (failure, _) in admin_table() {
+            assert_eq!(admin_status(&failure).message(), failure.to_string());
+        }
+        let refused = admin_status(&AdminError::TooFewNodes { remaining: 2, rf: 3 }.into());
+        assert_eq!(
+            refused.message(),
+            "decommission would leave 2 nodes, fewer than RF=3; add a node first"
+        );
+    }
+
+    #[test]
+    fn consistency_levels_round_trip_and_unset_is_refused() {
+        use ConsistencyLevel as L;
+        for cl in [L::Any, L::One, L::Two, L::Three, L::Quorum, L::All] {
+            assert_eq!(consistency(consistency_to_proto(cl) as i32).unwrap(), cl);
+        }
+        assert_eq!(consistency(0).unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(consistency(99).unwrap_err().code(), Code::InvalidArgument);
     }
 }

@@ -55,17 +55,21 @@ pub enum ClientError {
 /// The outcome of an operator command.
 pub type AdminResult = Result<AdminOutcome, AdminFailure>;
 
-/// Why an operator command failed; the text says what to do.
+/// Why an operator command failed; the text says what to do. Typed, so that
+/// [`crate::convert::admin_status`] picks the gRPC code from the cause rather than from words.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AdminFailure {
     /// The engine refused the command.
     #[error(transparent)]
     Refused(#[from] AdminError),
     /// A join or decommission the engine accepted stopped before the cluster admitted it: its
-    /// range lock was refused, a streaming source was down, the operator aborted it. The
-    /// engine's reason.
+    /// range lock was refused, a streaming source was down, the operator aborted it, or a later
+    /// request superseded it. The engine's reason.
     #[error("{0}")]
-    Stopped(String),
+    NotAdmitted(String),
+    /// The driver has stopped: the node is shutting down.
+    #[error("node is shutting down")]
+    ShuttingDown,
 }
 
 /// An operator command.
@@ -411,7 +415,7 @@ impl Driver {
         if let Some(earlier) = self.admission.replace(Admission { join, resume, reply }) {
             // The engine accepts one movement at a time: an earlier one still waiting was
             // superseded (a join given up, then asked again).
-            let superseded = AdminFailure::Stopped("superseded by a later request".into());
+            let superseded = AdminFailure::NotAdmitted("superseded by a later request".into());
             self.held_admin.push((earlier.reply, Err(superseded)));
         }
         self.check_admission();
@@ -445,7 +449,7 @@ impl Driver {
         let a = self.admission.take().expect("admission");
         let result = verdict
             .map(|()| AdminOutcome::Started(self.admitted(a.join, a.resume)))
-            .map_err(AdminFailure::Stopped);
+            .map_err(AdminFailure::NotAdmitted);
         self.held_admin.push((a.reply, result));
     }
 

@@ -2,7 +2,9 @@
 //! request to the driver, and map the engine's outcome to a gRPC status that says what to do.
 
 use crate::convert::{self, client_status, consistency, decode_context};
-use crate::driver::{AdminCommand, AdminOutcome, ClientError, DriverHandle, Input, TraceSender};
+use crate::driver::{
+    AdminCommand, AdminFailure, AdminOutcome, ClientError, DriverHandle, Input, TraceSender,
+};
 use crate::metrics::Metrics;
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_server::Admin;
@@ -104,7 +106,7 @@ impl AdminService {
         self.driver
             .ask(|reply| Input::Admin { command, reply })
             .await
-            .ok_or_else(|| Status::unavailable("node is shutting down"))?
+            .unwrap_or(Err(AdminFailure::ShuttingDown))
             .map_err(|e| convert::admin_status(&e))
     }
 }
@@ -121,7 +123,7 @@ impl Admin for AdminService {
             .ask(Input::Status)
             .await
             .map(Response::new)
-            .ok_or_else(|| Status::unavailable("node is shutting down"))
+            .ok_or_else(|| convert::admin_status(&AdminFailure::ShuttingDown))
     }
 
     async fn join(
@@ -168,7 +170,7 @@ impl Admin for AdminService {
             .ask(Input::Progress)
             .await
             .map(Response::new)
-            .ok_or_else(|| Status::unavailable("node is shutting down"))
+            .ok_or_else(|| convert::admin_status(&AdminFailure::ShuttingDown))
     }
 
     type WatchStream = WatchStream;

@@ -5,7 +5,7 @@
 //! Keeping them in one place means a protocol field is translated once: the services, the
 //! driver and the CLI all call these functions instead of each spelling out its own copy.
 
-use crate::driver::{AdminFailure, AdminOutcome, ClientError};
+use crate::inbox::{AdminFailure, AdminOutcome, ClientError};
 use crate::proto::v1 as pb;
 use ringside_core::consistency::ConsistencyLevel;
 use ringside_core::gossip::{StateKey, Status as GossipStatus};

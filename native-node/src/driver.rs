@@ -9,183 +9,38 @@
 
 use crate::clock::Clock;
 use crate::convert;
+use crate::inbox::{
+    AdminCommand, AdminFailure, AdminOutcome, AdminResult, ClientError, ClientResult, Input, Peers,
+    TraceSender,
+};
 use crate::metrics::{self, Metrics};
 use crate::proto::v1 as pb;
 use crate::storage::DiskStorage;
-use crate::transport::Transport;
-use ringside_core::consistency::ConsistencyLevel;
 use ringside_core::gossip::{StateKey, Status};
 use ringside_core::id::{NodeId, RequestId};
-use ringside_core::message::{Message, Transmit};
+use ringside_core::message::Transmit;
 use ringside_core::node::{
-    AdminError, Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, NodeTrace,
-    RepairReport, Reply, RequestError,
+    AdminError, Event, InvalidRequest, JoinPhase, Lifecycle, Node, NodeTrace, RepairReport,
 };
 use ringside_core::storage::Storage;
 use ringside_core::time::Instant;
 use ringside_core::version::CausalContext;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 /// Most inputs taken into one group commit.
 pub const BATCH: usize = 4096;
 /// How often the node republishes its load in gossip and refreshes addresses from gossip.
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
 
-/// The outcome of a client request.
-pub type ClientResult = Result<Reply, ClientError>;
-
-/// Why a client request failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// Refused before it started.
-    #[error(transparent)]
-    Invalid(#[from] InvalidRequest),
-    /// Failed after it started.
-    #[error(transparent)]
-    Failed(#[from] RequestError),
-    /// The node is stopping.
-    #[error("node is shutting down; retry on another node")]
-    ShuttingDown,
-}
-
-/// The outcome of an operator command.
-pub type AdminResult = Result<AdminOutcome, AdminFailure>;
-
-/// Why an operator command failed; the text says what to do. Typed, so that
-/// [`crate::convert::admin_status`] picks the gRPC code from the cause rather than from words.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AdminFailure {
-    /// The engine refused the command.
-    #[error(transparent)]
-    Refused(#[from] AdminError),
-    /// A join or decommission the engine accepted stopped before the cluster admitted it: its
-    /// range lock was refused, a streaming source was down, the operator aborted it, or a later
-    /// request superseded it. The engine's reason.
-    #[error("{0}")]
-    NotAdmitted(String),
-    /// The driver has stopped: the node is shutting down.
-    #[error("node is shutting down")]
-    ShuttingDown,
-}
-
-/// An operator command.
-#[derive(Debug, Clone)]
-pub enum AdminCommand {
-    /// Join or resume a join.
-    Join(JoinRequest),
-    /// Decommission (or resume one).
-    Decommission,
-    /// Abort this node's join or decommission.
-    Abort,
-    /// Merkle repair.
-    Repair,
-    /// Cleanup.
-    Cleanup,
-}
-
-/// What an operator command did.
-#[derive(Debug, Clone)]
-pub enum AdminOutcome {
-    /// Started (or, for an abort, done); a message for the operator.
-    Started(String),
-    /// Repair comparisons started, and the run they belong to (0 when none started).
-    Repair {
-        /// Comparisons started.
-        started: usize,
-        /// The run.
-        run: u64,
-    },
-    /// Cleanup removed keys and bytes.
-    Cleanup {
-        /// Keys removed.
-        keys: u64,
-        /// Bytes removed.
-        bytes: u64,
-    },
-}
-
-/// An input for the driver.
-pub enum Input {
-    /// A message from a peer.
-    Message {
-        /// Sender.
-        from: NodeId,
-        /// The message.
-        message: Message,
-    },
-    /// A put (`Some` value) or delete (`None`).
-    Write {
-        /// Key.
-        key: Vec<u8>,
-        /// Value, `None` to delete.
-        value: Option<Vec<u8>>,
-        /// Level.
-        cl: ConsistencyLevel,
-        /// Context from a read; `None` for a blind write.
-        context: Option<CausalContext>,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<ClientResult>,
-    },
-    /// A read.
-    Read {
-        /// Key.
-        key: Vec<u8>,
-        /// Level.
-        cl: ConsistencyLevel,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<ClientResult>,
-    },
-    /// An operator command.
-    Admin {
-        /// The command.
-        command: AdminCommand,
-        /// Where the outcome goes (the error text says what to do).
-        reply: oneshot::Sender<AdminResult>,
-    },
-    /// The ring as this node sees it.
-    Status(oneshot::Sender<pb::StatusReply>),
-    /// Progress of this node's movement.
-    Progress(oneshot::Sender<pb::ProgressReply>),
-    /// The engine's metrics, in Prometheus text.
-    Metrics(oneshot::Sender<String>),
-    /// Sync and stop.
-    Shutdown,
-}
-
-/// A cloneable way to reach the driver.
-#[derive(Clone)]
-pub struct DriverHandle {
-    tx: Sender<Input>,
-}
-
-impl DriverHandle {
-    /// Sends an input; false when the driver has stopped.
-    pub fn send(&self, input: Input) -> bool {
-        self.tx.send(input).is_ok()
-    }
-
-    /// Sends an input built around a reply channel and waits for the answer.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(make(tx)) {
-            return None;
-        }
-        rx.await.ok()
-    }
-}
-
-/// A trace event as the Watch API streams it.
-pub type TraceSender = broadcast::Sender<pb::TraceEvent>;
-
-/// The engine's owner.
-pub struct Driver {
+/// The engine's owner, sending its transmits through `P` (the transport, in a running node).
+pub struct Driver<P> {
     node: Node<DiskStorage>,
     clock: Clock,
-    transport: Arc<Transport>,
+    transport: Arc<P>,
     metrics: Arc<Metrics>,
     traces: TraceSender,
     rx: Receiver<Input>,
@@ -240,23 +95,17 @@ impl RepairRun {
     }
 }
 
-/// Creates the channel the driver reads from.
-pub fn channel() -> (DriverHandle, Receiver<Input>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    (DriverHandle { tx }, rx)
-}
-
-impl Driver {
+impl<P: Peers> Driver<P> {
     /// A driver for `node`, reading `rx`.
     pub fn new(
         mut node: Node<DiskStorage>,
         clock: Clock,
-        transport: Arc<Transport>,
+        transport: Arc<P>,
         metrics: Arc<Metrics>,
         traces: TraceSender,
         rx: Receiver<Input>,
-    ) -> Driver {
-        node.set_gossip_state(StateKey::Address, transport.identity().address.clone());
+    ) -> Driver<P> {
+        node.set_gossip_state(StateKey::Address, transport.advertised_address().to_string());
         Driver {
             node,
             next_housekeeping: clock.now(),

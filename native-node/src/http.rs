@@ -1,6 +1,6 @@
 //! The HTTP side of a node: Prometheus `/metrics`.
 
-use crate::driver::{DriverHandle, Input};
+use crate::inbox::{DriverHandle, Input};
 use crate::metrics::Metrics;
 use anyhow::Context;
 use axum::Router;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod convert;
 pub mod driver;
 pub mod http;
+pub mod inbox;
 pub mod loadgen;
 pub mod metrics;
 pub mod msgpack;

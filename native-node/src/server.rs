@@ -3,7 +3,8 @@
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::driver::{self, Driver, Input};
+use crate::driver::Driver;
+use crate::inbox::{self, AdminCommand, Input, Peers};
 use crate::metrics::Metrics;
 use crate::proto::{self, v1 as pb};
 use crate::service::{AdminService, KvService};
@@ -156,7 +157,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
 
     // Serve before resolving seeds: the other members of an initial cluster resolve us too.
-    let (handle, rx) = driver::channel();
+    let (handle, rx) = inbox::channel();
     let (traces, _) = tokio::sync::broadcast::channel(4096);
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -262,10 +263,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let outcome = handle
                 .ask(|reply| Input::Admin {
-                    command: driver::AdminCommand::Join(JoinRequest {
-                        resume,
-                        ..JoinRequest::default()
-                    }),
+                    command: AdminCommand::Join(JoinRequest { resume, ..JoinRequest::default() }),
                     reply,
                 })
                 .await;

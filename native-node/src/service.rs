@@ -2,7 +2,7 @@
 //! request to the driver, and map the engine's outcome to a gRPC status that says what to do.
 
 use crate::convert::{self, client_status, consistency, decode_context};
-use crate::driver::{
+use crate::inbox::{
     AdminCommand, AdminFailure, AdminOutcome, ClientError, DriverHandle, Input, TraceSender,
 };
 use crate::metrics::Metrics;

@@ -13,7 +13,7 @@ use crate::inbox::{
     AdminCommand, AdminFailure, AdminOutcome, AdminResult, ClientError, ClientResult, Input, Peers,
     TraceSender,
 };
-use crate::metrics::{self, Metrics};
+use crate::metrics::{EngineFigures, Metrics};
 use crate::proto::v1 as pb;
 use crate::storage::DiskStorage;
 use ringside_core::gossip::{StateKey, Status};
@@ -221,7 +221,7 @@ impl<P: Peers> Driver<P> {
                 let _ = reply.send(self.progress());
             }
             Input::Metrics(reply) => {
-                let _ = reply.send(self.engine_metrics(now));
+                let _ = reply.send(self.engine_figures(now));
             }
             Input::Shutdown => return true,
         }
@@ -474,104 +474,22 @@ impl<P: Peers> Driver<P> {
         convert::progress_reply(&self.node, self.finished, repair, last_repair)
     }
 
-    fn engine_metrics(&self, now: Instant) -> String {
+    /// The engine's figures for a scrape; [`EngineFigures::render`] formats them off this thread.
+    fn engine_figures(&self, now: Instant) -> EngineFigures {
         let node = &self.node;
-        let s = node.stats();
-        let mut out = String::new();
-        let c =
-            |out: &mut String, name: &str, help: &str, v: u64| metrics::counter(out, name, help, v);
-        c(
-            &mut out,
-            "ringside_writes_coordinated_total",
-            "Writes coordinated by this node.",
-            s.writes,
-        );
-        c(&mut out, "ringside_reads_coordinated_total", "Reads coordinated by this node.", s.reads);
-        c(
-            &mut out,
-            "ringside_read_repairs_total",
-            "Stale replicas repaired after a read (anomalies seen by read repair).",
-            s.read_repairs,
-        );
-        c(
-            &mut out,
-            "ringside_hints_stored_total",
-            "Hints stored for unreachable replicas.",
-            s.hints_stored,
-        );
-        c(
-            &mut out,
-            "ringside_hints_delivered_total",
-            "Hints delivered to their replica.",
-            s.hints_delivered,
-        );
-        c(
-            &mut out,
-            "ringside_hints_expired_total",
-            "Hints dropped after the grace period.",
-            s.hints_expired,
-        );
-        c(
-            &mut out,
-            "ringside_unavailable_total",
-            "Requests refused up front: too few live replicas.",
-            s.unavailable,
-        );
-        c(&mut out, "ringside_timeouts_total", "Requests that timed out.", s.timeouts);
-        c(
-            &mut out,
-            "ringside_extra_acks_total",
-            "Acknowledgements demanded beyond the level for pending replicas.",
-            s.extra_acks,
-        );
-        c(
-            &mut out,
-            "ringside_stream_bytes_received_total",
-            "Bytes received by streaming.",
-            s.bytes_streamed_in,
-        );
-        c(
-            &mut out,
-            "ringside_stream_keys_received_total",
-            "Keys received by streaming.",
-            s.keys_streamed_in,
-        );
-        c(
-            &mut out,
-            "ringside_stream_bytes_sent_total",
-            "Bytes sent by streaming.",
-            s.bytes_streamed_out,
-        );
-        c(
-            &mut out,
-            "ringside_messages_refused_total",
-            "Internode messages refused by the engine (unknown peer or other cluster).",
-            s.refused,
-        );
-        let hints = node.hints_by_target();
-        out.push_str("# HELP ringside_hints_queued Hints stored on disk, by target.\n# TYPE ringside_hints_queued gauge\n");
-        for (target, n) in &hints {
-            out.push_str(&format!("ringside_hints_queued{{target=\"{}\"}} {n}\n", target.0));
+        EngineFigures {
+            stats: node.stats().clone(),
+            hints_queued: node.hints_by_target(),
+            phi: node
+                .view()
+                .members
+                .keys()
+                .filter(|p| **p != node.id())
+                .map(|peer| (*peer, node.phi(now, *peer)))
+                .collect(),
+            load_bytes: node.storage().load_bytes(),
+            keys: node.storage().key_count(),
         }
-        out.push_str("# HELP ringside_phi Failure detector phi, by peer (convicted above 8).\n# TYPE ringside_phi gauge\n");
-        for peer in node.view().members.keys().filter(|p| **p != node.id()) {
-            let phi = node.phi(now, *peer);
-            let phi = if phi.is_finite() { phi } else { 1e9 };
-            out.push_str(&format!("ringside_phi{{peer=\"{}\"}} {phi:.3}\n", peer.0));
-        }
-        metrics::gauge(
-            &mut out,
-            "ringside_load_bytes",
-            "Bytes of data stored.",
-            node.storage().load_bytes() as f64,
-        );
-        metrics::gauge(
-            &mut out,
-            "ringside_keys",
-            "Keys stored.",
-            node.storage().key_count() as f64,
-        );
-        out
     }
 }
 

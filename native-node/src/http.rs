@@ -19,7 +19,7 @@ struct MetricsState {
 async fn scrape(State(state): State<MetricsState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     if let Some(engine) = state.driver.ask(Input::Metrics).await {
-        text.push_str(&engine);
+        text.push_str(&engine.render());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

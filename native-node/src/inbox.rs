@@ -7,6 +7,7 @@
 //! delivers peers' messages as [`Input`]s and implements [`Peers`]; the driver reads the inputs
 //! and sends through any [`Peers`].
 
+use crate::metrics::EngineFigures;
 use crate::proto::v1 as pb;
 use ringside_core::consistency::ConsistencyLevel;
 use ringside_core::id::NodeId;
@@ -131,8 +132,8 @@ pub enum Input {
     Status(oneshot::Sender<pb::StatusReply>),
     /// Progress of this node's movement.
     Progress(oneshot::Sender<pb::ProgressReply>),
-    /// The engine's metrics, in Prometheus text.
-    Metrics(oneshot::Sender<String>),
+    /// The engine's figures for a metrics scrape.
+    Metrics(oneshot::Sender<EngineFigures>),
     /// Sync and stop.
     Shutdown,
 }

@@ -5,8 +5,8 @@
 //! Keeping them in one place means a protocol field is translated once: the services, the
 //! driver and the CLI all call these functions instead of each spelling out its own copy.
 
-use crate::inbox::{AdminFailure, AdminOutcome, ClientError};
 use crate::proto::v1 as pb;
+use crate::server::inbox::{AdminFailure, AdminOutcome, ClientError};
 use ringside_core::consistency::ConsistencyLevel;
 use ringside_core::gossip::{StateKey, Status as GossipStatus};
 use ringside_core::id::NodeId;

@@ -234,7 +234,7 @@ fn batch_from(from: u32, message: &Message) -> pb::Batch {
         cluster_name: "ringside".into(),
         host_id: from,
         address: String::new(),
-        messages: vec![bytes(&ringside_node::transport::encode(message))],
+        messages: vec![bytes(&ringside_node::server::transport::encode(message))],
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP side of a node: Prometheus `/metrics`.
 
-use crate::inbox::{DriverHandle, Input};
-use crate::metrics::Metrics;
+use crate::server::inbox::{DriverHandle, Input};
+use crate::server::metrics::Metrics;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;

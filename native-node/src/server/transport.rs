@@ -7,12 +7,12 @@
 //! for that. The receiving side checks the cluster name and sender on the first batch of every
 //! stream and refuses nodes of another cluster before any message reaches the engine.
 
-use crate::inbox::{DriverHandle, Input, Peers};
-use crate::metrics::Metrics;
 use crate::proto::v1::internode_client::InternodeClient;
 use crate::proto::v1::internode_server::Internode;
 use crate::proto::v1::{Batch, ExchangeReply, HelloReply, HelloRequest};
-use crate::storage::MAX_KEY_BYTES;
+use crate::server::inbox::{DriverHandle, Input, Peers};
+use crate::server::metrics::Metrics;
+use crate::server::storage::MAX_KEY_BYTES;
 use ringside_core::id::NodeId;
 use ringside_core::message::Message;
 

@@ -2,13 +2,13 @@
 //! request to the driver, and map the engine's outcome to a gRPC status that says what to do.
 
 use crate::convert::{self, client_status, consistency, decode_context};
-use crate::inbox::{
-    AdminCommand, AdminFailure, AdminOutcome, ClientError, DriverHandle, Input, TraceSender,
-};
-use crate::metrics::Metrics;
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_server::Admin;
 use crate::proto::v1::kv_server::Kv;
+use crate::server::inbox::{
+    AdminCommand, AdminFailure, AdminOutcome, ClientError, DriverHandle, Input, TraceSender,
+};
+use crate::server::metrics::Metrics;
 use ringside_core::node::RequestError;
 use std::pin::Pin;
 use std::sync::Arc;

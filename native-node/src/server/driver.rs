@@ -7,15 +7,15 @@
 //! group commit. While one fsync runs, new requests queue up and form the next batch, so the
 //! fsync rate does not cap the write rate.
 
-use crate::clock::Clock;
 use crate::convert;
-use crate::inbox::{
+use crate::proto::v1 as pb;
+use crate::server::clock::Clock;
+use crate::server::inbox::{
     AdminCommand, AdminFailure, AdminOutcome, AdminResult, ClientError, ClientResult, Input, Peers,
     TraceSender,
 };
-use crate::metrics::{EngineFigures, Metrics};
-use crate::proto::v1 as pb;
-use crate::storage::DiskStorage;
+use crate::server::metrics::{EngineFigures, Metrics};
+use crate::server::storage::DiskStorage;
 use ringside_core::gossip::{StateKey, Status};
 use ringside_core::id::{NodeId, RequestId};
 use ringside_core::message::Transmit;

@@ -7,8 +7,8 @@
 //! delivers peers' messages as [`Input`]s and implements [`Peers`]; the driver reads the inputs
 //! and sends through any [`Peers`].
 
-use crate::metrics::EngineFigures;
 use crate::proto::v1 as pb;
+use crate::server::metrics::EngineFigures;
 use ringside_core::consistency::ConsistencyLevel;
 use ringside_core::id::NodeId;
 use ringside_core::message::Message;

@@ -175,7 +175,7 @@ impl Settings {
             allocation: self.allocation,
             max_hint_window: self.max_hint_window,
             // The engine refuses longer keys up front; storage could not hold them.
-            max_key_bytes: crate::storage::MAX_KEY_BYTES,
+            max_key_bytes: crate::server::storage::MAX_KEY_BYTES,
             rng_seed: u64::from(id.0).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             ..NodeConfig::default()
         }

@@ -1,17 +1,17 @@
-//! Ringside native node: the pieces of the `ringside` binary that run a real node — the driver
-//! that owns the engine, durable storage, gRPC services and transport, and the operator CLI.
+//! Ringside native node: the library behind the `ringside` binary, in two groups.
+//!
+//! - [`server`]: a running node, `ringside node` (the driver that owns the engine, durable
+//!   storage, the gRPC services, the internode transport, metrics).
+//! - [`cli`]: the command line and every other command (operator and client commands, local
+//!   clusters, the load generator, the simulator).
+//!
+//! Both sides share the rest: [`proto`] (the gRPC protocol), [`convert`] (every conversion
+//! between the protocol and the engine), [`config`] (a node's settings, which `cluster up`
+//! writes and `node` reads) and [`msgpack`] (bounded MessagePack decoding).
 
-pub mod client;
-pub mod clock;
-pub mod cluster;
+pub mod cli;
 pub mod config;
-pub mod driver;
-pub mod http;
-pub mod loadgen;
-pub mod metrics;
+pub mod convert;
 pub mod msgpack;
 pub mod proto;
 pub mod server;
-pub mod service;
-pub mod storage;
-pub mod transport;

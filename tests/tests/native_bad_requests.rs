@@ -115,7 +115,7 @@ async fn a_context_counter_of_u64_max_is_refused_and_the_node_survives() {
     c.check(w.is_ok(), || format!("initial put: {w:?}"));
     let forged =
         VClock([(NodeId(1), ClockEntry { counter: u64::MAX, at: 0 })].into_iter().collect());
-    let context = ringside_node::service::encode_context(&CausalContext::Vector(forged));
+    let context = ringside_node::convert::encode_context(&CausalContext::Vector(forged));
     let needle = format!("1:{} exceeds the largest counter a node mints", u64::MAX);
 
     let r = kv.put(put_request(b"ctx-key".to_vec(), context.clone())).await;
@@ -234,7 +234,7 @@ fn batch_from(from: u32, message: &Message) -> pb::Batch {
         cluster_name: "ringside".into(),
         host_id: from,
         address: String::new(),
-        messages: vec![bytes(&ringside_node::transport::encode(message))],
+        messages: vec![bytes(&ringside_node::server::transport::encode(message))],
     }
 }
 

@@ -1,14 +1,15 @@
 //! Runs one node: storage, engine, driver thread, gRPC services (client, admin, internode,
 //! health, reflection) and the Prometheus endpoint, until Ctrl-C or SIGTERM.
 
-use crate::clock::Clock;
 use crate::config::Settings;
-use crate::driver::{self, Driver, Input};
-use crate::metrics::Metrics;
 use crate::proto::{self, v1 as pb};
-use crate::service::{AdminService, KvService};
-use crate::storage::DiskStorage;
-use crate::transport::{self, Identity, InternodeService, Transport};
+use crate::server::clock::Clock;
+use crate::server::driver::Driver;
+use crate::server::inbox::{self, AdminCommand, Input, Peers};
+use crate::server::metrics::Metrics;
+use crate::server::service::{AdminService, KvService};
+use crate::server::storage::DiskStorage;
+use crate::server::transport::{self, Identity, InternodeService, Transport};
 use anyhow::{Context, bail};
 use ringside_core::alloc::agreed_ring;
 use ringside_core::id::NodeId;
@@ -156,7 +157,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
 
     // Serve before resolving seeds: the other members of an initial cluster resolve us too.
-    let (handle, rx) = driver::channel();
+    let (handle, rx) = inbox::channel();
     let (traces, _) = tokio::sync::broadcast::channel(4096);
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -213,7 +214,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         None
     } else {
         Some(
-            crate::http::serve_metrics(
+            crate::server::http::serve_metrics(
                 &settings.metrics,
                 handle.clone(),
                 metrics.clone(),
@@ -262,10 +263,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let outcome = handle
                 .ask(|reply| Input::Admin {
-                    command: driver::AdminCommand::Join(JoinRequest {
-                        resume,
-                        ..JoinRequest::default()
-                    }),
+                    command: AdminCommand::Join(JoinRequest { resume, ..JoinRequest::default() }),
                     reply,
                 })
                 .await;

@@ -1,7 +1,7 @@
 //! The HTTP side of a node: Prometheus `/metrics`.
 
-use crate::driver::{DriverHandle, Input};
-use crate::metrics::Metrics;
+use crate::server::inbox::{DriverHandle, Input};
+use crate::server::metrics::Metrics;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
@@ -19,7 +19,7 @@ struct MetricsState {
 async fn scrape(State(state): State<MetricsState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     if let Some(engine) = state.driver.ask(Input::Metrics).await {
-        text.push_str(&engine);
+        text.push_str(&engine.render());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

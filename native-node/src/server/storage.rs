@@ -1,5 +1,5 @@
 //! Durable storage on disk: [`DiskStorage`], the [`Storage`] implementation of the native node,
-//! built on the [fjall](https://docs.rs/fjall/2) LSM-tree.
+//! built on the `fjall` LSM-tree.
 //!
 //! # Layout
 //! One fjall keyspace per data directory, holding three partitions:

@@ -22,9 +22,9 @@
 //! the time from the end of the warm-up to the last recorded completion.
 
 use crate::config::DEFAULT_LISTEN;
+use crate::convert::consistency_to_proto;
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;
-use crate::service::consistency_to_proto;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;

@@ -1,6 +1,6 @@
 //! `ringside cluster up`: a local cluster of separate node processes on loopback.
 
-use crate::client;
+use crate::cli::client;
 use crate::config::Settings;
 use crate::proto::v1 as pb;
 use anyhow::{Context, bail};

@@ -1,6 +1,10 @@
-//! Prometheus metrics: counters the gRPC edge updates, plus the engine's own figures rendered by
-//! the driver at scrape time (hints, streaming, phi per peer, read repairs).
+//! Prometheus metrics: the counters the gRPC edge, the transport and the driver update
+//! ([`Metrics`]), and the engine's own figures (hints, streaming, phi per peer, read repairs)
+//! that the driver gathers at scrape time ([`EngineFigures`]). All the text rendering is here;
+//! the driver only hands over numbers.
 
+use ringside_core::id::NodeId;
+use ringside_core::node::NodeStats;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -172,13 +176,118 @@ impl Metrics {
     }
 }
 
+/// The engine's figures at one scrape. The driver gathers them, because it alone owns the
+/// engine; they are rendered on the scraping task so that formatting does not hold up a batch.
+#[derive(Debug, Default, Clone)]
+pub struct EngineFigures {
+    /// The engine's own counters.
+    pub stats: NodeStats,
+    /// Hints stored on disk, by target.
+    pub hints_queued: BTreeMap<NodeId, usize>,
+    /// Failure detector phi of every other member.
+    pub phi: Vec<(NodeId, f64)>,
+    /// Bytes of data stored.
+    pub load_bytes: u64,
+    /// Keys stored.
+    pub keys: u64,
+}
+
+impl EngineFigures {
+    /// The engine's metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let s = &self.stats;
+        let mut out = String::new();
+        let c = |out: &mut String, name: &str, help: &str, v: u64| counter(out, name, help, v);
+        c(
+            &mut out,
+            "ringside_writes_coordinated_total",
+            "Writes coordinated by this node.",
+            s.writes,
+        );
+        c(&mut out, "ringside_reads_coordinated_total", "Reads coordinated by this node.", s.reads);
+        c(
+            &mut out,
+            "ringside_read_repairs_total",
+            "Stale replicas repaired after a read (anomalies seen by read repair).",
+            s.read_repairs,
+        );
+        c(
+            &mut out,
+            "ringside_hints_stored_total",
+            "Hints stored for unreachable replicas.",
+            s.hints_stored,
+        );
+        c(
+            &mut out,
+            "ringside_hints_delivered_total",
+            "Hints delivered to their replica.",
+            s.hints_delivered,
+        );
+        c(
+            &mut out,
+            "ringside_hints_expired_total",
+            "Hints dropped after the grace period.",
+            s.hints_expired,
+        );
+        c(
+            &mut out,
+            "ringside_unavailable_total",
+            "Requests refused up front: too few live replicas.",
+            s.unavailable,
+        );
+        c(&mut out, "ringside_timeouts_total", "Requests that timed out.", s.timeouts);
+        c(
+            &mut out,
+            "ringside_extra_acks_total",
+            "Acknowledgements demanded beyond the level for pending replicas.",
+            s.extra_acks,
+        );
+        c(
+            &mut out,
+            "ringside_stream_bytes_received_total",
+            "Bytes received by streaming.",
+            s.bytes_streamed_in,
+        );
+        c(
+            &mut out,
+            "ringside_stream_keys_received_total",
+            "Keys received by streaming.",
+            s.keys_streamed_in,
+        );
+        c(
+            &mut out,
+            "ringside_stream_bytes_sent_total",
+            "Bytes sent by streaming.",
+            s.bytes_streamed_out,
+        );
+        c(
+            &mut out,
+            "ringside_messages_refused_total",
+            "Internode messages refused by the engine (unknown peer or other cluster).",
+            s.refused,
+        );
+        out.push_str("# HELP ringside_hints_queued Hints stored on disk, by target.\n# TYPE ringside_hints_queued gauge\n");
+        for (target, n) in &self.hints_queued {
+            let _ = writeln!(out, "ringside_hints_queued{{target=\"{}\"}} {n}", target.0);
+        }
+        out.push_str("# HELP ringside_phi Failure detector phi, by peer (convicted above 8).\n# TYPE ringside_phi gauge\n");
+        for (peer, phi) in &self.phi {
+            let phi = if phi.is_finite() { *phi } else { 1e9 };
+            let _ = writeln!(out, "ringside_phi{{peer=\"{}\"}} {phi:.3}", peer.0);
+        }
+        gauge(&mut out, "ringside_load_bytes", "Bytes of data stored.", self.load_bytes as f64);
+        gauge(&mut out, "ringside_keys", "Keys stored.", self.keys as f64);
+        out
+    }
+}
+
 /// Appends one counter with its help line.
-pub fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
 }
 
 /// Appends one gauge with its help line.
-pub fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
+fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
 }
 
@@ -198,5 +307,23 @@ mod tests {
         assert!(text.contains("le=\"0.001\"} 1"));
         assert!(text.contains("le=\"0.05\"} 2"));
         assert!(text.contains("le=\"+Inf\"} 2"));
+    }
+
+    #[test]
+    fn renders_the_engines_figures_with_a_finite_phi() {
+        let figures = EngineFigures {
+            hints_queued: BTreeMap::from([(NodeId(3), 5)]),
+            phi: vec![(NodeId(2), 0.25), (NodeId(3), f64::INFINITY)],
+            load_bytes: 1024,
+            keys: 7,
+            ..EngineFigures::default()
+        };
+        let text = figures.render();
+        assert!(text.contains("ringside_writes_coordinated_total 0\n"));
+        assert!(text.contains("ringside_hints_queued{target=\"3\"} 5\n"));
+        assert!(text.contains("ringside_phi{peer=\"2\"} 0.250\n"));
+        assert!(text.contains("ringside_phi{peer=\"3\"} 1000000000.000\n"));
+        assert!(text.contains("ringside_load_bytes 1024\n"));
+        assert!(text.contains("ringside_keys 7\n"));
     }
 }

@@ -7,12 +7,12 @@
 //! for that. The receiving side checks the cluster name and sender on the first batch of every
 //! stream and refuses nodes of another cluster before any message reaches the engine.
 
-use crate::driver::{DriverHandle, Input};
-use crate::metrics::Metrics;
 use crate::proto::v1::internode_client::InternodeClient;
 use crate::proto::v1::internode_server::Internode;
 use crate::proto::v1::{Batch, ExchangeReply, HelloReply, HelloRequest};
-use crate::storage::MAX_KEY_BYTES;
+use crate::server::inbox::{DriverHandle, Input, Peers};
+use crate::server::metrics::Metrics;
+use crate::server::storage::MAX_KEY_BYTES;
 use ringside_core::id::NodeId;
 use ringside_core::message::Message;
 
@@ -143,17 +143,22 @@ impl Transport {
     pub fn identity(&self) -> &Identity {
         &self.me
     }
+}
 
-    /// The address of `id`, if known.
-    pub fn address_of(&self, id: NodeId) -> Option<String> {
+impl Peers for Transport {
+    fn advertised_address(&self) -> &str {
+        &self.me.address
+    }
+
+    fn address_of(&self, id: NodeId) -> Option<String> {
         if id == self.me.id {
             return Some(self.me.address.clone());
         }
         self.book.lock().expect("address book lock").get(&id).cloned()
     }
 
-    /// Records where `id` listens. A changed address closes the old connection.
-    pub fn learn(&self, id: NodeId, address: &str) {
+    // A changed address closes the old connection, so the next message dials the new one.
+    fn learn(&self, id: NodeId, address: &str) {
         if id == self.me.id || address.is_empty() {
             return;
         }
@@ -173,8 +178,7 @@ impl Transport {
         }
     }
 
-    /// Queues `message` for `to`. Returns false when it was dropped (address unknown, queue full).
-    pub fn send(&self, to: NodeId, message: Message) -> bool {
+    fn send(&self, to: NodeId, message: Message) -> bool {
         let mut peers = self.peers.lock().expect("peers lock");
         let sender = match peers.get(&to) {
             Some(s) if !s.is_closed() => s.clone(),

@@ -2,10 +2,10 @@
 //! `ringside status|progress|put|get|delete|join|abort|decommission|repair|cleanup`.
 
 use crate::config::DEFAULT_LISTEN;
+use crate::convert::consistency_to_proto;
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_client::AdminClient;
 use crate::proto::v1::kv_client::KvClient;
-use crate::service::consistency_to_proto;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};

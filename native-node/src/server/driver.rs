@@ -7,181 +7,40 @@
 //! group commit. While one fsync runs, new requests queue up and form the next batch, so the
 //! fsync rate does not cap the write rate.
 
-use crate::clock::Clock;
-use crate::metrics::{self, Metrics};
+use crate::convert;
 use crate::proto::v1 as pb;
-use crate::storage::DiskStorage;
-use crate::transport::Transport;
-use ringside_core::consistency::ConsistencyLevel;
+use crate::server::clock::Clock;
+use crate::server::inbox::{
+    AdminCommand, AdminFailure, AdminOutcome, AdminResult, ClientError, ClientResult, Input, Peers,
+    TraceSender,
+};
+use crate::server::metrics::{EngineFigures, Metrics};
+use crate::server::storage::DiskStorage;
 use ringside_core::gossip::{StateKey, Status};
 use ringside_core::id::{NodeId, RequestId};
-use ringside_core::message::{Message, Transmit};
+use ringside_core::message::Transmit;
 use ringside_core::node::{
-    AdminError, Event, InvalidRequest, JoinPhase, JoinRequest, Lifecycle, Node, NodeTrace,
-    RepairReport, Reply, RequestError,
+    AdminError, Event, InvalidRequest, JoinPhase, Lifecycle, Node, NodeTrace, RepairReport,
 };
-use ringside_core::status::NodeStatus;
 use ringside_core::storage::Storage;
 use ringside_core::time::Instant;
 use ringside_core::version::CausalContext;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 /// Most inputs taken into one group commit.
 pub const BATCH: usize = 4096;
 /// How often the node republishes its load in gossip and refreshes addresses from gossip.
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
 
-/// The outcome of a client request.
-pub type ClientResult = Result<Reply, ClientError>;
-
-/// Why a client request failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// Refused before it started.
-    #[error(transparent)]
-    Invalid(#[from] InvalidRequest),
-    /// Failed after it started.
-    #[error(transparent)]
-    Failed(#[from] RequestError),
-    /// The node is stopping.
-    #[error("node is shutting down; retry on another node")]
-    ShuttingDown,
-}
-
-/// The outcome of an operator command.
-pub type AdminResult = Result<AdminOutcome, AdminFailure>;
-
-/// Why an operator command failed; the text says what to do.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AdminFailure {
-    /// The engine refused the command.
-    #[error(transparent)]
-    Refused(#[from] AdminError),
-    /// A join or decommission the engine accepted stopped before the cluster admitted it: its
-    /// range lock was refused, a streaming source was down, the operator aborted it. The
-    /// engine's reason.
-    #[error("{0}")]
-    Stopped(String),
-}
-
-/// An operator command.
-#[derive(Debug, Clone)]
-pub enum AdminCommand {
-    /// Join or resume a join.
-    Join(JoinRequest),
-    /// Decommission (or resume one).
-    Decommission,
-    /// Abort this node's join or decommission.
-    Abort,
-    /// Merkle repair.
-    Repair,
-    /// Cleanup.
-    Cleanup,
-}
-
-/// What an operator command did.
-#[derive(Debug, Clone)]
-pub enum AdminOutcome {
-    /// Started (or, for an abort, done); a message for the operator.
-    Started(String),
-    /// Repair comparisons started, and the run they belong to (0 when none started).
-    Repair {
-        /// Comparisons started.
-        started: usize,
-        /// The run.
-        run: u64,
-    },
-    /// Cleanup removed keys and bytes.
-    Cleanup {
-        /// Keys removed.
-        keys: u64,
-        /// Bytes removed.
-        bytes: u64,
-    },
-}
-
-/// An input for the driver.
-pub enum Input {
-    /// A message from a peer.
-    Message {
-        /// Sender.
-        from: NodeId,
-        /// The message.
-        message: Message,
-    },
-    /// A put (`Some` value) or delete (`None`).
-    Write {
-        /// Key.
-        key: Vec<u8>,
-        /// Value, `None` to delete.
-        value: Option<Vec<u8>>,
-        /// Level.
-        cl: ConsistencyLevel,
-        /// Context from a read; `None` for a blind write.
-        context: Option<CausalContext>,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<ClientResult>,
-    },
-    /// A read.
-    Read {
-        /// Key.
-        key: Vec<u8>,
-        /// Level.
-        cl: ConsistencyLevel,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<ClientResult>,
-    },
-    /// An operator command.
-    Admin {
-        /// The command.
-        command: AdminCommand,
-        /// Where the outcome goes (the error text says what to do).
-        reply: oneshot::Sender<AdminResult>,
-    },
-    /// The ring as this node sees it.
-    Status(oneshot::Sender<pb::StatusReply>),
-    /// Progress of this node's movement.
-    Progress(oneshot::Sender<pb::ProgressReply>),
-    /// The engine's metrics, in Prometheus text.
-    Metrics(oneshot::Sender<String>),
-    /// Sync and stop.
-    Shutdown,
-}
-
-/// A cloneable way to reach the driver.
-#[derive(Clone)]
-pub struct DriverHandle {
-    tx: Sender<Input>,
-}
-
-impl DriverHandle {
-    /// Sends an input; false when the driver has stopped.
-    pub fn send(&self, input: Input) -> bool {
-        self.tx.send(input).is_ok()
-    }
-
-    /// Sends an input built around a reply channel and waits for the answer.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(make(tx)) {
-            return None;
-        }
-        rx.await.ok()
-    }
-}
-
-/// A trace event as the Watch API streams it.
-pub type TraceSender = broadcast::Sender<pb::TraceEvent>;
-
-/// The engine's owner.
-pub struct Driver {
+/// The engine's owner, sending its transmits through `P` (the transport, in a running node).
+pub struct Driver<P> {
     node: Node<DiskStorage>,
     clock: Clock,
-    transport: Arc<Transport>,
+    transport: Arc<P>,
     metrics: Arc<Metrics>,
     traces: TraceSender,
     rx: Receiver<Input>,
@@ -223,23 +82,30 @@ struct RepairRun {
     started_micros: u64,
 }
 
-/// Creates the channel the driver reads from.
-pub fn channel() -> (DriverHandle, Receiver<Input>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    (DriverHandle { tx }, rx)
+impl RepairRun {
+    /// The run for the Progress reply, with the engine's report and when it completed.
+    fn to_proto(self, report: &RepairReport, completed_micros: u64) -> pb::RepairRun {
+        convert::repair_run(
+            self.run,
+            self.comparisons,
+            self.started_micros,
+            report,
+            completed_micros,
+        )
+    }
 }
 
-impl Driver {
+impl<P: Peers> Driver<P> {
     /// A driver for `node`, reading `rx`.
     pub fn new(
         mut node: Node<DiskStorage>,
         clock: Clock,
-        transport: Arc<Transport>,
+        transport: Arc<P>,
         metrics: Arc<Metrics>,
         traces: TraceSender,
         rx: Receiver<Input>,
-    ) -> Driver {
-        node.set_gossip_state(StateKey::Address, transport.identity().address.clone());
+    ) -> Driver<P> {
+        node.set_gossip_state(StateKey::Address, transport.advertised_address().to_string());
         Driver {
             node,
             next_housekeeping: clock.now(),
@@ -355,7 +221,7 @@ impl Driver {
                 let _ = reply.send(self.progress());
             }
             Input::Metrics(reply) => {
-                let _ = reply.send(self.engine_metrics(now));
+                let _ = reply.send(self.engine_figures(now));
             }
             Input::Shutdown => return true,
         }
@@ -398,7 +264,7 @@ impl Driver {
         if let Some(earlier) = self.admission.replace(Admission { join, resume, reply }) {
             // The engine accepts one movement at a time: an earlier one still waiting was
             // superseded (a join given up, then asked again).
-            let superseded = AdminFailure::Stopped("superseded by a later request".into());
+            let superseded = AdminFailure::NotAdmitted("superseded by a later request".into());
             self.held_admin.push((earlier.reply, Err(superseded)));
         }
         self.check_admission();
@@ -432,7 +298,7 @@ impl Driver {
         let a = self.admission.take().expect("admission");
         let result = verdict
             .map(|()| AdminOutcome::Started(self.admitted(a.join, a.resume)))
-            .map_err(AdminFailure::Stopped);
+            .map_err(AdminFailure::NotAdmitted);
         self.held_admin.push((a.reply, result));
     }
 
@@ -519,12 +385,8 @@ impl Driver {
                         }
                         _ => {}
                     }
-                    let json = serde_json::to_string(&trace).unwrap_or_default();
-                    let _ = self.traces.send(pb::TraceEvent {
-                        time_micros: self.clock.now().0,
-                        node: self.node.id().0,
-                        json,
-                    });
+                    let event = convert::trace_event(self.clock.now().0, self.node.id(), &trace);
+                    let _ = self.traces.send(event);
                 }
                 Event::Fatal(e) => {
                     tracing::error!(error = %e, "storage failed; stopping the node");
@@ -597,241 +459,37 @@ impl Driver {
     }
 
     fn status(&self, now: Instant) -> pb::StatusReply {
-        let node = &self.node;
-        let view = node.view();
-        let ownership = node.topology().map(|t| t.ring().effective_ownership()).unwrap_or_default();
-        let mut members = Vec::new();
-        for (id, member) in &view.members {
-            let gossip = node.gossiper().endpoint(*id);
-            let load = if *id == node.id() {
-                node.storage().load_bytes()
-            } else {
-                gossip
-                    .and_then(|e| e.states.get(&StateKey::Load))
-                    .and_then(|v| v.value.parse().ok())
-                    .unwrap_or(0)
-            };
-            let up = *id == node.id() || node.is_alive(*id);
-            let shown = NodeStatus { up, status: Some(member.status) };
-            let owns = shown.owns(ownership.get(id).copied().unwrap_or(0.0)).map(|s| s * 100.0);
-            members.push(pb::MemberStatus {
-                host_id: id.0,
-                address: self.transport.address_of(*id).unwrap_or_default(),
-                state: shown.state_letter().to_string(),
-                mode: shown.mode_letter().to_string(),
-                status: member.status.to_string(),
-                load_bytes: load,
-                // Gossiped by the member itself: saturate rather than wrap on absurd counts.
-                tokens: u32::try_from(member.tokens.len()).unwrap_or(u32::MAX),
-                owns,
-                rack: member.rack.clone().unwrap_or_default(),
-                phi: if *id == node.id() { 0.0 } else { node.phi(now, *id) },
-            });
-        }
-        let locks = node.range_locks();
-        let movements = view
-            .members
-            .iter()
-            .filter(|(_, m)| {
-                matches!(
-                    m.status,
-                    Status::Boot | Status::MidJoin | Status::Leaving | Status::MidLeave
-                )
-            })
-            .map(|(id, m)| pb::Movement {
-                host_id: id.0,
-                address: self.transport.address_of(*id).unwrap_or_default(),
-                kind: if matches!(m.status, Status::Boot | Status::MidJoin) {
-                    "join"
-                } else {
-                    "decommission"
-                }
-                .into(),
-                status: m.status.to_string(),
-                epoch: m.epoch,
-                ranges: view
-                    .movements(*id)
-                    .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX)),
-                lock_granted: locks.granted.get(id) == Some(&m.epoch),
-                refused: if *id == node.id() {
-                    locks
-                        .refused_by
-                        .iter()
-                        .map(|(by, holder)| pb::LockRefusal { by: by.0, holder: holder.0 })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect();
-        pb::StatusReply {
-            movements,
-            cluster_name: node.config().cluster_name.clone(),
-            rf: view.rf as u32,
-            strategy: node.config().join_strategy.to_string(),
-            host_id: node.id().0,
-            lifecycle: node.lifecycle().describe(),
-            members,
-            hints: node.hints_by_target().into_iter().map(|(k, v)| (k.0, v as u64)).collect(),
-            keys: node.storage().key_count(),
-        }
+        convert::status_reply(&self.node, now, |id| self.transport.address_of(id))
     }
 
     fn progress(&self) -> pb::ProgressReply {
-        let node = &self.node;
-        let status = node.own_status().map(|s| s.to_string()).unwrap_or_default();
-        let (movement, phase, progress) = match node.lifecycle() {
-            Lifecycle::Fresh => ("none", None, None),
-            Lifecycle::Normal => ("normal", None, None),
-            Lifecycle::Left => ("left", None, None),
-            Lifecycle::Joining(j) => ("joining", Some(&j.phase), Some(&j.progress)),
-            Lifecycle::Leaving(l) => ("leaving", Some(&l.phase), Some(&l.progress)),
-        };
-        let error = match phase {
-            Some(JoinPhase::Failed { reason }) => reason.clone(),
-            _ => String::new(),
-        };
-        let description = node.lifecycle().describe();
-        let (keys, bytes) = match progress {
-            Some(p) => (p.moved.keys, p.moved.bytes),
-            None => self.finished.unwrap_or((0, 0)),
-        };
-        pb::ProgressReply {
-            movement: movement.into(),
-            phase: description,
-            ranges_done: progress.map_or(0, |p| p.ranges_done as u64),
-            ranges_total: progress.map_or(0, |p| p.ranges_total as u64),
-            keys,
-            bytes,
-            error,
-            status,
-            bytes_estimate: 0,
-            repair: self.repair.map(|run| {
-                let report = node.repair_in_progress().unwrap_or_default();
-                repair_run(run, &report, 0)
-            }),
-            last_repair: self
-                .last_repair
-                .as_ref()
-                .map(|(run, report, completed)| repair_run(*run, report, *completed)),
-        }
+        let repair = self.repair.map(|run| {
+            let report = self.node.repair_in_progress().unwrap_or_default();
+            run.to_proto(&report, 0)
+        });
+        let last_repair = self
+            .last_repair
+            .as_ref()
+            .map(|(run, report, completed)| run.to_proto(report, *completed));
+        convert::progress_reply(&self.node, self.finished, repair, last_repair)
     }
 
-    fn engine_metrics(&self, now: Instant) -> String {
+    /// The engine's figures for a scrape; [`EngineFigures::render`] formats them off this thread.
+    fn engine_figures(&self, now: Instant) -> EngineFigures {
         let node = &self.node;
-        let s = node.stats();
-        let mut out = String::new();
-        let c =
-            |out: &mut String, name: &str, help: &str, v: u64| metrics::counter(out, name, help, v);
-        c(
-            &mut out,
-            "ringside_writes_coordinated_total",
-            "Writes coordinated by this node.",
-            s.writes,
-        );
-        c(&mut out, "ringside_reads_coordinated_total", "Reads coordinated by this node.", s.reads);
-        c(
-            &mut out,
-            "ringside_read_repairs_total",
-            "Stale replicas repaired after a read (anomalies seen by read repair).",
-            s.read_repairs,
-        );
-        c(
-            &mut out,
-            "ringside_hints_stored_total",
-            "Hints stored for unreachable replicas.",
-            s.hints_stored,
-        );
-        c(
-            &mut out,
-            "ringside_hints_delivered_total",
-            "Hints delivered to their replica.",
-            s.hints_delivered,
-        );
-        c(
-            &mut out,
-            "ringside_hints_expired_total",
-            "Hints dropped after the grace period.",
-            s.hints_expired,
-        );
-        c(
-            &mut out,
-            "ringside_unavailable_total",
-            "Requests refused up front: too few live replicas.",
-            s.unavailable,
-        );
-        c(&mut out, "ringside_timeouts_total", "Requests that timed out.", s.timeouts);
-        c(
-            &mut out,
-            "ringside_extra_acks_total",
-            "Acknowledgements demanded beyond the level for pending replicas.",
-            s.extra_acks,
-        );
-        c(
-            &mut out,
-            "ringside_stream_bytes_received_total",
-            "Bytes received by streaming.",
-            s.bytes_streamed_in,
-        );
-        c(
-            &mut out,
-            "ringside_stream_keys_received_total",
-            "Keys received by streaming.",
-            s.keys_streamed_in,
-        );
-        c(
-            &mut out,
-            "ringside_stream_bytes_sent_total",
-            "Bytes sent by streaming.",
-            s.bytes_streamed_out,
-        );
-        c(
-            &mut out,
-            "ringside_messages_refused_total",
-            "Internode messages refused by the engine (unknown peer or other cluster).",
-            s.refused,
-        );
-        let hints = node.hints_by_target();
-        out.push_str("# HELP ringside_hints_queued Hints stored on disk, by target.\n# TYPE ringside_hints_queued gauge\n");
-        for (target, n) in &hints {
-            out.push_str(&format!("ringside_hints_queued{{target=\"{}\"}} {n}\n", target.0));
+        EngineFigures {
+            stats: node.stats().clone(),
+            hints_queued: node.hints_by_target(),
+            phi: node
+                .view()
+                .members
+                .keys()
+                .filter(|p| **p != node.id())
+                .map(|peer| (*peer, node.phi(now, *peer)))
+                .collect(),
+            load_bytes: node.storage().load_bytes(),
+            keys: node.storage().key_count(),
         }
-        out.push_str("# HELP ringside_phi Failure detector phi, by peer (convicted above 8).\n# TYPE ringside_phi gauge\n");
-        for peer in node.view().members.keys().filter(|p| **p != node.id()) {
-            let phi = node.phi(now, *peer);
-            let phi = if phi.is_finite() { phi } else { 1e9 };
-            out.push_str(&format!("ringside_phi{{peer=\"{}\"}} {phi:.3}\n", peer.0));
-        }
-        metrics::gauge(
-            &mut out,
-            "ringside_load_bytes",
-            "Bytes of data stored.",
-            node.storage().load_bytes() as f64,
-        );
-        metrics::gauge(
-            &mut out,
-            "ringside_keys",
-            "Keys stored.",
-            node.storage().key_count() as f64,
-        );
-        out
-    }
-}
-
-/// A repair run for the Progress reply: the driver's numbering and times, the engine's report.
-fn repair_run(run: RepairRun, report: &RepairReport, completed_micros: u64) -> pb::RepairRun {
-    pb::RepairRun {
-        run: run.run,
-        comparisons: run.comparisons,
-        compared: report.compared,
-        unanswered: report.unanswered,
-        differing: report.differing,
-        keys_received: report.keys_received,
-        keys_changed: report.keys_changed,
-        bytes_streamed: report.bytes_streamed,
-        over_streaming: report.over_streaming(),
-        started_micros: run.started_micros,
-        completed_micros,
     }
 }
 

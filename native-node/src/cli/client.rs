@@ -80,7 +80,7 @@ pub enum ClientCommand {
         context: String,
     },
     /// Make a node that was started with seeds join the cluster, with a progress bar. Says
-    /// "join started" once the cluster admitted the join (under staged: it holds the range lock),
+    /// "join started" once the cluster admitted the join (under a fenced strategy: it holds the range lock),
     /// or why it was refused.
     Join {
         #[command(flatten)]
@@ -225,9 +225,11 @@ pub fn render_status(s: &pb::StatusReply) -> String {
 fn render_movements(s: &pb::StatusReply) -> String {
     let mut out = String::new();
     let rule = match s.strategy.as_str() {
-        "staged" => " (staged: one movement per range at a time; each holds a range lock)",
-        "pending-ranges" => " (pending-ranges: one movement at a time in the cluster)",
-        _ => "",
+        fenced @ ("staged" | "sync-dual-write") => {
+            format!(" ({fenced}: one movement per range at a time; each holds a range lock)")
+        }
+        "pending-ranges" => " (pending-ranges: one movement at a time in the cluster)".into(),
+        _ => String::new(),
     };
     let _ = writeln!(out, "\nRange movements{rule}:");
     for m in &s.movements {

@@ -143,24 +143,10 @@ pub async fn wait_ready(cluster: &mut LocalCluster, patience: Duration) -> anyho
 impl LocalCluster {
     /// Stops every node gracefully (SIGTERM), then forcibly after a grace period.
     pub fn stop(&mut self) {
-        for (_, child) in &self.children {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for (_, child) in &mut self.children {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        ringside_procs::terminate_all(
+            self.children.iter_mut().map(|(_, child)| child),
+            Duration::from_secs(10),
+        );
     }
 }
 

@@ -76,12 +76,16 @@ pub struct Stopped {
 /// Stops `child`: SIGTERM, then SIGKILL if it has not exited within `grace`. A child that has
 /// already exited is only reaped.
 pub fn terminate(child: &mut Child, grace: Duration) -> Stopped {
-    terminate_all(std::slice::from_mut(child), grace)[0]
+    terminate_all([child], grace)[0]
 }
 
 /// Stops every child of `children` together: SIGTERM to all first, so they shut down in parallel,
 /// then SIGKILL to those still running when `grace` is over.
-pub fn terminate_all(children: &mut [Child], grace: Duration) -> Vec<Stopped> {
+pub fn terminate_all<'a>(
+    children: impl IntoIterator<Item = &'a mut Child>,
+    grace: Duration,
+) -> Vec<Stopped> {
+    let mut children: Vec<&mut Child> = children.into_iter().collect();
     for child in children.iter_mut() {
         if matches!(child.try_wait(), Ok(None)) {
             signal(child.id(), Signal::Term);

@@ -296,6 +296,7 @@ pub fn status_reply<S: Storage>(
             epoch: m.epoch,
             ranges: view.movements(*id).map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX)),
             lock_granted: locks.granted.get(id) == Some(&m.epoch),
+            lock_held: *id == node.id() && locks.holding == Some(m.epoch),
             refused: if *id == node.id() {
                 locks
                     .refused_by

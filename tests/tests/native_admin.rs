@@ -78,6 +78,15 @@ async fn join_aborted_while_streaming_withdraws_and_joins_again() {
         || format!("Status.movements of node 1 during node 4's join: {:?}", s.movements),
     );
 
+    // The joiner's own status says it holds the lock.
+    let out = c.cli(&["status", "--node", &a4]).await;
+    c.check(
+        out.status.success()
+            && out.stdout.contains(&format!("host 4 ({a4}) joining: BOOT@"))
+            && out.stdout.contains("; it holds the range lock"),
+        || format!("ringside status of node 4 during its own join: {}", out.text()),
+    );
+
     // A join over ranges node 4 holds is refused: only the reason, naming node 4.
     let out = c.cli(&["join", "--node", &a5]).await;
     c.check(

@@ -234,6 +234,10 @@ pub struct RangeLocks {
     /// While this node's own movement asks for the lock: the members that refused it, each with
     /// the node whose movement it named as holding an overlapping range.
     pub refused_by: BTreeMap<NodeId, NodeId>,
+    /// The epoch of this node's own movement once it holds the range lock (its first barrier
+    /// completed) and until the movement ends or gives way, a failed or interrupted one
+    /// included: the members keep the lock granted while it stays announced.
+    pub holding: Option<u64>,
 }
 
 /// A shared memo of topologies by view, so nodes with the same view share one ring.
@@ -935,8 +939,8 @@ impl<S: Storage> Node<S> {
 
     /// The range locks this node knows of, for operators: the movements it granted the lock to
     /// that still ask for or hold it (BOOT or LEAVING at the epoch it granted), and, while this
-    /// node's own first barrier asks for the lock, who refused it and which movement each named.
-    /// Empty outside `staged`.
+    /// node's own first barrier asks for the lock, who refused it and which movement each named;
+    /// and whether this node's own movement holds it. Empty outside the fenced strategies.
     pub fn range_locks(&self) -> RangeLocks {
         let granted = self
             .lock_granted
@@ -954,7 +958,22 @@ impl<S: Storage> Node<S> {
             .filter(|b| b.lock)
             .map(|b| b.refused_by.clone())
             .unwrap_or_default();
-        RangeLocks { granted, refused_by }
+        let asking = self.barrier.as_ref().is_some_and(|b| b.lock);
+        let moving = matches!(self.lifecycle, Lifecycle::Joining(_) | Lifecycle::Leaving(_));
+        let holding = self
+            .view
+            .member(self.id)
+            .filter(|m| {
+                self.config.join_strategy.uses_barriers()
+                    && moving
+                    && !asking
+                    && matches!(
+                        m.status,
+                        Status::Boot | Status::MidJoin | Status::Leaving | Status::MidLeave
+                    )
+            })
+            .map(|m| m.epoch);
+        RangeLocks { granted, refused_by, holding }
     }
 
     /// An operator's abort of this node's movement, idempotent. A join is withdrawn while no

@@ -241,6 +241,9 @@ fn render_movements(s: &pb::StatusReply) -> String {
             "  host {} ({address}) {verb}: {}@{}, {what} {} ranges",
             m.host_id, m.status, m.epoch, m.ranges
         );
+        if m.lock_held {
+            let _ = write!(out, "; it holds the range lock");
+        }
         if m.lock_granted {
             let _ = write!(out, "; host {} granted it the range lock", s.host_id);
         }
@@ -407,6 +410,7 @@ fn status_json(s: &pb::StatusReply) -> String {
             serde_json::json!({
                 "host_id": m.host_id, "address": m.address, "kind": m.kind, "status": m.status,
                 "epoch": m.epoch, "ranges": m.ranges, "lock_granted": m.lock_granted,
+                "lock_held": m.lock_held,
                 "refused": refused,
             })
         })
@@ -746,6 +750,7 @@ mod tests {
                 epoch: 7,
                 ranges: 40,
                 lock_granted: true,
+                lock_held: false,
                 refused: vec![],
             },
             pb::Movement {
@@ -756,6 +761,7 @@ mod tests {
                 epoch: 8,
                 ranges: 12,
                 lock_granted: false,
+                lock_held: false,
                 refused: vec![pb::LockRefusal { by: 2, holder: 4 }],
             },
         ];

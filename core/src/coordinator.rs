@@ -247,17 +247,15 @@ impl WriteOp {
     }
 
     /// A replica refused to mint: it is no longer awaited, and when the refusal was only a
-    /// stale plan (`stale`) it may be asked again on the epoch just learned (`epoch`).
-    pub fn mint_refused(&mut self, from: NodeId, stale: bool, epoch: Option<u64>) {
+    /// stale plan (`stale`) it may be asked again once the write is re-planned
+    /// ([`WriteOp::retarget`]) on the placement just learned.
+    pub fn mint_refused(&mut self, from: NodeId, stale: bool) {
         self.abandoned.remove(&from);
         if self.awaiting_mint == Some(from) {
             self.awaiting_mint = None;
             self.outstanding.remove(&from);
         }
         self.replans += 1;
-        if let Some(e) = epoch {
-            self.epoch = e;
-        }
         if stale {
             self.mint_asked.remove(&from);
         }
@@ -272,8 +270,8 @@ impl WriteOp {
         true
     }
 
-    /// Re-plans on a newer placement (`epoch`): keeps the acknowledgements of targets that are
-    /// still targets, and takes the new targets and requirement (ANY keeps its single ack).
+    /// Re-plans on a newer placement (`epoch`), counted as one re-plan: see
+    /// [`WriteOp::retarget`].
     pub fn replan(
         &mut self,
         epoch: u64,
@@ -283,6 +281,21 @@ impl WriteOp {
         required: usize,
     ) {
         self.replans += 1;
+        self.retarget(epoch, targets, pending, must, required);
+    }
+
+    /// Takes a newer placement (`epoch`): keeps the acknowledgements of targets that are still
+    /// targets, and takes the new targets and requirement (ANY keeps its single ack). The epoch
+    /// never moves without the targets: a write whose requests carry a newer epoch than its
+    /// targets were planned under would pass the fence on replicas that lost the key.
+    pub fn retarget(
+        &mut self,
+        epoch: u64,
+        targets: Vec<NodeId>,
+        pending: Vec<NodeId>,
+        must: Vec<NodeId>,
+        required: usize,
+    ) {
         self.epoch = epoch;
         self.acks.retain(|n| targets.contains(n));
         self.outstanding.retain(|n| targets.contains(n));

@@ -511,25 +511,30 @@ fn a_context_covers_only_versions_the_read_returned() {
     }
 }
 
-/// Issue: fencing. X, a coordinator whose placement the join does not change, is cut off while
-/// J joins, so J's barriers skip it; X's gossip is slow, so after the heal it still plans with
-/// the placement from before the join. Its write at QUORUM goes to the old replicas, one of which
-/// (the loser) no longer replicates the key. The loser must refuse the stale mutation; without
-/// the fence the write was acknowledged by the loser and one stayer, and the new replicas held
-/// it only once (a QUORUM read through J and the other stayer missed it).
-#[test]
-fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
+/// Six nodes; J joins with `key`'s token while X (a node that neither replicates the key nor
+/// loses a range) is cut off with slow gossip, so J's barriers skip it; then the cut heals and X
+/// still plans with the placement from before the join.
+struct SkippedCoordinator {
+    net: Net,
+    x: NodeId,
+    j: NodeId,
+    token: u64,
+    /// The key's replicas before the join, and after.
+    old: Vec<NodeId>,
+    new: Vec<NodeId>,
+}
+
+fn join_while_a_coordinator_is_cut_off(mode: ConflictMode, key: &str) -> SkippedCoordinator {
     let q = u64::MAX / 6;
     let nodes: Vec<NodeId> = (1..=6).map(NodeId).collect();
     let ring =
         Ring::new(nodes.iter().enumerate().map(|(i, n)| (q * (i as u64 + 1), *n)), 3).unwrap();
     let view = ClusterView::from_ring(&ring);
-    let mut config = base_config(ConflictMode::Lww);
+    let mut config = base_config(mode);
     config.seeds = vec![nodes[0]];
     let mut net = Net::new(&view, &config);
     net.run_until(Instant::from_secs(5));
     let j = NodeId(9);
-    let key = "k";
     let token = token_for(key.as_bytes());
     let mut with_j: Vec<(u64, NodeId)> =
         ring.tokens().iter().copied().zip(ring.owners().iter().copied()).collect();
@@ -545,9 +550,6 @@ fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
         .iter()
         .find(|n| !losers.contains(n) && !old.contains(n) && **n != nodes[0])
         .expect("an uninvolved coordinator");
-    let loser = *old.iter().find(|n| !new.contains(n)).unwrap();
-    let stayers: Vec<NodeId> = old.iter().copied().filter(|n| new.contains(n)).collect();
-
     net.cut.insert(x);
     let now = net.now;
     net.node(x).delay_gossip_state(Instant::from_secs(1000));
@@ -559,6 +561,20 @@ fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
     assert_eq!(net.node(x).view().status(j), None, "X missed the join");
     net.cut.clear();
     net.run_until(Instant::from_secs(70));
+    SkippedCoordinator { net, x, j, token, old, new }
+}
+
+/// Issue: fencing. X's write at QUORUM goes to the old replicas, one of which (the loser) no
+/// longer replicates the key. The loser must refuse the stale mutation; without the fence the write was
+/// acknowledged by the loser and one stayer, and the new replicas held it only once (a QUORUM
+/// read through J and the other stayer missed it).
+#[test]
+fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
+    let key = "k";
+    let SkippedCoordinator { mut net, x, token, old, new, .. } =
+        join_while_a_coordinator_is_cut_off(ConflictMode::Lww, key);
+    let loser = *old.iter().find(|n| !new.contains(n)).unwrap();
+    let stayers: Vec<NodeId> = old.iter().copied().filter(|n| new.contains(n)).collect();
     // X's write reaches the loser and one stayer only.
     let other = stayers[1];
     net.hold = Some(Box::new(move |from, t| from == x && t.to == other));
@@ -574,6 +590,36 @@ fn a_coordinator_skipped_by_the_barriers_is_fenced_by_the_replicas() {
             "acknowledged at QUORUM ({outcome:?}) but only {holders} of the new replicas {new:?} hold it (loser {loser})"
         );
     }
+}
+
+/// Found by the `sync-dual-write` soak (seed 45929), and `staged` shares it: under vector
+/// clocks the skipped coordinator's first request is a Mint, which a replica refuses as
+/// planned under an older epoch. The coordinator caught up and asked again with the new epoch
+/// but kept its old targets. J, learned second-hand and not yet confirmed alive, was not asked
+/// to mint; a stayer minted, the mutations carried the new epoch to the old replicas, the
+/// loser accepted, and the write was acknowledged at ALL without J. A refused Mint now
+/// re-plans the write's targets with its epoch.
+#[test]
+fn a_mint_refused_as_stale_re_plans_the_write_not_only_its_epoch() {
+    let key = "k";
+    let SkippedCoordinator { mut net, x, j, token, new, .. } =
+        join_while_a_coordinator_is_cut_off(ConflictMode::VectorClock, key);
+    // X cannot reach J yet (its Echo is held), so J is not alive in X's eyes.
+    net.hold = Some(Box::new(move |from, t| (from == x && t.to == j) || (from == j && t.to == x)));
+    let write = net.put(x, key, "v", ConsistencyLevel::All);
+    let outcome = net.outcome(write);
+    if matches!(outcome, Ok(Reply::Written { .. })) {
+        for n in &new {
+            assert!(
+                net.node(*n).storage().get(token, key.as_bytes()).unwrap().is_some(),
+                "acknowledged at ALL but the new replica {n} (J is {j}) of {new:?} does not hold it"
+            );
+        }
+    }
+    // Once J is reachable, the write reaches it.
+    net.release();
+    net.run_until(net.now + Duration::from_secs(10));
+    assert!(net.node(j).storage().get(token, key.as_bytes()).unwrap().is_some(), "{outcome:?}");
 }
 
 /// Found by the barrier-hold soak (seed 725): a joiner asked its seed for the ring while the seed

@@ -1764,17 +1764,23 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// A replica refused to mint: ask again on the epoch just learned (the same replica, if the
-    /// refusal was only a stale plan) or the next live one.
+    /// A replica refused to mint: ask again (the same replica, if the refusal was only a stale
+    /// plan, or the next live one). A stale plan re-plans the write's targets on the placement
+    /// just learned, not only its epoch: mutations carrying the new epoch to the old targets
+    /// would pass the fence of a replica that lost the key, and the write would skip the joiner.
     fn reask_mint(&mut self, now: Instant, request: RequestId, from: NodeId, reason: RejectReason) {
-        let epoch = |token| self.topology.as_ref().map(|t| t.epoch_for(token));
-        let Some(token) = self.writes.get(&request).map(|w| w.token) else { return };
-        let epoch = epoch(token);
-        let Some(w) = self.writes.get_mut(&request) else { return };
+        let Some(w) = self.writes.get(&request) else { return };
         if w.version.is_some() {
             return;
         }
-        w.mint_refused(from, matches!(reason, RejectReason::StaleEpoch { .. }), epoch);
+        let (token, cl) = (w.token, w.cl);
+        let stale = matches!(reason, RejectReason::StaleEpoch { .. });
+        let plan = (stale && self.topology.is_some()).then(|| self.plan_write(token, cl));
+        let w = self.writes.get_mut(&request).expect("op");
+        w.mint_refused(from, stale);
+        if let Some(plan) = plan {
+            w.retarget(plan.epoch, plan.targets, plan.pending, plan.must, plan.required);
+        }
         if w.replans <= MAX_REPLANS {
             self.ask_mint(now, request);
         }

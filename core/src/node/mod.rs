@@ -558,11 +558,9 @@ pub struct Node<S: Storage> {
     /// Range locks this node granted: the mover and the epoch of its movement (it acknowledged
     /// that movement's first barrier and refuses overlapping ones until it ends).
     lock_granted: BTreeMap<NodeId, u64>,
-    /// Per incoming stream session, the last chunk applied and when: a chunk sent again is
-    /// acknowledged without being counted twice. A session is remembered after its last chunk
-    /// (whose acknowledgement may be lost too) and forgotten once silent for `SEEN_FOR`, so
-    /// abandoned sessions do not accumulate.
-    stream_seen: BTreeMap<(NodeId, u64), (u64, Instant)>,
+    /// Per incoming stream session, the last chunk applied: a chunk sent again is acknowledged
+    /// without being counted twice.
+    stream_seen: BTreeMap<(NodeId, u64), u64>,
     /// The join stream session whose source accepted the request (or sent data), if the
     /// current one: until then a lost request is asked again with backoff;
     /// `stream_request_attempts` counts the asks. One session, not a set: the streams this node

@@ -3,7 +3,6 @@
 //! received (merged, acknowledged, counted once). Join, decommission and repair all stream
 //! through here (`crate::streaming` has the `OutStream` itself).
 
-use super::join::STREAM_STALL;
 use super::lifecycle::{JOIN_DONE_KEY, Lifecycle, backoff, encode_u64s};
 use super::{Node, NodeTrace};
 use crate::id::NodeId;
@@ -190,18 +189,16 @@ impl<S: Storage> Node<S> {
     ) -> Result<(), StorageError> {
         let Chunk { session, range, purpose, entries, last, seq } = chunk;
         if seq > 0 {
-            // A sender re-sends an unacknowledged chunk within seconds and gives up a stalled
-            // stream after STREAM_STALL: a session silent for twice that is over.
-            self.stream_seen
-                .retain(|_, (_, at)| now.saturating_duration_since(*at) <= STREAM_STALL * 2);
-            let seen = self.stream_seen.entry((from, session)).or_insert((0, now));
-            seen.1 = now;
-            if seq <= seen.0 {
+            let seen = self.stream_seen.entry((from, session)).or_insert(0);
+            if seq <= *seen {
                 // Sent again after its acknowledgement was lost: acknowledge, do not count.
                 self.send(from, Message::StreamAck { session, seq });
                 return Ok(());
             }
-            seen.0 = seq;
+            *seen = seq;
+            if last {
+                self.stream_seen.remove(&(from, session));
+            }
         }
         if self.join_stream_session() == Some(session) {
             self.stream_accepted = Some(session);

@@ -2,7 +2,8 @@
 //! run, the [`Count`] syntax they share, and the checks that compare them with what happened.
 
 use super::playback::Applied;
-use super::report::{ownership_text, status_code};
+use super::report::{OpOutcome, ScenarioReport, ownership_text, status_code};
+use crate::checker::AnomalyKind;
 use crate::sim::Simulation;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -241,4 +242,131 @@ pub(super) fn check_cluster(
         });
     }
     out
+}
+
+/// Checks one scripted operation's expectations against what it did (`label` names it).
+pub(super) fn check_op(x: &OpExpect, label: &str, outcome: &OpOutcome) -> Vec<ExpectationResult> {
+    let mut expectations = Vec::new();
+    let mut push = |what: &str, expected: String, actual: String| {
+        expectations.push(ExpectationResult {
+            what: format!("{label}: {what}"),
+            passed: expected == actual,
+            expected,
+            actual,
+        });
+    };
+    if let Some(ok) = x.ok {
+        push("ok", ok.to_string(), (outcome.outcome == "ok").to_string());
+    }
+    if let Some(err) = &x.error {
+        push("error", err.to_lowercase(), outcome.outcome.clone());
+    }
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        format!("[{}]", v.join(", "))
+    };
+    if let Some(a) = &x.acks {
+        push("acks", sorted(a.clone()), sorted(outcome.replicas.clone()));
+    }
+    if let Some(a) = &x.replied {
+        push("replied", sorted(a.clone()), sorted(outcome.replicas.clone()));
+    }
+    if let Some(h) = &x.hinted {
+        push("hinted", sorted(h.clone()), sorted(outcome.hinted.clone()));
+    }
+    if let Some(v) = &x.values {
+        push("values", format!("{v:?}"), format!("{:?}", outcome.values));
+    }
+    expectations
+}
+
+/// Checks the whole run's expectations against its report; the report's own expectation results
+/// are not read, so the caller may append these to them.
+pub(super) fn check_run(x: &RunExpect, r: &ScenarioReport) -> Vec<ExpectationResult> {
+    let mut expectations = Vec::new();
+    let mut count = |what: &str, c: &Option<Count>, actual: u64| {
+        if let Some(c) = c {
+            let passed = c.matches(actual).unwrap_or(false);
+            expectations.push(ExpectationResult {
+                what: what.to_string(),
+                expected: c.matches(actual).map(|_| c.describe()).unwrap_or_else(|e| e),
+                actual: actual.to_string(),
+                passed,
+            });
+        }
+    };
+    count("stale reads", &x.stale_reads, r.check.count(AnomalyKind::StaleRead) as u64);
+    count("lost writes", &x.lost_writes, r.check.count(AnomalyKind::LostWrite) as u64);
+    count("lost updates", &x.lost_updates, r.check.count(AnomalyKind::LostUpdate) as u64);
+    count("unavailable", &x.unavailable, r.check.count(AnomalyKind::Unavailable) as u64);
+    count("timeouts", &x.timeouts, r.check.count(AnomalyKind::Timeout) as u64);
+    count("read repairs", &x.read_repairs, r.read_repairs);
+    count("hints stored (total)", &x.hints_total, r.hints_stored.values().sum());
+    count("hints delivered", &x.hints_delivered, r.hints_delivered);
+    count("movement failures", &x.movement_failures, r.movement_failures.len() as u64);
+    count("ghost keys", &x.ghost_keys, r.ghost_keys);
+    count("joins completed", &x.joins_completed, r.time_to_normal.len() as u64);
+    if let Some(per) = &x.hints_stored {
+        for (name, c) in per {
+            let actual = r.hints_stored.get(name).copied().unwrap_or(0);
+            count(&format!("hints stored on {name}"), &Some(c.clone()), actual);
+        }
+    }
+    if let Some(own) = &x.ownership {
+        for (name, want) in own {
+            let actual = r.ownership.get(name).copied();
+            let actual_text = actual.map_or("?".to_string(), |f| format!("{:.1}%", f * 100.0));
+            let passed = match (want.trim().trim_end_matches('%').parse::<f64>(), actual) {
+                (Ok(w), Some(a)) => (w - a * 100.0).abs() <= 0.5,
+                _ => want.trim() == actual_text,
+            };
+            expectations.push(ExpectationResult {
+                what: format!("ownership of {name}"),
+                expected: want.clone(),
+                actual: actual_text,
+                passed,
+            });
+        }
+    }
+    if let Some(c) = x.converged {
+        let actual = r.divergent_keys.is_empty();
+        expectations.push(ExpectationResult {
+            what: "converged".into(),
+            expected: c.to_string(),
+            actual: if actual {
+                "true".into()
+            } else {
+                format!(
+                    "false ({} divergent keys, e.g. {})",
+                    r.divergent_keys.len(),
+                    r.divergent_keys[0]
+                )
+            },
+            passed: c == actual,
+        });
+    }
+
+    for (name, want) in x.status.iter().flatten() {
+        let actual = r.status.get(name).cloned().unwrap_or_else(|| "absent".into());
+        expectations.push(ExpectationResult {
+            what: format!("status of {name}"),
+            passed: actual.eq_ignore_ascii_case(want.trim()),
+            expected: want.clone(),
+            actual,
+        });
+    }
+    if let Some(want) = &x.failure_contains {
+        expectations.push(ExpectationResult {
+            what: "a movement failure".into(),
+            expected: format!("a reason containing {want:?}"),
+            actual: if r.movement_failures.is_empty() {
+                "no failure".into()
+            } else {
+                r.movement_failures.join("; ")
+            },
+            passed: r.movement_failures.iter().any(|f| f.contains(want.as_str())),
+        });
+    }
+
+    expectations
 }

@@ -2,7 +2,7 @@
 //! results, its text rendering, and how a simulated node's status reads as `ringside status`
 //! prints it.
 
-use super::expect::{Count, ExpectationResult};
+use super::expect::{ExpectationResult, check_op, check_run};
 use super::playback::RunOptions;
 use super::prepare::Prepared;
 use super::spec::EventSpec;
@@ -123,10 +123,15 @@ pub fn ownership_text(sim: &Simulation, id: NodeId) -> String {
         None => "?".into(),
     }
 }
+
+/// The names of `ids`, as reports show nodes.
 fn names_of(sim: &Simulation, ids: &[NodeId]) -> Vec<String> {
     ids.iter().map(|n| sim.name(*n).to_string()).collect()
 }
 
+/// The report of a finished run: counters from the simulation, the checker's verdict, what each
+/// scripted operation did (`scripted` pairs an index into `events` with its invoke, `None` when
+/// the coordinator was down), and every expectation of the file checked.
 pub(super) fn report(
     p: &Prepared,
     options: &RunOptions,
@@ -245,128 +250,13 @@ pub(super) fn report(
             },
         }
         if let Some(x) = &e.expect {
-            let mut push = |what: &str, expected: String, actual: String| {
-                expectations.push(ExpectationResult {
-                    what: format!("{label}: {what}"),
-                    passed: expected == actual,
-                    expected,
-                    actual,
-                });
-            };
-            if let Some(ok) = x.ok {
-                push("ok", ok.to_string(), (outcome.outcome == "ok").to_string());
-            }
-            if let Some(err) = &x.error {
-                push("error", err.to_lowercase(), outcome.outcome.clone());
-            }
-            let sorted = |mut v: Vec<String>| {
-                v.sort();
-                format!("[{}]", v.join(", "))
-            };
-            if let Some(a) = &x.acks {
-                push("acks", sorted(a.clone()), sorted(outcome.replicas.clone()));
-            }
-            if let Some(a) = &x.replied {
-                push("replied", sorted(a.clone()), sorted(outcome.replicas.clone()));
-            }
-            if let Some(h) = &x.hinted {
-                push("hinted", sorted(h.clone()), sorted(outcome.hinted.clone()));
-            }
-            if let Some(v) = &x.values {
-                push("values", format!("{v:?}"), format!("{:?}", outcome.values));
-            }
+            expectations.extend(check_op(x, &label, &outcome));
         }
         operations.push(outcome);
     }
 
-    let x = &s.expect;
-    let mut count = |what: &str, c: &Option<Count>, actual: u64| {
-        if let Some(c) = c {
-            let passed = c.matches(actual).unwrap_or(false);
-            expectations.push(ExpectationResult {
-                what: what.to_string(),
-                expected: c.matches(actual).map(|_| c.describe()).unwrap_or_else(|e| e),
-                actual: actual.to_string(),
-                passed,
-            });
-        }
-    };
-    count("stale reads", &x.stale_reads, check.count(AnomalyKind::StaleRead) as u64);
-    count("lost writes", &x.lost_writes, check.count(AnomalyKind::LostWrite) as u64);
-    count("lost updates", &x.lost_updates, check.count(AnomalyKind::LostUpdate) as u64);
-    count("unavailable", &x.unavailable, check.count(AnomalyKind::Unavailable) as u64);
-    count("timeouts", &x.timeouts, check.count(AnomalyKind::Timeout) as u64);
-    count("read repairs", &x.read_repairs, read_repairs);
-    count("hints stored (total)", &x.hints_total, hints_stored.values().sum());
-    count("hints delivered", &x.hints_delivered, hints_delivered);
-    count("movement failures", &x.movement_failures, movement_failures.len() as u64);
-    count("ghost keys", &x.ghost_keys, ghost_keys);
-    count("joins completed", &x.joins_completed, time_to_normal.len() as u64);
-    if let Some(per) = &x.hints_stored {
-        for (name, c) in per {
-            let actual = hints_stored.get(name).copied().unwrap_or(0);
-            count(&format!("hints stored on {name}"), &Some(c.clone()), actual);
-        }
-    }
-    if let Some(own) = &x.ownership {
-        for (name, want) in own {
-            let actual = ownership.get(name).copied();
-            let actual_text = actual.map_or("?".to_string(), |f| format!("{:.1}%", f * 100.0));
-            let passed = match (want.trim().trim_end_matches('%').parse::<f64>(), actual) {
-                (Ok(w), Some(a)) => (w - a * 100.0).abs() <= 0.5,
-                _ => want.trim() == actual_text,
-            };
-            expectations.push(ExpectationResult {
-                what: format!("ownership of {name}"),
-                expected: want.clone(),
-                actual: actual_text,
-                passed,
-            });
-        }
-    }
-    if let Some(c) = x.converged {
-        let actual = divergent_keys.is_empty();
-        expectations.push(ExpectationResult {
-            what: "converged".into(),
-            expected: c.to_string(),
-            actual: if actual {
-                "true".into()
-            } else {
-                format!(
-                    "false ({} divergent keys, e.g. {})",
-                    divergent_keys.len(),
-                    divergent_keys[0]
-                )
-            },
-            passed: c == actual,
-        });
-    }
-
-    for (name, want) in x.status.iter().flatten() {
-        let actual = status.get(name).cloned().unwrap_or_else(|| "absent".into());
-        expectations.push(ExpectationResult {
-            what: format!("status of {name}"),
-            passed: actual.eq_ignore_ascii_case(want.trim()),
-            expected: want.clone(),
-            actual,
-        });
-    }
-    if let Some(want) = &x.failure_contains {
-        expectations.push(ExpectationResult {
-            what: "a movement failure".into(),
-            expected: format!("a reason containing {want:?}"),
-            actual: if movement_failures.is_empty() {
-                "no failure".into()
-            } else {
-                movement_failures.join("; ")
-            },
-            passed: movement_failures.iter().any(|f| f.contains(want.as_str())),
-        });
-    }
-
-    let passed = expectations.iter().all(|e| e.passed);
     let file = options.file.clone().unwrap_or_else(|| format!("<{}>", s.name));
-    ScenarioReport {
+    let mut report = ScenarioReport {
         name: s.name.clone(),
         seed,
         end_time: sim.now(),
@@ -388,11 +278,15 @@ pub(super) fn report(
         extra_acks: sim.extra_acks(),
         operations,
         expectations,
-        passed,
+        passed: false,
         trace_hash: format!("{:016x}", sim.trace().hash()),
         trace_events: sim.trace().len(),
         replay: format!("ringside sim run {file} --seed {seed}"),
-    }
+    };
+    let run_checks = check_run(&s.expect, &report);
+    report.expectations.extend(run_checks);
+    report.passed = report.expectations.iter().all(|e| e.passed);
+    report
 }
 
 impl std::fmt::Display for ScenarioReport {

@@ -10,7 +10,8 @@ use crate::id::NodeId;
 use crate::message::{Message, MessageKind, RejectReason, Rejectable};
 use crate::node::Lifecycle;
 use crate::scenario::{
-    self, AddNodeSpec, Applied, EventSpec, OpSpec, Playback, Prepared, RunOptions, ScenarioReport,
+    self, Applied, ClientOp, Event, Playback, Prepared, RunOptions, ScenarioReport, Target,
+    TimelineEvent,
 };
 use crate::sim::{Fate, Simulation};
 use crate::storage::Storage;
@@ -22,7 +23,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
-use toml::Spanned;
 
 /// Something the user does to a running cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,45 +76,38 @@ pub struct Intervention {
     pub action: Action,
 }
 
-fn spanned(s: &str) -> Spanned<String> {
-    Spanned::new(0..0, s.to_string())
+impl Action {
+    /// The timeline event that does the same.
+    pub fn to_event(&self) -> Event {
+        let op = |node: &str, key: &str, cl: ConsistencyLevel| ClientOp {
+            node: node.to_string(),
+            key: key.to_string(),
+            cl,
+        };
+        match self {
+            Action::Crash(n) => Event::Crash(n.clone()),
+            Action::Restart(n) => Event::Restart(n.clone()),
+            Action::Partition(groups) => Event::Partition(groups.clone()),
+            Action::Heal => Event::Heal,
+            Action::AddNode(n) => Event::AddNode { name: n.clone(), tokens: None },
+            Action::ResumeJoin(n) => {
+                Event::ResumeJoin { node: n.clone(), allow_inconsistent_source: false }
+            }
+            Action::Decommission(n) => Event::Decommission(n.clone()),
+            Action::Repair(n) => Event::Repair(Target::named(n)),
+            Action::Cleanup(n) => Event::Cleanup(Target::named(n)),
+            Action::Read { node, key, cl } => Event::Read(op(node, key, *cl)),
+            Action::Write { node, key, value, cl } => {
+                Event::Write { op: op(node, key, *cl), value: value.clone(), with_context: false }
+            }
+        }
+    }
 }
 
 impl Intervention {
-    /// The scenario timeline event that does the same.
-    pub fn to_event(&self) -> EventSpec {
-        let mut e = EventSpec { at: self.at, ..EventSpec::default() };
-        let op = |node: &str, key: &str, value: Option<&str>, cl: ConsistencyLevel| OpSpec {
-            node: spanned(node),
-            key: key.to_string(),
-            value: value.map(str::to_string),
-            cl: spanned(&cl.to_string()),
-            with_context: false,
-        };
-        match &self.action {
-            Action::Crash(n) => e.crash = Some(spanned(n)),
-            Action::Restart(n) => e.restart = Some(spanned(n)),
-            Action::Partition(groups) => {
-                e.partition =
-                    Some(groups.iter().map(|g| g.iter().map(|n| spanned(n)).collect()).collect())
-            }
-            Action::Heal => e.heal = Some(true),
-            Action::AddNode(n) => e.add_node = Some(AddNodeSpec { name: spanned(n), tokens: None }),
-            Action::ResumeJoin(n) => {
-                e.resume_join = Some(scenario::ResumeSpec {
-                    node: spanned(n),
-                    allow_inconsistent_source: false,
-                })
-            }
-            Action::Decommission(n) => e.decommission = Some(spanned(n)),
-            Action::Repair(n) => e.repair = Some(spanned(n)),
-            Action::Cleanup(n) => e.cleanup = Some(spanned(n)),
-            Action::Read { node, key, cl } => e.read = Some(op(node, key, None, *cl)),
-            Action::Write { node, key, value, cl } => {
-                e.write = Some(op(node, key, Some(value), *cl))
-            }
-        }
-        e
+    /// The timeline event that does the same, at the intervention's moment.
+    pub fn to_event(&self) -> TimelineEvent {
+        TimelineEvent::new(self.at, self.action.to_event())
     }
 
     /// Parses a comma-separated list, as [`format_interventions`] writes it.
@@ -422,7 +415,8 @@ impl Player {
     /// The whole run with the current interventions, to its end and final phase, checked: the
     /// history, anomalies and counters the explorer shows beside the animation.
     pub fn full_run(&self) -> (ScenarioReport, Simulation) {
-        let extra: Vec<EventSpec> = self.interventions.iter().map(Intervention::to_event).collect();
+        let extra: Vec<TimelineEvent> =
+            self.interventions.iter().map(Intervention::to_event).collect();
         scenario::run_with(&self.prepared, &self.options, &extra)
     }
 }
@@ -1344,7 +1338,8 @@ add_node = { name = "D" }
         player: &mut Player,
         until: Instant,
     ) -> (BTreeMap<u64, MessageView>, Vec<MessageView>) {
-        let join = player.prepared().scenario.events.iter().find(|e| e.add_node.is_some());
+        let join =
+            player.prepared().events.iter().find(|e| matches!(e.event, Event::AddNode { .. }));
         player.advance_to(Instant::ZERO + join.expect("the preset adds a node").at);
         let mut in_flight: BTreeMap<u64, MessageView> = BTreeMap::new();
         let mut settled = BTreeMap::new();

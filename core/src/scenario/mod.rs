@@ -37,16 +37,19 @@
 //! a zero period…), naming the line and column of the offending key or value.
 //!
 //! The module is split by what each part owns: `spec` the TOML-facing types and [`parse`],
-//! `prepare` the validation that turns a file into a runnable [`Prepared`], `playback` the run
-//! itself, `expect` the expectations and their checks, and `report` what a run reports. Callers
-//! use the re-exports below, so the split is invisible outside this module.
+//! `event` the timeline's [`Event`]s as playback and the explorer use them, `prepare` the
+//! validation that turns a file into a runnable [`Prepared`] (parsing each event once),
+//! `playback` the run itself, `expect` the expectations and their checks, and `report` what a
+//! run reports. Callers use the re-exports below, so the split is invisible outside this module.
 
+mod event;
 mod expect;
 mod playback;
 mod prepare;
 mod report;
 mod spec;
 
+pub use event::{ClientOp, Event, Target, TimelineEvent};
 pub use expect::{ClusterExpect, Count, ExpectationResult, OpExpect, RunExpect};
 pub use playback::{
     Applied, AppliedEvent, FinalPhase, Playback, RunOptions, apply_event, build_simulation, finish,

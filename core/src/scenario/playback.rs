@@ -2,11 +2,10 @@
 //! time reaches them ([`Playback`]), and the final phase that lets the cluster settle before the
 //! run is checked.
 
+use super::event::{ClientOp, Event, Target, TimelineEvent};
 use super::expect::{ExpectationResult, check_cluster};
 use super::prepare::Prepared;
 use super::report::{ScenarioReport, report};
-use super::spec::EventSpec;
-use crate::consistency::ConsistencyLevel;
 use crate::gossip::Status;
 use crate::history::OpFunction;
 use crate::id::NodeId;
@@ -14,12 +13,10 @@ use crate::membership::JoinStrategy;
 use crate::node::{JoinRequest, Reply};
 use crate::sim::{SimConfig, SimError, Simulation};
 use crate::time::Instant;
-use crate::token::Token;
 use crate::version::CausalContext;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use toml::Spanned;
 
 /// What happens after the timeline: heal, let hints drain, read everything at ALL (read repair),
 /// then record the final state.
@@ -91,77 +88,88 @@ pub struct Applied {
 /// Applies one timeline event.
 pub fn apply_event(
     sim: &mut Simulation,
-    e: &EventSpec,
+    e: &TimelineEvent,
     last_read: &BTreeMap<String, CausalContext>,
 ) -> Applied {
-    let id = |sim: &Simulation, s: &Spanned<String>| {
-        sim.node_id(s.get_ref()).map_err(|_| {
-            SimError::UnknownNode(format!("{} (not added yet at {:?})", s.get_ref(), e.at))
-        })
+    let id = |sim: &Simulation, name: &str| {
+        sim.node_id(name)
+            .map_err(|_| SimError::UnknownNode(format!("{name} (not added yet at {:?})", e.at)))
     };
-    let each_normal = |sim: &Simulation, s: &Spanned<String>| -> Result<Vec<NodeId>, SimError> {
-        if s.get_ref() == "all" {
-            Ok((0..sim.names().len() as u32)
+    let each_normal = |sim: &Simulation, t: &Target| -> Result<Vec<NodeId>, SimError> {
+        match t {
+            Target::AllNormal => Ok((0..sim.names().len() as u32)
                 .map(NodeId)
                 .filter(|n| sim.is_up(*n) && sim.announced_status(*n) == Some(Status::Normal))
-                .collect())
-        } else {
-            Ok(vec![id(sim, s)?])
+                .collect()),
+            Target::Node(n) => Ok(vec![id(sim, n)?]),
         }
     };
+    let issue = |sim: &mut Simulation,
+                 f: OpFunction,
+                 op: &ClientOp,
+                 value: Option<&str>,
+                 with_context: bool|
+     -> Result<Option<u64>, SimError> {
+        let context = if with_context { last_read.get(&op.key).cloned() } else { None };
+        let coordinator = id(sim, &op.node)?;
+        Ok(sim.client_op(coordinator, f, &op.key, value, op.cl, context).ok())
+    };
     let result: Result<Option<u64>, SimError> = (|| {
-        if let Some(n) = &e.crash {
-            sim.crash(id(sim, n)?)?;
-        } else if let Some(n) = &e.restart {
-            sim.restart(id(sim, n)?)?;
-        } else if let Some(groups) = &e.partition {
-            let mut ids = Vec::new();
-            for g in groups {
-                ids.push(g.iter().map(|s| id(sim, s)).collect::<Result<Vec<_>, _>>()?);
+        match &e.event {
+            Event::Crash(n) => {
+                sim.crash(id(sim, n)?)?;
             }
-            sim.partition(ids);
-        } else if let Some(p) = &e.pause {
-            sim.pause(id(sim, &p.node)?, p.duration)?;
-        } else if let Some(p) = &e.slow_gossip {
-            sim.slow_gossip(id(sim, &p.node)?, p.duration)?;
-        } else if e.heal.is_some() {
-            sim.heal();
-        } else if let Some(p) = e.loss {
-            sim.set_loss(p);
-        } else if let Some(a) = &e.add_node {
-            let tokens = a.tokens.as_ref().map(|specs| {
-                specs.iter().map(|t| t.resolve().expect("validated")).collect::<Vec<Token>>()
-            });
-            sim.add_node(a.name.get_ref(), JoinRequest { tokens, ..JoinRequest::default() })?;
-        } else if let Some(r) = &e.resume_join {
-            sim.resume_join(id(sim, &r.node)?, r.allow_inconsistent_source)?;
-        } else if let Some(n) = &e.decommission {
-            sim.decommission(id(sim, n)?)?;
-        } else if let Some(n) = &e.abort {
-            sim.abort_movement(id(sim, n)?)?;
-        } else if let Some(n) = &e.cleanup {
-            for node in each_normal(sim, n)? {
-                sim.cleanup(node)?;
+            Event::Restart(n) => {
+                sim.restart(id(sim, n)?)?;
             }
-        } else if let Some(n) = &e.repair {
-            for node in each_normal(sim, n)? {
-                sim.repair(node)?;
+            Event::Partition(groups) => {
+                let mut ids = Vec::new();
+                for g in groups {
+                    ids.push(g.iter().map(|s| id(sim, s)).collect::<Result<Vec<_>, _>>()?);
+                }
+                sim.partition(ids);
             }
-        } else if e.inspect.is_some() {
-        } else {
-            let (f, op) = if let Some(op) = &e.write {
-                (OpFunction::Write, op)
-            } else if let Some(op) = &e.delete {
-                (OpFunction::Delete, op)
-            } else {
-                (OpFunction::Read, e.read.as_ref().expect("validated: one action"))
-            };
-            let cl: ConsistencyLevel = op.cl.get_ref().parse().expect("validated");
-            let context = if op.with_context { last_read.get(&op.key).cloned() } else { None };
-            let coordinator = id(sim, &op.node)?;
-            return Ok(sim
-                .client_op(coordinator, f, &op.key, op.value.as_deref(), cl, context)
-                .ok());
+            Event::Pause { node, duration } => {
+                sim.pause(id(sim, node)?, *duration)?;
+            }
+            Event::SlowGossip { node, duration } => {
+                sim.slow_gossip(id(sim, node)?, *duration)?;
+            }
+            Event::Heal => sim.heal(),
+            Event::Loss(p) => sim.set_loss(*p),
+            Event::AddNode { name, tokens } => {
+                sim.add_node(
+                    name,
+                    JoinRequest { tokens: tokens.clone(), ..JoinRequest::default() },
+                )?;
+            }
+            Event::ResumeJoin { node, allow_inconsistent_source } => {
+                sim.resume_join(id(sim, node)?, *allow_inconsistent_source)?;
+            }
+            Event::Decommission(n) => {
+                sim.decommission(id(sim, n)?)?;
+            }
+            Event::Abort(n) => {
+                sim.abort_movement(id(sim, n)?)?;
+            }
+            Event::Cleanup(t) => {
+                for node in each_normal(sim, t)? {
+                    sim.cleanup(node)?;
+                }
+            }
+            Event::Repair(t) => {
+                for node in each_normal(sim, t)? {
+                    sim.repair(node)?;
+                }
+            }
+            Event::Inspect => {}
+            Event::Write { op, value, with_context } => {
+                return issue(sim, OpFunction::Write, op, Some(value), *with_context);
+            }
+            Event::Delete { op, with_context } => {
+                return issue(sim, OpFunction::Delete, op, None, *with_context);
+            }
+            Event::Read(op) => return issue(sim, OpFunction::Read, op, None, false),
         }
         Ok(None)
     })();
@@ -170,6 +178,7 @@ pub fn apply_event(
         Err(err) => Applied { invoke: None, error: Some(err.to_string()) },
     }
 }
+
 /// Runs a prepared scenario to the end and checks it.
 pub fn run(p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
     run_with(p, options, &[])
@@ -180,7 +189,7 @@ pub fn run(p: &Prepared, options: &RunOptions) -> (ScenarioReport, Simulation) {
 pub fn run_with(
     p: &Prepared,
     options: &RunOptions,
-    extra: &[EventSpec],
+    extra: &[TimelineEvent],
 ) -> (ScenarioReport, Simulation) {
     let mut playback = Playback::new(p, options);
     for (id, e) in extra.iter().enumerate() {
@@ -208,7 +217,7 @@ pub struct AppliedEvent {
 pub struct Playback {
     sim: Simulation,
     /// The scenario's events, then inserted ones (append only: indices are stable).
-    events: Vec<EventSpec>,
+    events: Vec<TimelineEvent>,
     /// For each event, the id it was inserted with (`None`: the scenario's own).
     inserted: Vec<Option<u64>>,
     /// Indices into `events` in application order (by time; ties keep insertion order).
@@ -224,7 +233,7 @@ pub struct Playback {
 impl Playback {
     /// The scenario at time zero, nothing applied yet.
     pub fn new(p: &Prepared, options: &RunOptions) -> Playback {
-        let events = p.scenario.events.clone();
+        let events = p.events.clone();
         let mut order: Vec<usize> = (0..events.len()).collect();
         order.sort_by_key(|i| events[*i].at);
         Playback {
@@ -251,7 +260,7 @@ impl Playback {
     }
 
     /// Every event, the scenario's first, then the inserted ones.
-    pub fn events(&self) -> &[EventSpec] {
+    pub fn events(&self) -> &[TimelineEvent] {
         &self.events
     }
 
@@ -267,7 +276,7 @@ impl Playback {
 
     /// Adds an event under `id` (the caller's handle to [`Playback::cancel`] it). An event not
     /// later than now is applied at once, at now; a later one when time reaches it.
-    pub fn insert(&mut self, id: u64, event: EventSpec) {
+    pub fn insert(&mut self, id: u64, event: TimelineEvent) {
         let index = self.events.len();
         let at = event.at;
         self.events.push(event);
@@ -323,7 +332,7 @@ impl Playback {
         }
         let e = &self.events[i];
         let applied = apply_event(&mut self.sim, e, &self.last_read);
-        if e.write.is_some() || e.read.is_some() || e.delete.is_some() {
+        if e.event.client_op().is_some() {
             self.scripted.push((i, applied.invoke));
         } else if let Some(x) = &e.expect_cluster {
             let label = e.label.clone().unwrap_or_else(|| format!("at {:?}", e.at));

@@ -4,8 +4,9 @@
 //! silently ignored and nothing runs that could not work; each refusal names the line and column
 //! of the offending key or value.
 
+use super::event::{ClientOp, Event, Target, TimelineEvent};
 use super::expect::{OP_ERRORS, valid_ownership, valid_status};
-use super::spec::{Scenario, ScenarioError};
+use super::spec::{EventSpec, OpSpec, PauseSpec, Scenario, ScenarioError};
 use crate::alloc::build_ring;
 use crate::consistency::ConsistencyLevel;
 use crate::id::NodeId;
@@ -15,6 +16,7 @@ use crate::token::Token;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use toml::Spanned;
 
 /// One step of a path into the scenario's TOML document.
@@ -100,7 +102,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 /// Checks everything in a scenario that the types alone do not, so that nothing in the file is
 /// silently ignored and nothing runs that could not work; errors point into `text`.
-fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
+fn validate(scenario: &Scenario, sp: &Spans) -> Result<Vec<TimelineEvent>, ScenarioError> {
     let names: Vec<String> = scenario.cluster.nodes.iter().map(|s| s.get_ref().clone()).collect();
     let at_span = |s: &Spanned<String>, message: String| sp.error(Some(s.span()), message);
     if names.is_empty() {
@@ -251,13 +253,13 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
     };
 
     let end = scenario.duration;
+    let mut timeline = Vec::with_capacity(scenario.events.len());
     for (i, e) in scenario.events.iter().enumerate() {
         let ev = |rest: &[Seg<'static>]| {
             let mut p = vec![K("events"), I(i)];
             p.extend_from_slice(rest);
             p
         };
-        let is_op = e.write.is_some() || e.delete.is_some() || e.read.is_some();
         let actions = [
             e.crash.is_some(),
             e.restart.is_some(),
@@ -299,131 +301,12 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
                 ),
             ));
         }
-        // The flags are actions by presence: `heal = false` used to heal.
-        if e.heal == Some(false) {
-            return Err(sp.error(
-                sp.value(&ev(&[K("heal")])),
-                "heal = false does nothing: write heal = true, or remove the event".into(),
-            ));
-        }
-        if e.inspect == Some(false) {
-            return Err(sp.error(
-                sp.value(&ev(&[K("inspect")])),
-                "inspect = false does nothing: write inspect = true, or remove the event".into(),
-            ));
-        }
-        for s in e
-            .crash
-            .iter()
-            .chain(e.restart.iter())
-            .chain(e.pause.iter().map(|p| &p.node))
-            .chain(e.slow_gossip.iter().map(|p| &p.node))
-            .chain(e.resume_join.iter().map(|r| &r.node))
-            .chain(e.decommission.iter())
-            .chain(e.abort.iter())
-            .chain(e.cleanup.iter().filter(|s| s.get_ref() != "all"))
-            .chain(e.repair.iter().filter(|s| s.get_ref() != "all"))
-        {
-            check_name(s)?;
-        }
-        for (field, p) in [("pause", &e.pause), ("slow_gossip", &e.slow_gossip)] {
-            if let Some(p) = p
-                && p.duration.is_zero()
-            {
-                return Err(sp.error(
-                    sp.value(&ev(&[K(field), K("for")])),
-                    format!("{field} for = \"0s\" is zero and would do nothing: give a positive length such as \"10s\""),
-                ));
-            }
-        }
-        if let Some(a) = &e.add_node {
-            for (j, t) in a.tokens.iter().flatten().enumerate() {
-                t.resolve()
-                    .map_err(|m| sp.error(sp.value(&ev(&[K("add_node"), K("tokens"), I(j)])), m))?;
-            }
-        }
-        if let Some(groups) = &e.partition {
-            if groups.is_empty() {
-                return Err(sp.error(
-                    sp.value(&ev(&[K("partition")])),
-                    "partition has no groups: list groups such as [[\"A\"], [\"B\", \"C\"]], or use heal = true".into(),
-                ));
-            }
-            let mut seen: Vec<&str> = Vec::new();
-            for (j, g) in groups.iter().enumerate() {
-                if g.is_empty() {
-                    return Err(sp.error(
-                        sp.value(&ev(&[K("partition"), I(j)])),
-                        "partition has an empty group: remove it (unlisted nodes already form a group of their own)".into(),
-                    ));
-                }
-                for s in g {
-                    check_name(s)?;
-                    if seen.contains(&s.get_ref().as_str()) {
-                        return Err(at_span(
-                            s,
-                            format!(
-                                "partition names node {:?} twice: a node is in one group only",
-                                s.get_ref()
-                            ),
-                        ));
-                    }
-                    seen.push(s.get_ref());
-                }
-            }
-        }
-        for (kind, op) in [("write", &e.write), ("delete", &e.delete), ("read", &e.read)] {
-            let Some(op) = op else { continue };
-            check_name(&op.node)?;
-            let cl = op
-                .cl
-                .get_ref()
-                .parse::<ConsistencyLevel>()
-                .map_err(|err| at_span(&op.cl, err.to_string()))?;
-            if kind == "read" && cl == ConsistencyLevel::Any {
-                return Err(at_span(
-                    &op.cl,
-                    "ANY is a write-only level (a hint cannot answer a read): read at ONE or higher".into(),
-                ));
-            }
-            if op.key.is_empty() {
-                return Err(sp.error(
-                    sp.value(&ev(&[K(kind), K("key")])),
-                    format!("events[{i}]: key is empty: give the {kind} a key"),
-                ));
-            }
-            match (kind, &op.value) {
-                ("write", None) => {
-                    return Err(sp.error(
-                        sp.value(&ev(&[K(kind)])),
-                        format!("events[{i}]: a write needs a value: add value = \"...\" (or use delete)"),
-                    ));
-                }
-                ("read" | "delete", Some(_)) => {
-                    return Err(sp.error(
-                        sp.key(&ev(&[K(kind), K("value")])),
-                        format!("a {kind} takes no value: remove it (only a write stores one)"),
-                    ));
-                }
-                _ => {}
-            }
-            if kind == "read" && op.with_context {
-                return Err(sp.error(
-                    sp.key(&ev(&[K(kind), K("with_context")])),
-                    "with_context applies to writes and deletes (they send the last read's context): remove it from the read".into(),
-                ));
-            }
-        }
-        if let Some(p) = e.loss
-            && !(0.0..=1.0).contains(&p)
-        {
-            return Err(sp.error(
-                sp.value(&ev(&[K("loss")])),
-                format!("events[{i}]: loss {p} must be between 0 and 1"),
-            ));
-        }
+        let event = parse_event(e, i, &ev, sp, &check_name)?;
+
         // Expectations are checked only on the kind of event they describe; anywhere else they
         // were ignored and the run passed.
+        let kind = event.kind();
+        let is_op = event.client_op().is_some();
         if let Some(x) = &e.expect {
             if !is_op {
                 return Err(sp.error(
@@ -431,13 +314,6 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
                     "`expect` applies to write, delete and read events: on this event it would never be checked, use expect_cluster instead".into(),
                 ));
             }
-            let kind = if e.read.is_some() {
-                "read"
-            } else if e.write.is_some() {
-                "write"
-            } else {
-                "delete"
-            };
             let wrong: &[(&str, bool, &str)] = &[
                 ("acks", x.acks.is_some() && kind == "read", "a read: use expect.replied"),
                 ("hinted", x.hinted.is_some() && kind == "read", "a read: reads store no hints"),
@@ -484,13 +360,6 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
         }
         if let Some(x) = &e.expect_cluster {
             if is_op {
-                let kind = if e.read.is_some() {
-                    "read"
-                } else if e.write.is_some() {
-                    "write"
-                } else {
-                    "delete"
-                };
                 return Err(sp.error(
                     sp.key(&ev(&[K("expect_cluster")])),
                     format!("`expect_cluster` is not checked on {kind} events: put it on an inspect event at the same time (at = \"{:?}\", inspect = true)", e.at),
@@ -499,6 +368,13 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
             check_status_map(&ev(&[K("expect_cluster"), K("status")]), &x.status)?;
             check_ownership_map(&ev(&[K("expect_cluster"), K("ownership")]), &x.ownership)?;
         }
+        timeline.push(TimelineEvent {
+            at: e.at,
+            label: e.label.clone(),
+            event,
+            expect: e.expect.clone(),
+            expect_cluster: e.expect_cluster.clone(),
+        });
     }
 
     let x = &scenario.expect;
@@ -605,7 +481,188 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<(), ScenarioError> {
             ),
         ));
     }
-    Ok(())
+    Ok(timeline)
+}
+
+/// Turns one timeline entry, already known to hold exactly one action, into its [`Event`],
+/// refusing what could not run. `i` is the entry's index, `ev` makes a path inside it and
+/// `check_name` refuses a node the scenario never has.
+fn parse_event(
+    e: &EventSpec,
+    i: usize,
+    ev: &dyn Fn(&[Seg<'static>]) -> Vec<Seg<'static>>,
+    sp: &Spans,
+    check_name: &dyn Fn(&Spanned<String>) -> Result<(), ScenarioError>,
+) -> Result<Event, ScenarioError> {
+    let at_span = |s: &Spanned<String>, message: String| sp.error(Some(s.span()), message);
+    let node = |s: &Spanned<String>| -> Result<String, ScenarioError> {
+        check_name(s)?;
+        Ok(s.get_ref().clone())
+    };
+    let target = |s: &Spanned<String>| -> Result<Target, ScenarioError> {
+        let target = Target::named(s.get_ref());
+        if let Target::Node(_) = target {
+            check_name(s)?;
+        }
+        Ok(target)
+    };
+    let paused = |field: &'static str,
+                  p: &PauseSpec|
+     -> Result<(String, Duration), ScenarioError> {
+        let name = node(&p.node)?;
+        if p.duration.is_zero() {
+            return Err(sp.error(
+                sp.value(&ev(&[K(field), K("for")])),
+                format!("{field} for = \"0s\" is zero and would do nothing: give a positive length such as \"10s\""),
+            ));
+        }
+        Ok((name, p.duration))
+    };
+    // What writes, deletes and reads have in common; a write's value is checked by its caller.
+    let client_op = |kind: &'static str, op: &OpSpec| -> Result<ClientOp, ScenarioError> {
+        let name = node(&op.node)?;
+        let cl = op
+            .cl
+            .get_ref()
+            .parse::<ConsistencyLevel>()
+            .map_err(|err| at_span(&op.cl, err.to_string()))?;
+        if kind == "read" && cl == ConsistencyLevel::Any {
+            return Err(at_span(
+                &op.cl,
+                "ANY is a write-only level (a hint cannot answer a read): read at ONE or higher"
+                    .into(),
+            ));
+        }
+        if op.key.is_empty() {
+            return Err(sp.error(
+                sp.value(&ev(&[K(kind), K("key")])),
+                format!("events[{i}]: key is empty: give the {kind} a key"),
+            ));
+        }
+        if kind != "write" && op.value.is_some() {
+            return Err(sp.error(
+                sp.key(&ev(&[K(kind), K("value")])),
+                format!("a {kind} takes no value: remove it (only a write stores one)"),
+            ));
+        }
+        if kind == "read" && op.with_context {
+            return Err(sp.error(
+                sp.key(&ev(&[K(kind), K("with_context")])),
+                "with_context applies to writes and deletes (they send the last read's context): remove it from the read".into(),
+            ));
+        }
+        Ok(ClientOp { node: name, key: op.key.clone(), cl })
+    };
+
+    let event = if let Some(n) = &e.crash {
+        Event::Crash(node(n)?)
+    } else if let Some(n) = &e.restart {
+        Event::Restart(node(n)?)
+    } else if let Some(groups) = &e.partition {
+        if groups.is_empty() {
+            return Err(sp.error(
+                sp.value(&ev(&[K("partition")])),
+                "partition has no groups: list groups such as [[\"A\"], [\"B\", \"C\"]], or use heal = true".into(),
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (j, g) in groups.iter().enumerate() {
+            if g.is_empty() {
+                return Err(sp.error(
+                    sp.value(&ev(&[K("partition"), I(j)])),
+                    "partition has an empty group: remove it (unlisted nodes already form a group of their own)".into(),
+                ));
+            }
+            for s in g {
+                check_name(s)?;
+                if seen.contains(&s.get_ref().as_str()) {
+                    return Err(at_span(
+                        s,
+                        format!(
+                            "partition names node {:?} twice: a node is in one group only",
+                            s.get_ref()
+                        ),
+                    ));
+                }
+                seen.push(s.get_ref());
+            }
+        }
+        Event::Partition(
+            groups.iter().map(|g| g.iter().map(|s| s.get_ref().clone()).collect()).collect(),
+        )
+    } else if let Some(p) = &e.pause {
+        let (node, duration) = paused("pause", p)?;
+        Event::Pause { node, duration }
+    } else if let Some(p) = &e.slow_gossip {
+        let (node, duration) = paused("slow_gossip", p)?;
+        Event::SlowGossip { node, duration }
+    } else if let Some(heal) = e.heal {
+        // The flags are actions by presence: `heal = false` used to heal.
+        if !heal {
+            return Err(sp.error(
+                sp.value(&ev(&[K("heal")])),
+                "heal = false does nothing: write heal = true, or remove the event".into(),
+            ));
+        }
+        Event::Heal
+    } else if let Some(p) = e.loss {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(sp.error(
+                sp.value(&ev(&[K("loss")])),
+                format!("events[{i}]: loss {p} must be between 0 and 1"),
+            ));
+        }
+        Event::Loss(p)
+    } else if let Some(a) = &e.add_node {
+        // The name was checked to be new before the timeline, with every other added node.
+        let mut tokens = None;
+        if let Some(specs) = &a.tokens {
+            let mut resolved = Vec::with_capacity(specs.len());
+            for (j, t) in specs.iter().enumerate() {
+                resolved.push(t.resolve().map_err(|m| {
+                    sp.error(sp.value(&ev(&[K("add_node"), K("tokens"), I(j)])), m)
+                })?);
+            }
+            tokens = Some(resolved);
+        }
+        Event::AddNode { name: a.name.get_ref().clone(), tokens }
+    } else if let Some(r) = &e.resume_join {
+        Event::ResumeJoin {
+            node: node(&r.node)?,
+            allow_inconsistent_source: r.allow_inconsistent_source,
+        }
+    } else if let Some(n) = &e.decommission {
+        Event::Decommission(node(n)?)
+    } else if let Some(n) = &e.abort {
+        Event::Abort(node(n)?)
+    } else if let Some(n) = &e.cleanup {
+        Event::Cleanup(target(n)?)
+    } else if let Some(n) = &e.repair {
+        Event::Repair(target(n)?)
+    } else if let Some(w) = &e.write {
+        let op = client_op("write", w)?;
+        let Some(value) = &w.value else {
+            return Err(sp.error(
+                sp.value(&ev(&[K("write")])),
+                format!("events[{i}]: a write needs a value: add value = \"...\" (or use delete)"),
+            ));
+        };
+        Event::Write { op, value: value.clone(), with_context: w.with_context }
+    } else if let Some(d) = &e.delete {
+        Event::Delete { op: client_op("delete", d)?, with_context: d.with_context }
+    } else if let Some(r) = &e.read {
+        Event::Read(client_op("read", r)?)
+    } else {
+        // The caller counted exactly one action, so the one left is `inspect`.
+        if e.inspect == Some(false) {
+            return Err(sp.error(
+                sp.value(&ev(&[K("inspect")])),
+                "inspect = false does nothing: write inspect = true, or remove the event".into(),
+            ));
+        }
+        Event::Inspect
+    };
+    Ok(event)
 }
 
 /// A scenario checked against its own text, ready to run.
@@ -619,11 +676,13 @@ pub struct Prepared {
     pub ring: Ring,
     /// Node configuration.
     pub node: NodeConfig,
+    /// The timeline, each entry parsed once into an [`Event`], in the file's order.
+    pub events: Vec<TimelineEvent>,
 }
 
 /// Validates a parsed scenario (`text` is its source, for line numbers).
 pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError> {
-    validate(&scenario, &Spans::new(text))?;
+    let events = validate(&scenario, &Spans::new(text))?;
     let names: Vec<String> = scenario.cluster.nodes.iter().map(|s| s.get_ref().clone()).collect();
     let ids: Vec<NodeId> = (0..names.len() as u32).map(NodeId).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed_0f7a_110c);
@@ -687,7 +746,7 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
         join_strategy: scenario.cluster.strategy,
         ..d
     };
-    Ok(Prepared { scenario, names, ring, node })
+    Ok(Prepared { scenario, names, ring, node, events })
 }
 
 fn build_placement(

@@ -2,10 +2,10 @@
 //! results, its text rendering, and how a simulated node's status reads as `ringside status`
 //! prints it.
 
+use super::event::TimelineEvent;
 use super::expect::{ExpectationResult, check_op, check_run};
 use super::playback::RunOptions;
 use super::prepare::Prepared;
-use super::spec::EventSpec;
 use crate::checker::{AnomalyKind, CheckConfig, CheckReport, check};
 use crate::history::{OpFunction, OpType};
 use crate::id::NodeId;
@@ -136,7 +136,7 @@ pub(super) fn report(
     p: &Prepared,
     options: &RunOptions,
     sim: &Simulation,
-    events: &[EventSpec],
+    events: &[TimelineEvent],
     scripted: &[(usize, Option<u64>)],
 ) -> ScenarioReport {
     let s = &p.scenario;
@@ -198,17 +198,8 @@ pub(super) fn report(
     let mut expectations = Vec::new();
     for (i, invoke) in scripted {
         let e = &events[*i];
-        let op = e.write.as_ref().or(e.delete.as_ref()).or(e.read.as_ref()).expect("op event");
-        let kind = if e.write.is_some() {
-            "write"
-        } else if e.delete.is_some() {
-            "delete"
-        } else {
-            "read"
-        };
-        let label = e.label.clone().unwrap_or_else(|| {
-            format!("{kind} {} at {} via {}", op.key, op.cl.get_ref(), op.node.get_ref())
-        });
+        let (_, op) = e.event.client_op().expect("only client operations are scripted");
+        let label = e.label.clone().unwrap_or_else(|| e.event.to_string());
         let mut outcome = OpOutcome {
             label: label.clone(),
             at: Instant::ZERO + e.at,
@@ -221,7 +212,7 @@ pub(super) fn report(
         match invoke.and_then(|i| sim.completion(i)) {
             None if invoke.is_none() => {
                 outcome.outcome = "coordinator down".into();
-                outcome.detail = Some(format!("node {} was not running", op.node.get_ref()));
+                outcome.detail = Some(format!("node {} was not running", op.node));
             }
             None => {}
             Some(c) => match &c.result {

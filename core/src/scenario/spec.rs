@@ -219,7 +219,9 @@ pub struct OpSpec {
     pub with_context: bool,
 }
 
-/// One timeline entry: a time and exactly one action.
+/// One timeline entry as the file writes it: a time and exactly one action among optional
+/// fields. [`super::prepare`] parses each into a [`super::TimelineEvent`], whose
+/// [`super::Event`] is what playback and the explorer use.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {

@@ -13,7 +13,7 @@ use crate::scenario::{
     self, Applied, ClientOp, Event, Playback, Prepared, RunOptions, ScenarioReport, Target,
     TimelineEvent,
 };
-use crate::sim::{Fate, Simulation};
+use crate::sim::{Fate, SimError, Simulation};
 use crate::storage::Storage;
 use crate::time::Instant;
 use crate::token::{RING_SIZE, Token, TokenRange};
@@ -254,6 +254,27 @@ impl FromStr for Intervention {
     }
 }
 
+/// Why a [`Player`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlayerError {
+    /// An intervention is scheduled after the end of the scenario's timeline.
+    #[error("intervention at {at:?} is after the end of the scenario ({end:?})")]
+    InterventionAfterEnd {
+        /// When the intervention is scheduled.
+        at: Duration,
+        /// The scenario's duration.
+        end: Duration,
+    },
+}
+
+/// Why [`Player::intervene`] changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InterveneError {
+    /// The engine refused the action (an unknown node, a node already down…), in its own words.
+    #[error("{0}")]
+    Refused(#[from] SimError),
+}
+
 /// A scenario played a frame at a time: checkpoints every `interval` of simulated time make
 /// seeking backwards cheap (restore, replay — determinism makes the replay identical), and an
 /// intervention in the past forks the run (later interventions and checkpoints are dropped).
@@ -279,13 +300,10 @@ impl Player {
         prepared: Prepared,
         options: RunOptions,
         interventions: Vec<Intervention>,
-    ) -> Result<Player, String> {
+    ) -> Result<Player, PlayerError> {
         let end = prepared.scenario.duration;
         if let Some(late) = interventions.iter().find(|i| i.at > end) {
-            return Err(format!(
-                "intervention at {:?} is after the end of the scenario ({end:?})",
-                late.at
-            ));
+            return Err(PlayerError::InterventionAfterEnd { at: late.at, end });
         }
         let mut current = Playback::new(&prepared, &options);
         let mut sorted = interventions;
@@ -381,7 +399,7 @@ impl Player {
 
     /// Applies `action` now. Interventions scheduled later are dropped first (the run forks
     /// here). A refused action changes nothing and returns the engine's reason.
-    pub fn intervene(&mut self, action: Action) -> Result<Applied, String> {
+    pub fn intervene(&mut self, action: Action) -> Result<Applied, InterveneError> {
         let now = self.now();
         let at = now.saturating_duration_since(Instant::ZERO);
         // Fork: forget the future.
@@ -402,7 +420,7 @@ impl Player {
         let applied = self.current.applied().last().map(|a| a.applied.clone()).unwrap_or_default();
         if let Some(err) = applied.error {
             self.current = before;
-            return Err(err);
+            return Err(err.into());
         }
         for c in &mut self.checkpoints {
             c.insert(id, intervention.to_event());
@@ -1269,9 +1287,9 @@ add_node = { name = "D" }
         player.advance_to(Instant::from_secs(2));
         let before = player.sim().trace().hash();
         let err = player.intervene(Action::Restart("A".into())).unwrap_err();
-        assert!(err.contains("A"), "{err}");
+        assert!(err.to_string().contains("A"), "{err}");
         let err = player.intervene(Action::Crash("Z".into())).unwrap_err();
-        assert!(err.contains("Z"), "{err}");
+        assert!(err.to_string().contains("Z"), "{err}");
         assert!(player.interventions().is_empty());
         assert_eq!(player.sim().trace().hash(), before);
     }

@@ -231,7 +231,8 @@ impl Explorer {
                 Source::Custom(_) => p.scenario.name.clone(),
             };
             let description = p.scenario.description.trim().to_string();
-            let player = Player::new(p, options(&spec), spec.interventions.clone())?;
+            let player = Player::new(p, options(&spec), spec.interventions.clone())
+                .map_err(|e| e.to_string())?;
             Ok((player, (title, description, text)))
         });
         match result {

@@ -233,7 +233,7 @@ pub(super) fn check_cluster(
         });
     }
     if let Some(want) = &x.error_contains {
-        let actual = applied.error.clone().unwrap_or_else(|| "no error".into());
+        let actual = applied.error.as_ref().map_or_else(|| "no error".into(), |e| e.to_string());
         out.push(ExpectationResult {
             what: format!("{label}: refused"),
             passed: actual.contains(want.as_str()),

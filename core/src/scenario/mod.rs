@@ -59,5 +59,5 @@ pub use prepare::{Prepared, prepare};
 pub use report::{OpCounts, OpOutcome, ScenarioReport, node_status, ownership_text, status_code};
 pub use spec::{
     AddNodeSpec, ClusterSpec, EventSpec, NodeOverrides, OpSpec, PauseSpec, ResumeSpec, Scenario,
-    ScenarioError, TokenSpec, parse,
+    ScenarioError, TokenError, TokenSpec, parse,
 };

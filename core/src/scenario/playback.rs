@@ -82,7 +82,7 @@ pub struct Applied {
     /// The invoke index of a client operation.
     pub invoke: Option<u64>,
     /// The error an operator command or fault was refused with.
-    pub error: Option<String>,
+    pub error: Option<SimError>,
 }
 
 /// Applies one timeline event.
@@ -175,7 +175,7 @@ pub fn apply_event(
     })();
     match result {
         Ok(invoke) => Applied { invoke, error: None },
-        Err(err) => Applied { invoke: None, error: Some(err.to_string()) },
+        Err(err) => Applied { invoke: None, error: Some(err) },
     }
 }
 
@@ -343,7 +343,7 @@ impl Playback {
             self.moments.push(ExpectationResult {
                 what: format!("events[{i}] at {:?} applies", e.at),
                 expected: "accepted".into(),
-                actual: err.clone(),
+                actual: err.to_string(),
                 passed: false,
             });
         }

@@ -172,7 +172,9 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<Vec<TimelineEvent>, Scena
             ));
         }
         for (j, t) in specs.iter().enumerate() {
-            t.resolve().map_err(|m| sp.error(sp.value(&[path[0], path[1], path[2], I(j)]), m))?;
+            t.resolve().map_err(|m| {
+                sp.error(sp.value(&[path[0], path[1], path[2], I(j)]), m.to_string())
+            })?;
         }
     }
 
@@ -620,7 +622,7 @@ fn parse_event(
             let mut resolved = Vec::with_capacity(specs.len());
             for (j, t) in specs.iter().enumerate() {
                 resolved.push(t.resolve().map_err(|m| {
-                    sp.error(sp.value(&ev(&[K("add_node"), K("tokens"), I(j)])), m)
+                    sp.error(sp.value(&ev(&[K("add_node"), K("tokens"), I(j)])), m.to_string())
                 })?);
             }
             tokens = Some(resolved);
@@ -702,7 +704,7 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
             match scenario.cluster.tokens.get(name) {
                 Some(specs) => {
                     for s in specs {
-                        let t = s.resolve().map_err(ScenarioError::Semantic)?;
+                        let t = s.resolve().map_err(|e| ScenarioError::Semantic(e.to_string()))?;
                         assignments.push((t, NodeId(i as u32)));
                     }
                 }

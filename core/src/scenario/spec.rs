@@ -127,9 +127,23 @@ pub enum TokenSpec {
     Relative(String),
 }
 
+/// Why a [`TokenSpec`] denotes no token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// A `ring:N/D` fraction that is malformed, has D = 0 or is not below 1.
+    #[error("token {0:?}: expected ring:N/D with 0 <= N < D")]
+    BadFraction(String),
+    /// A `key:NAME+N` or `key:NAME-N` whose offset N is not an integer.
+    #[error("token {0:?}: offset is not an integer")]
+    BadOffset(String),
+    /// Text in none of the accepted forms.
+    #[error("token {0:?} must be an integer, \"ring:N/D\", or \"key:NAME+N\" / \"key:NAME-N\"")]
+    Unrecognised(String),
+}
+
 impl TokenSpec {
     /// The token this spec denotes.
-    pub fn resolve(&self) -> Result<Token, String> {
+    pub fn resolve(&self) -> Result<Token, TokenError> {
         match self {
             TokenSpec::Literal(t) => Ok(*t),
             TokenSpec::Relative(s) => {
@@ -137,7 +151,7 @@ impl TokenSpec {
                     return Ok(t);
                 }
                 if let Some(frac) = s.strip_prefix("ring:") {
-                    let bad = || format!("token {s:?}: expected ring:N/D with 0 <= N < D");
+                    let bad = || TokenError::BadFraction(s.clone());
                     let (n, d) = frac.split_once('/').ok_or_else(bad)?;
                     let (n, d): (u128, u128) = (
                         n.trim().parse().map_err(|_| bad())?,
@@ -148,16 +162,12 @@ impl TokenSpec {
                     }
                     return Ok(((n << 64) / d) as u64);
                 }
-                let rest = s.strip_prefix("key:").ok_or_else(|| {
-                    format!(
-                        "token {s:?} must be an integer, \"ring:N/D\", or \"key:NAME+N\" / \"key:NAME-N\""
-                    )
-                })?;
+                let rest =
+                    s.strip_prefix("key:").ok_or_else(|| TokenError::Unrecognised(s.clone()))?;
                 let (name, sign, offset) = match rest.rfind(['+', '-']) {
                     Some(i) => {
-                        let n: u64 = rest[i + 1..]
-                            .parse()
-                            .map_err(|_| format!("token {s:?}: offset is not an integer"))?;
+                        let n: u64 =
+                            rest[i + 1..].parse().map_err(|_| TokenError::BadOffset(s.clone()))?;
                         (&rest[..i], &rest[i..i + 1], n)
                     }
                     None => (rest, "+", 0),

@@ -4,7 +4,7 @@
 
 use crate::checker::AnomalyKind;
 use crate::membership::JoinStrategy;
-use crate::scenario::{EventSpec, Playback, Prepared, RunOptions, ScenarioReport};
+use crate::scenario::{Playback, Prepared, RunOptions, ScenarioReport, TimelineEvent};
 use crate::time::Instant;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -142,7 +142,7 @@ pub fn compare_with(
     p: &Prepared,
     strategies: &[JoinStrategy],
     options: &RunOptions,
-    extra: &[EventSpec],
+    extra: &[TimelineEvent],
 ) -> Comparison {
     let seed = options.seed.unwrap_or(p.scenario.seed);
     let lanes = strategies
@@ -244,7 +244,7 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{parse, prepare};
+    use crate::scenario::{Event, parse, prepare};
 
     const TEXT: &str = r#"
 name = "tiny-join"
@@ -298,11 +298,7 @@ add_node = { name = "D" }
     #[test]
     fn interventions_reach_every_lane() {
         let p = prepare(parse(TEXT).unwrap(), TEXT).unwrap();
-        let crash = EventSpec {
-            at: Duration::from_secs(2),
-            crash: Some(toml::Spanned::new(0..0, "B".to_string())),
-            ..EventSpec::default()
-        };
+        let crash = TimelineEvent::new(Duration::from_secs(2), Event::Crash("B".into()));
         let plain = compare(&p, &[JoinStrategy::Staged], &RunOptions::default());
         let c = compare_with(&p, &[JoinStrategy::Staged], &RunOptions::default(), &[crash]);
         assert_ne!(c.lanes[0].trace_hash, plain.lanes[0].trace_hash);

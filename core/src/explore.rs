@@ -10,9 +10,10 @@ use crate::id::NodeId;
 use crate::message::{Message, MessageKind, RejectReason, Rejectable};
 use crate::node::Lifecycle;
 use crate::scenario::{
-    self, AddNodeSpec, Applied, EventSpec, OpSpec, Playback, Prepared, RunOptions, ScenarioReport,
+    self, Applied, ClientOp, Event, Playback, Prepared, RunOptions, ScenarioReport, Target,
+    TimelineEvent,
 };
-use crate::sim::{Fate, Simulation};
+use crate::sim::{Fate, SimError, Simulation};
 use crate::storage::Storage;
 use crate::time::Instant;
 use crate::token::{RING_SIZE, Token, TokenRange};
@@ -22,7 +23,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
-use toml::Spanned;
 
 /// Something the user does to a running cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,45 +76,38 @@ pub struct Intervention {
     pub action: Action,
 }
 
-fn spanned(s: &str) -> Spanned<String> {
-    Spanned::new(0..0, s.to_string())
+impl Action {
+    /// The timeline event that does the same.
+    pub fn to_event(&self) -> Event {
+        let op = |node: &str, key: &str, cl: ConsistencyLevel| ClientOp {
+            node: node.to_string(),
+            key: key.to_string(),
+            cl,
+        };
+        match self {
+            Action::Crash(n) => Event::Crash(n.clone()),
+            Action::Restart(n) => Event::Restart(n.clone()),
+            Action::Partition(groups) => Event::Partition(groups.clone()),
+            Action::Heal => Event::Heal,
+            Action::AddNode(n) => Event::AddNode { name: n.clone(), tokens: None },
+            Action::ResumeJoin(n) => {
+                Event::ResumeJoin { node: n.clone(), allow_inconsistent_source: false }
+            }
+            Action::Decommission(n) => Event::Decommission(n.clone()),
+            Action::Repair(n) => Event::Repair(Target::named(n)),
+            Action::Cleanup(n) => Event::Cleanup(Target::named(n)),
+            Action::Read { node, key, cl } => Event::Read(op(node, key, *cl)),
+            Action::Write { node, key, value, cl } => {
+                Event::Write { op: op(node, key, *cl), value: value.clone(), with_context: false }
+            }
+        }
+    }
 }
 
 impl Intervention {
-    /// The scenario timeline event that does the same.
-    pub fn to_event(&self) -> EventSpec {
-        let mut e = EventSpec { at: self.at, ..EventSpec::default() };
-        let op = |node: &str, key: &str, value: Option<&str>, cl: ConsistencyLevel| OpSpec {
-            node: spanned(node),
-            key: key.to_string(),
-            value: value.map(str::to_string),
-            cl: spanned(&cl.to_string()),
-            with_context: false,
-        };
-        match &self.action {
-            Action::Crash(n) => e.crash = Some(spanned(n)),
-            Action::Restart(n) => e.restart = Some(spanned(n)),
-            Action::Partition(groups) => {
-                e.partition =
-                    Some(groups.iter().map(|g| g.iter().map(|n| spanned(n)).collect()).collect())
-            }
-            Action::Heal => e.heal = Some(true),
-            Action::AddNode(n) => e.add_node = Some(AddNodeSpec { name: spanned(n), tokens: None }),
-            Action::ResumeJoin(n) => {
-                e.resume_join = Some(scenario::ResumeSpec {
-                    node: spanned(n),
-                    allow_inconsistent_source: false,
-                })
-            }
-            Action::Decommission(n) => e.decommission = Some(spanned(n)),
-            Action::Repair(n) => e.repair = Some(spanned(n)),
-            Action::Cleanup(n) => e.cleanup = Some(spanned(n)),
-            Action::Read { node, key, cl } => e.read = Some(op(node, key, None, *cl)),
-            Action::Write { node, key, value, cl } => {
-                e.write = Some(op(node, key, Some(value), *cl))
-            }
-        }
-        e
+    /// The timeline event that does the same, at the intervention's moment.
+    pub fn to_event(&self) -> TimelineEvent {
+        TimelineEvent::new(self.at, self.action.to_event())
     }
 
     /// Parses a comma-separated list, as [`format_interventions`] writes it.
@@ -261,6 +254,27 @@ impl FromStr for Intervention {
     }
 }
 
+/// Why a [`Player`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlayerError {
+    /// An intervention is scheduled after the end of the scenario's timeline.
+    #[error("intervention at {at:?} is after the end of the scenario ({end:?})")]
+    InterventionAfterEnd {
+        /// When the intervention is scheduled.
+        at: Duration,
+        /// The scenario's duration.
+        end: Duration,
+    },
+}
+
+/// Why [`Player::intervene`] changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InterveneError {
+    /// The engine refused the action (an unknown node, a node already down…), in its own words.
+    #[error("{0}")]
+    Refused(#[from] SimError),
+}
+
 /// A scenario played a frame at a time: checkpoints every `interval` of simulated time make
 /// seeking backwards cheap (restore, replay — determinism makes the replay identical), and an
 /// intervention in the past forks the run (later interventions and checkpoints are dropped).
@@ -286,13 +300,10 @@ impl Player {
         prepared: Prepared,
         options: RunOptions,
         interventions: Vec<Intervention>,
-    ) -> Result<Player, String> {
+    ) -> Result<Player, PlayerError> {
         let end = prepared.scenario.duration;
         if let Some(late) = interventions.iter().find(|i| i.at > end) {
-            return Err(format!(
-                "intervention at {:?} is after the end of the scenario ({end:?})",
-                late.at
-            ));
+            return Err(PlayerError::InterventionAfterEnd { at: late.at, end });
         }
         let mut current = Playback::new(&prepared, &options);
         let mut sorted = interventions;
@@ -388,7 +399,7 @@ impl Player {
 
     /// Applies `action` now. Interventions scheduled later are dropped first (the run forks
     /// here). A refused action changes nothing and returns the engine's reason.
-    pub fn intervene(&mut self, action: Action) -> Result<Applied, String> {
+    pub fn intervene(&mut self, action: Action) -> Result<Applied, InterveneError> {
         let now = self.now();
         let at = now.saturating_duration_since(Instant::ZERO);
         // Fork: forget the future.
@@ -409,7 +420,7 @@ impl Player {
         let applied = self.current.applied().last().map(|a| a.applied.clone()).unwrap_or_default();
         if let Some(err) = applied.error {
             self.current = before;
-            return Err(err);
+            return Err(err.into());
         }
         for c in &mut self.checkpoints {
             c.insert(id, intervention.to_event());
@@ -422,7 +433,8 @@ impl Player {
     /// The whole run with the current interventions, to its end and final phase, checked: the
     /// history, anomalies and counters the explorer shows beside the animation.
     pub fn full_run(&self) -> (ScenarioReport, Simulation) {
-        let extra: Vec<EventSpec> = self.interventions.iter().map(Intervention::to_event).collect();
+        let extra: Vec<TimelineEvent> =
+            self.interventions.iter().map(Intervention::to_event).collect();
         scenario::run_with(&self.prepared, &self.options, &extra)
     }
 }
@@ -1270,9 +1282,9 @@ add_node = { name = "D" }
         player.advance_to(Instant::from_secs(2));
         let before = player.sim().trace().hash();
         let err = player.intervene(Action::Restart("A".into())).unwrap_err();
-        assert!(err.contains("A"), "{err}");
+        assert!(err.to_string().contains("A"), "{err}");
         let err = player.intervene(Action::Crash("Z".into())).unwrap_err();
-        assert!(err.contains("Z"), "{err}");
+        assert!(err.to_string().contains("Z"), "{err}");
         assert!(player.interventions().is_empty());
         assert_eq!(player.sim().trace().hash(), before);
     }
@@ -1339,7 +1351,8 @@ add_node = { name = "D" }
         player: &mut Player,
         until: Instant,
     ) -> (BTreeMap<u64, MessageView>, Vec<MessageView>) {
-        let join = player.prepared().scenario.events.iter().find(|e| e.add_node.is_some());
+        let join =
+            player.prepared().events.iter().find(|e| matches!(e.event, Event::AddNode { .. }));
         player.advance_to(Instant::ZERO + join.expect("the preset adds a node").at);
         let mut in_flight: BTreeMap<u64, MessageView> = BTreeMap::new();
         let mut settled = BTreeMap::new();

@@ -14,7 +14,9 @@ use ringside_core::history::{Op, Pairing};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::message::MessageKind;
 use ringside_core::presets::{PRESETS, preset};
-use ringside_core::scenario::{EventSpec, Prepared, RunOptions, ScenarioReport, parse, prepare};
+use ringside_core::scenario::{
+    Event, Prepared, RunOptions, ScenarioReport, TimelineEvent, parse, prepare,
+};
 use ringside_core::{Instant, NodeId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -184,7 +186,8 @@ fn default_lanes(spec: &RunSpec, p: &Prepared) -> Vec<JoinStrategy> {
     {
         return pr.compare.to_vec();
     }
-    let moves = p.scenario.events.iter().any(|e| e.add_node.is_some() || e.decommission.is_some());
+    let moves =
+        p.events.iter().any(|e| matches!(e.event, Event::AddNode { .. } | Event::Decommission(_)));
     if moves {
         vec![JoinStrategy::Staged, JoinStrategy::Immediate, JoinStrategy::DualWriteCutover]
     } else {
@@ -197,49 +200,9 @@ pub fn now_ms() -> f64 {
     window().performance().map_or(0.0, |p| p.now())
 }
 
-fn describe_event(e: &EventSpec) -> String {
-    let name = |s: &Option<toml::Spanned<String>>| s.as_ref().map(|s| s.get_ref().clone());
-    if let Some(n) = name(&e.crash) {
-        format!("crash {n}")
-    } else if let Some(n) = name(&e.restart) {
-        format!("restart {n}")
-    } else if let Some(a) = &e.add_node {
-        format!("add node {}", a.name.get_ref())
-    } else if let Some(n) = name(&e.decommission) {
-        format!("decommission {n}")
-    } else if let Some(n) = name(&e.cleanup) {
-        format!("cleanup {n}")
-    } else if let Some(n) = name(&e.repair) {
-        format!("repair {n}")
-    } else if let Some(r) = &e.resume_join {
-        format!("resume join of {}", r.node.get_ref())
-    } else if e.partition.is_some() {
-        "partition".into()
-    } else if e.heal.is_some() {
-        "heal".into()
-    } else if let Some(p) = &e.pause {
-        format!("pause {}", p.node.get_ref())
-    } else if let Some(p) = &e.slow_gossip {
-        format!("slow gossip on {}", p.node.get_ref())
-    } else if let Some(l) = e.loss {
-        format!("loss {:.0}%", l * 100.0)
-    } else if let Some(op) = e.write.as_ref().or(e.delete.as_ref()).or(e.read.as_ref()) {
-        let f = if e.write.is_some() {
-            "write"
-        } else if e.delete.is_some() {
-            "delete"
-        } else {
-            "read"
-        };
-        format!("{f} {} at {} via {}", op.key, op.cl.get_ref(), op.node.get_ref())
-    } else {
-        e.label.clone().unwrap_or_else(|| "inspect".into())
-    }
-}
-
 /// How an action reads in notices and markers.
 pub fn describe_action(a: &Action) -> String {
-    describe_event(&Intervention { at: Duration::ZERO, action: a.clone() }.to_event())
+    a.to_event().to_string()
 }
 
 impl Explorer {
@@ -260,7 +223,8 @@ impl Explorer {
                 Source::Custom(_) => p.scenario.name.clone(),
             };
             let description = p.scenario.description.trim().to_string();
-            let player = Player::new(p, options(&spec), spec.interventions.clone())?;
+            let player = Player::new(p, options(&spec), spec.interventions.clone())
+                .map_err(|e| e.to_string())?;
             Ok((player, (title, description, text)))
         });
         match result {
@@ -533,7 +497,7 @@ impl Explorer {
                 let lanes = this.lanes();
                 let computed = this.player.with_value(|p| {
                     p.as_ref().map(|p| {
-                        let extra: Vec<EventSpec> =
+                        let extra: Vec<TimelineEvent> =
                             p.interventions().iter().map(Intervention::to_event).collect();
                         let start = now_ms();
                         let c = compare_with(p.prepared(), &lanes, p.options(), &extra);
@@ -551,11 +515,11 @@ impl Explorer {
         let mut out = Vec::new();
         self.player.with_value(|p| {
             if let Some(p) = p {
-                for e in &p.prepared().scenario.events {
-                    if e.inspect.is_none() {
+                for e in &p.prepared().events {
+                    if e.event != Event::Inspect {
                         out.push(Marker {
                             at: Instant::ZERO + e.at,
-                            label: describe_event(e),
+                            label: e.event.to_string(),
                             class: "event",
                         });
                     }

@@ -7,6 +7,7 @@
 //! them all and requires every expectation to hold.
 
 use crate::membership::JoinStrategy;
+use crate::scenario::{Event, Prepared};
 
 /// One scenario of the gallery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,4 +104,20 @@ pub const PRESETS: &[Preset] = &[
 /// The preset with this id.
 pub fn preset(id: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.id == id)
+}
+
+/// The strategies the explorer compares by default for a run of `prepared`: the preset's
+/// (`preset`, when the run is one), or for a scenario that adds or removes nodes the three
+/// that differ most (`JOIN_LANES`); otherwise the scenario's own.
+pub fn default_lanes(preset_id: Option<&str>, prepared: &Prepared) -> Vec<JoinStrategy> {
+    if let Some(p) = preset_id.and_then(preset)
+        && !p.compare.is_empty()
+    {
+        return p.compare.to_vec();
+    }
+    let moves = prepared
+        .events
+        .iter()
+        .any(|e| matches!(e.event, Event::AddNode { .. } | Event::Decommission(_)));
+    if moves { JOIN_LANES.to_vec() } else { vec![prepared.node.join_strategy] }
 }

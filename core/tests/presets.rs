@@ -218,3 +218,24 @@ fn large_cluster_keeps_a_hundred_messages_in_flight() {
     println!("large-cluster: median {median} messages in flight, samples {samples:?}");
     assert!(median >= 100, "median of {median} messages in flight (samples {samples:?})");
 }
+
+/// The explorer's default lanes: a preset's own list; for another scenario, the three most
+/// different strategies when it moves nodes, else only its own strategy.
+#[test]
+fn default_lanes_follow_the_preset_then_whether_nodes_move() {
+    use ringside_core::presets::default_lanes;
+    let joining = preset("join-staged").unwrap();
+    assert_eq!(default_lanes(Some(joining.id), &prepared(joining)), joining.compare.to_vec());
+    let file = |text: &str| {
+        scenario::prepare(scenario::parse(text).unwrap(), text).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let moves = file(include_str!("../../tests/scenarios/join-fourth-node-staged.toml"));
+    assert_eq!(
+        default_lanes(None, &moves),
+        vec![JoinStrategy::Staged, JoinStrategy::Immediate, JoinStrategy::DualWriteCutover]
+    );
+    let fixed = file(include_str!("../../tests/scenarios/course-003-1-rf3-quorum.toml"));
+    assert_eq!(default_lanes(None, &fixed), vec![fixed.node.join_strategy]);
+    // An unknown preset id is a scenario like any other.
+    assert_eq!(default_lanes(Some("no-such-preset"), &fixed), vec![fixed.node.join_strategy]);
+}

@@ -13,7 +13,7 @@ use ringside_core::explore::{
 use ringside_core::history::{Op, Pairing};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::message::MessageKind;
-use ringside_core::presets::{PRESETS, preset};
+use ringside_core::presets::{PRESETS, default_lanes, preset};
 use ringside_core::scenario::{
     Event, Prepared, RunOptions, ScenarioReport, TimelineEvent, parse, prepare,
 };
@@ -175,24 +175,6 @@ pub fn prepare_text(text: &str) -> Result<Prepared, String> {
 
 fn options(spec: &RunSpec) -> RunOptions {
     RunOptions { seed: spec.seed, strategy: spec.strategy, ..RunOptions::default() }
-}
-
-/// The strategies compared by default: the preset's, or for a scenario that adds or removes
-/// nodes the three that differ most; otherwise the scenario's own.
-fn default_lanes(spec: &RunSpec, p: &Prepared) -> Vec<JoinStrategy> {
-    if let Source::Preset(id) = &spec.source
-        && let Some(pr) = preset(id)
-        && !pr.compare.is_empty()
-    {
-        return pr.compare.to_vec();
-    }
-    let moves =
-        p.events.iter().any(|e| matches!(e.event, Event::AddNode { .. } | Event::Decommission(_)));
-    if moves {
-        vec![JoinStrategy::Staged, JoinStrategy::Immediate, JoinStrategy::DualWriteCutover]
-    } else {
-        vec![p.node.join_strategy]
-    }
 }
 
 /// `performance.now()` in milliseconds.
@@ -443,7 +425,15 @@ impl Explorer {
             return spec.compare;
         }
         self.player
-            .with_value(|p| p.as_ref().map(|p| default_lanes(&spec, p.prepared())))
+            .with_value(|p| {
+                p.as_ref().map(|p| {
+                    let id = match &spec.source {
+                        Source::Preset(id) => Some(id.as_str()),
+                        Source::Custom(_) => None,
+                    };
+                    default_lanes(id, p.prepared())
+                })
+            })
             .unwrap_or_default()
     }
 

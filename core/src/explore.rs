@@ -446,7 +446,8 @@ pub struct NodeView {
     pub id: NodeId,
     /// Name.
     pub name: String,
-    /// `status` code: UN, UJ, UL, DN, DJ, DL, LEFT (`?` before it announced anything).
+    /// `status` code: UN, UJ, UL, DN, DJ, DL, LEFT, OUT (a withdrawn joiner), `?` before it
+    /// announced anything.
     pub status: String,
     /// Running (not crashed).
     pub up: bool,
@@ -1048,6 +1049,9 @@ pub fn explain_node(n: &NodeView, names: &[String]) -> String {
                         it is restarted (and resumed)."
             .to_string(),
         "LEFT" => "It decommissioned and left the ring; its data now lives on other nodes.".into(),
+        "OUT" => "It withdrew its join before it took over any range (the operator aborted it, or \
+                  it gave way to an overlapping movement): it owns nothing and may join again."
+            .into(),
         _ => "It has not announced any state yet.".into(),
     };
     let mut text = format!("{}: {status} Its own view: {}.", n.name, n.lifecycle);

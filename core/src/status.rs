@@ -3,6 +3,7 @@
 //! `Status` RPC take them from.
 
 use crate::gossip::Status;
+use crate::membership::Member;
 
 /// One member as `status` shows it: up or down in the observer's opinion, and the lifecycle
 /// status the member announced (`None`: not announced yet).
@@ -12,9 +13,20 @@ pub struct NodeStatus {
     pub up: bool,
     /// The status the member announced.
     pub status: Option<Status>,
+    /// LEFT without tokens: a joiner that withdrew before it owned anything (aborted, or gave
+    /// way to an overlapping movement), not a node that decommissioned.
+    pub withdrawn: bool,
 }
 
 impl NodeStatus {
+    /// `member` (as the observer knows it, `None` before it announced anything) as `status`
+    /// shows it.
+    pub fn of(up: bool, member: Option<&Member>) -> NodeStatus {
+        let status = member.map(|m| m.status);
+        let withdrawn = member.is_some_and(|m| m.status == Status::Left && m.tokens.is_empty());
+        NodeStatus { up, status, withdrawn }
+    }
+
     /// The first letter: `U`p or `D`own.
     pub fn state_letter(self) -> char {
         if self.up { 'U' } else { 'D' }
@@ -33,9 +45,11 @@ impl NodeStatus {
         }
     }
 
-    /// The two letters (`UN`, `DJ`, …), or `LEFT` for a member that left.
+    /// The two letters (`UN`, `DJ`, …), `LEFT` for a member that decommissioned, or `OUT` for a
+    /// joiner that withdrew.
     pub fn code(self) -> String {
         match self.status {
+            Some(Status::Left) if self.withdrawn => "OUT".into(),
             Some(Status::Left) => "LEFT".into(),
             _ => format!("{}{}", self.state_letter(), self.mode_letter()),
         }
@@ -59,16 +73,26 @@ mod tests {
 
     #[test]
     fn letters_follow_nodetool() {
-        let of = |up, status| NodeStatus { up, status }.code();
+        let of = |up, status| NodeStatus { up, status, withdrawn: false }.code();
         assert_eq!(of(true, Some(Status::Normal)), "UN");
         assert_eq!(of(true, Some(Status::Boot)), "UJ");
         assert_eq!(of(true, Some(Status::MidJoin)), "UJ", "joining until NORMAL");
         assert_eq!(of(false, Some(Status::MidLeave)), "DL", "leaving until LEFT");
         assert_eq!(of(true, Some(Status::Left)), "LEFT");
         assert_eq!(of(false, None), "D?");
-        let joining = NodeStatus { up: true, status: Some(Status::MidJoin) };
+        let joining = NodeStatus { up: true, status: Some(Status::MidJoin), withdrawn: false };
         assert_eq!(joining.owns(0.25), None);
-        let normal = NodeStatus { up: true, status: Some(Status::Normal) };
+        let normal = NodeStatus { up: true, status: Some(Status::Normal), withdrawn: false };
         assert_eq!(normal.owns(0.25), Some(0.25));
+    }
+
+    #[test]
+    fn a_joiner_that_withdrew_is_not_shown_as_decommissioned() {
+        let member = |status, tokens: Vec<u64>| Member { status, tokens, rack: None, epoch: 3 };
+        let withdrew = member(Status::Left, vec![]);
+        assert_eq!(NodeStatus::of(true, Some(&withdrew)).code(), "OUT");
+        let left = member(Status::Left, vec![7, 9]);
+        assert_eq!(NodeStatus::of(true, Some(&left)).code(), "LEFT");
+        assert_eq!(NodeStatus::of(false, None).code(), "D?");
     }
 }

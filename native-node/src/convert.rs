@@ -254,7 +254,7 @@ pub fn status_reply<S: Storage>(
                 .unwrap_or(0)
         };
         let up = *id == node.id() || node.is_alive(*id);
-        let shown = NodeStatus { up, status: Some(member.status) };
+        let shown = NodeStatus::of(up, Some(member));
         let owns = shown.owns(ownership.get(id).copied().unwrap_or(0.0)).map(|s| s * 100.0);
         members.push(pb::MemberStatus {
             host_id: id.0,

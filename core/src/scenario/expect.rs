@@ -174,6 +174,7 @@ pub struct ExpectationResult {
 pub(super) fn valid_status(s: &str) -> bool {
     let s = s.trim().to_ascii_uppercase();
     s == "LEFT"
+        || s == "OUT"
         || (s.len() == 2 && matches!(&s[..1], "U" | "D") && matches!(&s[1..], "N" | "J" | "L"))
 }
 

@@ -231,7 +231,7 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<Vec<TimelineEvent>, Scena
                 p.push(K(n));
                 return Err(sp.error(
                         sp.value(&p),
-                        format!("status {want:?} of {n} is not one `status` prints: use UN, UJ, UL, DN, DJ, DL or LEFT"),
+                        format!("status {want:?} of {n} is not one `status` prints: use UN, UJ, UL, DN, DJ, DL, LEFT or OUT (a withdrawn joiner)"),
                     ));
             }
         }

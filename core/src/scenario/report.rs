@@ -112,7 +112,7 @@ pub fn status_code(sim: &Simulation, id: NodeId) -> String {
 
 /// A simulated node as `status` shows it.
 pub fn node_status(sim: &Simulation, id: NodeId) -> NodeStatus {
-    NodeStatus { up: sim.is_up(id), status: sim.announced_status(id) }
+    NodeStatus::of(sim.is_up(id), sim.cluster_view().member(id))
 }
 
 /// Effective ownership as `status` prints it: a percentage, or `?` for a joining node.

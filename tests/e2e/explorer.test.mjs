@@ -22,7 +22,7 @@ const ALL_STRATEGIES = [
   'stream-then-cutover',
   'sync-dual-write',
 ];
-const STATUSES = /^(UN|UJ|UL|DN|DJ|DL|LEFT|\?)$/;
+const STATUSES = /^(UN|UJ|UL|DN|DJ|DL|LEFT|OUT|\?)$/;
 
 let browser;
 before(async () => {

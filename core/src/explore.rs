@@ -8,7 +8,7 @@ use crate::consistency::ConsistencyLevel;
 use crate::history::Op;
 use crate::id::NodeId;
 use crate::message::{Message, MessageKind, RejectReason, Rejectable};
-use crate::node::Lifecycle;
+use crate::node::{JoinPhase, Lifecycle};
 use crate::scenario::{
     self, Applied, ClientOp, Event, Playback, Prepared, RunOptions, ScenarioReport, Target,
     TimelineEvent,
@@ -639,6 +639,13 @@ impl Snapshot {
                 let storage = sim.storage(id);
                 let status = status_code(sim, id);
                 let movement = node.and_then(|n| match n.lifecycle() {
+                    // A joiner that withdrew (it failed after giving its tokens back) has no
+                    // movement left to show until it joins again.
+                    Lifecycle::Joining(j)
+                        if j.tokens.is_empty() && matches!(j.phase, JoinPhase::Failed { .. }) =>
+                    {
+                        None
+                    }
                     Lifecycle::Joining(j) => Some(MovementView {
                         joining: true,
                         ranges_done: j.progress.ranges_done,
@@ -1389,6 +1396,19 @@ add_node = { name = "D" }
             }
         }
         (settled, rejections)
+    }
+
+    #[test]
+    fn a_withdrawn_joiner_shows_no_movement() {
+        // F gives way to E's overlapping join at once and withdraws its tokens.
+        let text = include_str!("../../tests/scenarios/concurrent-joins-staged.toml");
+        let prepared = prepare(parse(text).unwrap(), text).unwrap();
+        let mut player = Player::new(prepared, RunOptions::default(), vec![]).unwrap();
+        player.advance_to(Instant::from_secs(30));
+        let snap = Snapshot::of(player.sim());
+        let f = snap.nodes.iter().find(|n| n.name == "F").expect("F");
+        assert_eq!(f.status, "OUT");
+        assert_eq!(f.movement, None, "{f:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::consistency::ConsistencyLevel;
 use crate::history::Op;
 use crate::id::NodeId;
 use crate::message::{Message, MessageKind, RejectReason, Rejectable};
-use crate::node::{JoinPhase, Lifecycle};
+use crate::node::Lifecycle;
 use crate::scenario::{
     self, Applied, ClientOp, Event, Playback, Prepared, RunOptions, ScenarioReport, Target,
     TimelineEvent,
@@ -638,14 +638,9 @@ impl Snapshot {
                 let node = sim.node(id);
                 let storage = sim.storage(id);
                 let status = status_code(sim, id);
-                let movement = node.and_then(|n| match n.lifecycle() {
-                    // A joiner that withdrew (it failed after giving its tokens back) has no
-                    // movement left to show until it joins again.
-                    Lifecycle::Joining(j)
-                        if j.tokens.is_empty() && matches!(j.phase, JoinPhase::Failed { .. }) =>
-                    {
-                        None
-                    }
+                // A joiner that withdrew has no movement left to show until it joins again.
+                let withdrawn = scenario::node_status(sim, id).withdrawn;
+                let movement = node.filter(|_| !withdrawn).and_then(|n| match n.lifecycle() {
                     Lifecycle::Joining(j) => Some(MovementView {
                         joining: true,
                         ranges_done: j.progress.ranges_done,

@@ -81,6 +81,13 @@ impl JoinStrategy {
     pub const fn uses_barriers(self) -> bool {
         matches!(self, JoinStrategy::Staged | JoinStrategy::SyncDualWrite)
     }
+
+    /// Whether a join waits after BOOT and passes through MID_JOIN (reads switch before the
+    /// losers stop taking writes), each step known everywhere before the next: by a barrier
+    /// under the fenced strategies, by RING_DELAY under `pending-ranges`.
+    pub const fn steps_through_mid_join(self) -> bool {
+        self.uses_barriers() || matches!(self, JoinStrategy::PendingRanges)
+    }
 }
 
 impl fmt::Display for JoinStrategy {

@@ -203,11 +203,10 @@ impl<S: Storage> Node<S> {
             return None;
         }
         self.announce(Status::Boot, &tokens);
-        match strategy {
-            JoinStrategy::Staged | JoinStrategy::SyncDualWrite | JoinStrategy::PendingRanges => {
-                self.wait_for(now, Status::Boot)
-            }
-            _ => self.start_join_streaming(now),
+        if strategy.steps_through_mid_join() {
+            self.wait_for(now, Status::Boot);
+        } else {
+            self.start_join_streaming(now);
         }
         None
     }
@@ -355,18 +354,17 @@ impl<S: Storage> Node<S> {
 
     fn join_streaming_done(&mut self, now: Instant) {
         let tokens = self.own_tokens();
-        match self.config.join_strategy {
+        let strategy = self.config.join_strategy;
+        if strategy.steps_through_mid_join() {
             // Reads switch first while the replicas losing ranges still take writes, until
             // every coordinator has switched (a barrier, or RING_DELAY); only then NORMAL.
-            JoinStrategy::Staged | JoinStrategy::SyncDualWrite | JoinStrategy::PendingRanges => {
-                self.announce(Status::MidJoin, &tokens);
-                self.wait_for(now, Status::MidJoin);
-            }
-            JoinStrategy::Immediate => self.complete_join(now),
-            _ => {
+            self.announce(Status::MidJoin, &tokens);
+            self.wait_for(now, Status::MidJoin);
+        } else {
+            if strategy != JoinStrategy::Immediate {
                 self.announce(Status::Normal, &tokens);
-                self.complete_join(now);
             }
+            self.complete_join(now);
         }
     }
 

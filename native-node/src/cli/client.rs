@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ringside_core::consistency::ConsistencyLevel;
+use ringside_core::membership::JoinStrategy;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 use tonic::transport::Channel;
@@ -224,11 +225,13 @@ pub fn render_status(s: &pb::StatusReply) -> String {
 /// what the answering node knows of its range lock.
 fn render_movements(s: &pb::StatusReply) -> String {
     let mut out = String::new();
-    let rule = match s.strategy.as_str() {
-        fenced @ ("staged" | "sync-dual-write") => {
+    let rule = match s.strategy.parse::<JoinStrategy>() {
+        Ok(fenced) if fenced.uses_barriers() => {
             format!(" ({fenced}: one movement per range at a time; each holds a range lock)")
         }
-        "pending-ranges" => " (pending-ranges: one movement at a time in the cluster)".into(),
+        Ok(JoinStrategy::PendingRanges) => {
+            " (pending-ranges: one movement at a time in the cluster)".into()
+        }
         _ => String::new(),
     };
     let _ = writeln!(out, "\nRange movements{rule}:");

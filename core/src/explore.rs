@@ -47,20 +47,20 @@ pub enum Action {
     Cleanup(String),
     /// A client read through `node`.
     Read {
-        /// Coordinator.
+        /// The node that coordinates the read.
         node: String,
-        /// Key.
+        /// The key read.
         key: String,
         /// Consistency level.
         cl: ConsistencyLevel,
     },
     /// A client write through `node`.
     Write {
-        /// Coordinator.
+        /// The node that coordinates the write.
         node: String,
-        /// Key.
+        /// The key written.
         key: String,
-        /// Value.
+        /// The value written (a blind write: no read context).
         value: String,
         /// Consistency level.
         cl: ConsistencyLevel,
@@ -72,7 +72,7 @@ pub enum Action {
 pub struct Intervention {
     /// Simulated time since the start.
     pub at: Duration,
-    /// What.
+    /// The action applied at that moment.
     pub action: Action,
 }
 
@@ -442,9 +442,9 @@ impl Player {
 /// A node as the explorer draws it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeView {
-    /// Id.
+    /// The node's id in the simulation.
     pub id: NodeId,
-    /// Name.
+    /// The scenario's name for it (`n1`…).
     pub name: String,
     /// `status` code: UN, UJ, UL, DN, DJ, DL, LEFT, OUT (a withdrawn joiner), `?` before it
     /// announced anything.
@@ -535,9 +535,9 @@ pub enum DropCause {
 pub struct MessageView {
     /// Unique id in the run.
     pub id: u64,
-    /// Sender.
+    /// The node that sent it.
     pub from: NodeId,
-    /// Receiver.
+    /// The node it is addressed to.
     pub to: NodeId,
     /// Coarse kind (filters, colours).
     pub kind: MessageKind,
@@ -575,7 +575,7 @@ pub struct Rejection {
     pub request: Rejectable,
     /// The refusing replica's placement epoch for it.
     pub epoch: u64,
-    /// Why.
+    /// Why the replica refused it.
     pub reason: RejectReason,
 }
 

@@ -163,7 +163,7 @@ pub struct RunExpect {
 pub struct ExpectationResult {
     /// What was checked.
     pub what: String,
-    /// Expected.
+    /// What the scenario file expected, as written there.
     pub expected: String,
     /// What happened.
     pub actual: String,

@@ -202,7 +202,7 @@ pub fn run_with(
 /// One event of a [`Playback`] that was applied, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedEvent {
-    /// When.
+    /// The simulated time it was applied at.
     pub at: Instant,
     /// The event's index in [`Playback::events`].
     pub index: usize,

@@ -64,7 +64,7 @@ pub struct Scenario {
     /// Client workload.
     #[serde(default)]
     pub workload: WorkloadConfig,
-    /// Timeline.
+    /// The timeline: what happens when, in file order (times need not be sorted).
     #[serde(default)]
     pub events: Vec<EventSpec>,
     /// What happens after `duration`.
@@ -215,9 +215,9 @@ pub struct NodeOverrides {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpSpec {
-    /// Coordinator.
+    /// The node the client sends the request to (its coordinator).
     pub node: Spanned<String>,
-    /// Key.
+    /// The key read or written.
     pub key: String,
     /// Value (writes only).
     #[serde(default)]
@@ -235,7 +235,7 @@ pub struct OpSpec {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
-    /// When.
+    /// Simulated time since the start, e.g. `2.5s`.
     #[serde(with = "humantime_serde")]
     pub at: Duration,
     /// A name to refer to this operation in reports.

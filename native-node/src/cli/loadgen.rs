@@ -75,7 +75,7 @@ pub struct BenchArgs {
     /// gRPC addresses (host:port), comma-separated; requests go round robin over them.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_LISTEN)]
     pub endpoints: Vec<String>,
-    /// Operation.
+    /// What each request does: `put` or `get`.
     #[arg(long, value_enum, default_value_t = Op::Put)]
     pub op: Op,
     /// Requests in flight at most (number of workers).
@@ -130,9 +130,9 @@ pub struct BenchArgs {
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Latency {
-    /// Mean.
+    /// The arithmetic mean.
     pub mean_us: f64,
-    /// Median.
+    /// The median (50th percentile).
     pub p50_us: u64,
     /// 90th percentile.
     pub p90_us: u64,
@@ -140,7 +140,7 @@ pub struct Latency {
     pub p99_us: u64,
     /// 99.9th percentile.
     pub p999_us: u64,
-    /// Largest.
+    /// The slowest request recorded.
     pub max_us: u64,
 }
 
@@ -165,11 +165,11 @@ impl Latency {
 pub struct Report {
     /// API loaded.
     pub target: System,
-    /// Operation.
+    /// What each request did.
     pub op: Op,
     /// Consistency level (Ringside) or read mode (etcd).
     pub level: String,
-    /// Workers.
+    /// Requests in flight at most (workers).
     pub concurrency: usize,
     /// Target rate of an open-loop run.
     pub rate_target: Option<f64>,

@@ -101,7 +101,7 @@ struct NodeArgs {
     /// No hints for a replica down longer than this (e.g. 3h).
     #[arg(long, value_parser = humantime::parse_duration)]
     max_hint_window: Option<Duration>,
-    /// Rack.
+    /// The rack this node is in (replicas are spread over racks), e.g. `rack1`.
     #[arg(long)]
     rack: Option<String>,
     /// Join as soon as the node is up (resumes an interrupted join).

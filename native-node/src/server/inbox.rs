@@ -65,7 +65,7 @@ pub enum AdminCommand {
     Abort,
     /// Merkle repair.
     Repair,
-    /// Cleanup.
+    /// Drop the data of ranges this node no longer replicates.
     Cleanup,
 }
 
@@ -94,18 +94,18 @@ pub enum AdminOutcome {
 pub enum Input {
     /// A message from a peer.
     Message {
-        /// Sender.
+        /// The peer it came from.
         from: NodeId,
         /// The message.
         message: Message,
     },
     /// A put (`Some` value) or delete (`None`).
     Write {
-        /// Key.
+        /// The key written.
         key: Vec<u8>,
         /// Value, `None` to delete.
         value: Option<Vec<u8>>,
-        /// Level.
+        /// How many replicas must acknowledge.
         cl: ConsistencyLevel,
         /// Context from a read; `None` for a blind write.
         context: Option<CausalContext>,
@@ -114,9 +114,9 @@ pub enum Input {
     },
     /// A read.
     Read {
-        /// Key.
+        /// The key read.
         key: Vec<u8>,
-        /// Level.
+        /// How many replicas must answer.
         cl: ConsistencyLevel,
         /// Where the outcome goes.
         reply: oneshot::Sender<ClientResult>,

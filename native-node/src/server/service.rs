@@ -29,7 +29,7 @@ fn outcome_label(result: &Result<impl Sized, ClientError>) -> &'static str {
 pub struct KvService {
     /// The driver.
     pub driver: DriverHandle,
-    /// Counters.
+    /// Where client requests and their latencies are counted.
     pub metrics: Arc<Metrics>,
 }
 

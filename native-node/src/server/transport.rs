@@ -322,7 +322,7 @@ pub struct InternodeService {
     pub transport: Arc<Transport>,
     /// Where messages go.
     pub driver: DriverHandle,
-    /// Counters.
+    /// Where received messages are counted.
     pub metrics: Arc<Metrics>,
 }
 

@@ -63,37 +63,30 @@ fn history_exports_as_jepsen_edn() {
     );
 }
 
+/// A scenario file shared with the other hosts' tests (`tests/fixtures/`).
+fn fixture(name: &str) -> String {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name);
+    path.to_str().unwrap().to_string()
+}
+
 #[test]
 fn failed_expectation_exits_one_with_the_replay_command() {
-    let dir = std::env::temp_dir().join(format!("ringside-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("wrong.toml");
-    std::fs::write(
-        &file,
-        "name = \"wrong\"\nseed = 2\nduration = \"5s\"\n[cluster]\nnodes = [\"A\", \"B\", \"C\"]\nrf = 3\n\
-         [workload]\nclients = 0\n[[events]]\nat = \"1s\"\nlabel = \"w\"\n\
-         write = { node = \"A\", key = \"k\", value = \"v\", cl = \"ALL\" }\nexpect = { ok = false }\n",
-    )
-    .unwrap();
-    let out = ringside(&["sim", "run", file.to_str().unwrap()]);
+    let file = fixture("wrong-prediction.toml");
+    let out = ringside(&["sim", "run", &file]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("FAIL w: ok: expected false, got true"), "{text}");
-    assert!(text.contains("replay with: ringside sim run"), "{text}");
+    assert!(text.contains("FAIL w: ok: expected true, got false"), "{text}");
+    assert!(text.contains(&format!("replay with: ringside sim run {file} --seed 9")), "{text}");
 }
 
 #[test]
 fn broken_scenario_file_names_line_and_field() {
-    let dir = std::env::temp_dir().join(format!("ringside-cli-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("bad.toml");
-    std::fs::write(&file, "name = \"bad\"\n[cluster]\nnodes = [\"A\"]\nrf = 1\nreplication = 3\n")
-        .unwrap();
-    let out = ringside(&["sim", "run", file.to_str().unwrap()]);
+    let out = ringside(&["sim", "run", &fixture("rf-is-text.toml")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("bad.toml") && err.contains("line 5") && err.contains("replication"),
+        err.contains("rf-is-text.toml") && err.contains("line 4") && err.contains("rf"),
         "{err}"
     );
 

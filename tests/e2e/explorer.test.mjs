@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, openExplorer, screenshotPath, waitForText, WAIT_MS } from './support.mjs';
+import { fixture, launchBrowser, openExplorer, screenshotPath, waitForText, WAIT_MS } from './support.mjs';
 
 const TIMEOUT = { timeout: 60_000 };
 
@@ -582,7 +582,7 @@ test('a broken pasted scenario shows what is wrong and keeps the current run', T
     await page.keyboard.press('g');
     await page.locator('#gallery').waitFor();
     // A scenario whose replication factor is text.
-    const broken = ['name = "broken"', '[cluster]', 'nodes = ["A", "B", "C"]', 'rf = "three"', ''].join('\n');
+    const broken = await fixture('rf-is-text.toml');
     await page.fill('#scenario-text', broken);
     await page.click('#scenario-run');
     const error = await waitForText(page, '#scenario-error', /\S/);

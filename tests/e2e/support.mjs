@@ -9,7 +9,7 @@
 //   RINGSIDE_E2E_SCREENSHOTS where screenshots go (default target/e2e-screenshots)
 
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -112,6 +112,11 @@ export async function waitForText(page, selector, expected, timeout = WAIT_MS) {
 }
 
 // Where a screenshot called `name` goes; the directory is created. Not committed (target/).
+// A scenario file from `tests/fixtures/`, shared with the runner's and the CLI's tests.
+export function fixture(name) {
+  return readFile(path.join(PROJECT_ROOT, 'tests', 'fixtures', name), 'utf8');
+}
+
 export async function screenshotPath(name) {
   const dir =
     process.env.RINGSIDE_E2E_SCREENSHOTS || path.join(PROJECT_ROOT, 'target', 'e2e-screenshots');

@@ -53,25 +53,7 @@ fn scenario_runs_are_deterministic() {
 
 #[test]
 fn a_failed_expectation_reports_what_happened_and_the_replay_command() {
-    let text = r#"
-name = "wrong-prediction"
-seed = 9
-duration = "50s"
-[cluster]
-nodes = ["A", "B", "C"]
-rf = 3
-conflict = "lww"
-[workload]
-clients = 0
-[[events]]
-at = "1s"
-crash = "C"
-[[events]]
-at = "40s"
-label = "w"
-write = { node = "A", key = "K", value = "v", cl = "ALL" }
-expect = { ok = true }
-"#;
+    let text = include_str!("../fixtures/wrong-prediction.toml");
     let prepared = scenario::prepare(scenario::parse(text).unwrap(), text).unwrap();
     let options = RunOptions { file: Some("wrong.toml".into()), ..Default::default() };
     let (report, _) = scenario::run(&prepared, &options);
@@ -107,7 +89,7 @@ fn broken_scenario_files_name_the_line_and_field() {
     ));
     assert!(e.contains("line 7") && e.contains("MOST") && e.contains("QUORUM"), "{e}");
     // Wrong type.
-    let e = error_of("name = \"x\"\n[cluster]\nnodes = [\"A\"]\nrf = \"three\"\n");
+    let e = error_of(include_str!("../fixtures/rf-is-text.toml"));
     assert!(e.contains("line 4") && e.contains("rf"), "{e}");
     // Two actions in one event.
     let e = error_of(&format!("{base}[[events]]\nat = \"1s\"\ncrash = \"A\"\nheal = true\n"));

@@ -6,12 +6,13 @@ use crate::history::HistoryPane;
 use crate::lanes::Lanes;
 use crate::panels::{Actions, Inspector, NodeTable};
 use crate::ring::{KINDS, RingView, kind_class};
-use crate::state::{DEFAULT_PRESET, SPEEDS, provide_explorer, use_explorer};
+use crate::state::{DEFAULT_PRESET, Notice, SPEEDS, Selection, provide_explorer, use_explorer};
 use crate::timeline::Timeline;
 use crate::url::RunSpec;
 use leptos::prelude::*;
 use ringside_core::Instant;
 use ringside_core::membership::JoinStrategy;
+use ringside_core::message::MessageKind;
 use ringside_core::sim::reference_trace_hash;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,7 +29,7 @@ pub fn App() -> impl IntoView {
         Ok(spec) => ex.load(spec),
         Err(e) => {
             ex.load(RunSpec::preset(DEFAULT_PRESET));
-            ex.error.set(Some(format!(
+            ex.view.error.set(Some(format!(
                 "The link could not be replayed: {e}. Showing the default scenario."
             )));
         }
@@ -37,14 +38,14 @@ pub fn App() -> impl IntoView {
     keyboard_shortcuts();
     view! {
         <Header/>
-        {move || ex.error.get().map(|e| view! {
-            <p id="load-error" class="error banner">{e}<button on:click=move |_| ex.error.set(None)>"✕"</button></p>
+        {move || ex.view.error.get().map(|e| view! {
+            <p id="load-error" class="error banner">{e}<button on:click=move |_| ex.view.error.set(None)>"✕"</button></p>
         })}
         <main class="explorer">
             <div class="stage">
                 <div class="ring-box">
                     <RingView/>
-                    <Legend/>
+                    <Legend hidden=ex.view.hidden/>
                 </div>
                 <div class="side">
                     <NodeTable/>
@@ -57,13 +58,13 @@ pub fn App() -> impl IntoView {
                 <HistoryPane/>
                 <div class="lower-right">
                     <Lanes/>
-                    <ScenarioInfo/>
+                    <ScenarioInfo scenario=ex.run.scenario/>
                 </div>
             </div>
             <DeterminismProbe/>
         </main>
         <Gallery/>
-        <Help/>
+        <Help open=ex.view.help/>
     }
 }
 
@@ -71,18 +72,16 @@ pub fn App() -> impl IntoView {
 fn Header() -> impl IntoView {
     let ex = use_explorer();
     let (seed_text, set_seed_text) = signal(String::new());
-    let seed_shown = move || ex.seed().map(|s| s.to_string());
+    let seed_shown = move || ex.run.seed().map(|s| s.to_string());
     let apply_seed = move || match seed_text.get_untracked().trim().parse::<u64>() {
         Ok(seed) => ex.set_seed(seed),
-        Err(_) => ex
-            .notice
-            .set(Some((false, format!("A seed is a whole number from 0 to {}.", u64::MAX)))),
+        Err(_) => ex.refuse(format!("A seed is a whole number from 0 to {}.", u64::MAX)),
     };
     view! {
         <header class="top">
             <h1>"Ringside"<span>" explorer"</span></h1>
-            <button id="open-gallery" class="primary" on:click=move |_| ex.gallery.set(true)>"Scenarios…"</button>
-            <span id="scenario-title" class="title">{move || ex.scenario.get().map(|s| s.0)}</span>
+            <button id="open-gallery" class="primary" on:click=move |_| ex.view.gallery.set(true)>"Scenarios…"</button>
+            <span id="scenario-title" class="title">{move || ex.run.scenario.with(|s| s.as_ref().map(|s| s.title.clone()))}</span>
             <label>
                 "Seed "
                 <input id="run-seed" size="8" inputmode="numeric"
@@ -93,7 +92,7 @@ fn Header() -> impl IntoView {
             <button title="A new random seed" on:click=move |_| ex.set_seed((js_sys::Math::random() * 1e15) as u64)>"Random"</button>
             <label>
                 "Strategy "
-                <select id="run-strategy" prop:value=move || ex.strategy().map(|s| s.name().to_string()).unwrap_or_default()
+                <select id="run-strategy" prop:value=move || ex.run.strategy().map(|s| s.name().to_string()).unwrap_or_default()
                     on:change=move |e| {
                         if let Ok(s) = event_target_value(&e).parse::<JoinStrategy>() {
                             ex.set_strategy(s)
@@ -107,17 +106,16 @@ fn Header() -> impl IntoView {
                     ex.sync_url();
                     let href = window().location().href().unwrap_or_default();
                     let _ = window().navigator().clipboard().write_text(&href);
-                    ex.notice.set(Some((true, "Link copied: it replays this exact run (seed, scenario, strategies, interventions, time).".into())));
+                    ex.view.notice.set(Some(Notice::Done("Link copied: it replays this exact run (seed, scenario, strategies, interventions, time).".into())));
                 }>"Copy link"</button>
-            <button id="help" title="Legend and keyboard shortcuts (?)" on:click=move |_| ex.help.update(|h| *h = !*h)>"?"</button>
+            <button id="help" title="Legend and keyboard shortcuts (?)" on:click=move |_| ex.view.help.update(|h| *h = !*h)>"?"</button>
         </header>
     }
 }
 
-/// Message colours, which double as filters.
+/// Message colours, which double as filters: the kinds in `hidden` are not drawn.
 #[component]
-fn Legend() -> impl IntoView {
-    let ex = use_explorer();
+fn Legend(hidden: RwSignal<Vec<MessageKind>>) -> impl IntoView {
     view! {
         <div id="legend" class="legend">
             {KINDS.iter().map(|(kind, label)| {
@@ -125,10 +123,10 @@ fn Legend() -> impl IntoView {
                 view! {
                     <label class="check" title="show or hide this kind of message">
                         <input type="checkbox" class="kind-filter" data-kind=kind_class(kind)
-                            prop:checked=move || !ex.hidden.get().contains(&kind)
+                            prop:checked=move || !hidden.get().contains(&kind)
                             on:change=move |e| {
                                 let on = event_target_checked(&e);
-                                ex.hidden.update(|h| { h.retain(|k| *k != kind); if !on { h.push(kind); } });
+                                hidden.update(|h| { h.retain(|k| *k != kind); if !on { h.push(kind); } });
                             }/>
                         <span class=format!("dot {}", kind_class(kind))></span>
                         {*label}
@@ -141,11 +139,11 @@ fn Legend() -> impl IntoView {
     }
 }
 
+/// The legend and the keyboard shortcuts, while `open` is set.
 #[component]
-fn Help() -> impl IntoView {
-    let ex = use_explorer();
+fn Help(open: RwSignal<bool>) -> impl IntoView {
     view! {
-        <Dialog open=ex.help id="help-dialog" title="How to read this">
+        <Dialog open=open id="help-dialog" title="How to read this">
                     <dl class="help">
                         <dt>"The ring"</dt>
                         <dd>"Each coloured arc is a vnode's range, coloured by the node that owns it (its primary replica). A key lives on the first RF distinct nodes met walking clockwise from its token: hover over the ring to see the walk. The thin outer band marks pending ranges: extra write targets while a node joins or leaves."</dd>
@@ -191,31 +189,31 @@ fn keyboard_shortcuts() {
             return;
         }
         let speed_step = |up: bool| {
-            let now = ex.speed.get_untracked();
+            let now = ex.view.speed.get_untracked();
             let i = SPEEDS.iter().position(|s| *s == now).unwrap_or(2);
             let j = if up { (i + 1).min(SPEEDS.len() - 1) } else { i.saturating_sub(1) };
-            ex.speed.set(SPEEDS[j]);
+            ex.view.speed.set(SPEEDS[j]);
         };
         match e.key().as_str() {
             " " => ex.toggle_play(),
             "ArrowRight" | "." => ex.step(),
             "ArrowLeft" | "," => {
-                ex.playing.set(false);
                 let back = ex
+                    .run
                     .now()
                     .saturating_duration_since(Instant::ZERO)
                     .saturating_sub(Duration::from_millis(100));
-                ex.seek(Instant::ZERO + back);
+                ex.jump(Instant::ZERO + back);
             }
             "+" | "=" => speed_step(true),
             "-" | "_" => speed_step(false),
             "Home" => ex.seek(Instant::ZERO),
-            "g" => ex.gallery.set(true),
-            "?" => ex.help.update(|h| *h = !*h),
+            "g" => ex.view.gallery.set(true),
+            "?" => ex.view.help.update(|h| *h = !*h),
             "Escape" => {
-                ex.help.set(false);
-                ex.gallery.set(false);
-                ex.select(crate::state::Selection::None);
+                ex.view.help.set(false);
+                ex.view.gallery.set(false);
+                ex.select(Selection::None);
             }
             _ => return,
         }

@@ -1,8 +1,9 @@
 //! Scenarios: the preset gallery, loading a scenario file (or pasting one), and the current
 //! scenario's text.
 
+use crate::run::ScenarioText;
 use crate::state::use_explorer;
-use crate::url::{RunSpec, Source};
+use crate::url::RunSpec;
 use leptos::prelude::*;
 use ringside_core::presets::PRESETS;
 use wasm_bindgen::JsCast;
@@ -48,7 +49,7 @@ pub fn Gallery() -> impl IntoView {
     let load_text = move |text: String| match ex.load_text(text) {
         Ok(()) => {
             set_problem.set(None);
-            ex.gallery.set(false);
+            ex.view.gallery.set(false);
         }
         Err(e) => set_problem.set(Some(e)),
     };
@@ -70,14 +71,14 @@ pub fn Gallery() -> impl IntoView {
         }
     };
     view! {
-        <Dialog open=ex.gallery id="gallery" title="Scenarios">
+        <Dialog open=ex.view.gallery id="gallery" title="Scenarios">
                     <div class="cards">
                         {PRESETS.iter().map(|p| {
                             let id = p.id;
                             view! {
                                 <button class="card" data-preset=id on:click=move |_| {
                                     ex.load(RunSpec::preset(id));
-                                    ex.gallery.set(false);
+                                    ex.view.gallery.set(false);
                                 }>
                                     <strong>{p.title}</strong>
                                     <span>{summary(p.text)}</span>
@@ -103,14 +104,12 @@ pub fn Gallery() -> impl IntoView {
     }
 }
 
-/// The current scenario: title, description and text.
+/// The scenario played: title, description and text.
 #[component]
-pub fn ScenarioInfo() -> impl IntoView {
-    let ex = use_explorer();
+pub fn ScenarioInfo(#[prop(into)] scenario: Signal<Option<ScenarioText>>) -> impl IntoView {
     view! {
         <section id="scenario" class="panel scenario-info">
-            {move || ex.scenario.get().map(|(title, description, text)| {
-                let custom = matches!(ex.spec.get().source, Source::Custom(_));
+            {move || scenario.get().map(|ScenarioText { title, description, text, custom }| {
                 view! {
                     <h2>{title}{custom.then_some(" (your file)")}</h2>
                     <div class="description">

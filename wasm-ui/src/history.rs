@@ -40,12 +40,12 @@ pub fn HistoryPane() -> impl IntoView {
     // While playing, the pane follows the cursor at a tenth of a second (enough for reading, and
     // it spares the animation's frames); paused, exactly.
     let cursor = Memo::new(move |_| {
-        let t = ex.now().as_micros();
-        let t = if ex.playing.get() { t - t % 100_000 } else { t };
+        let t = ex.run.now().as_micros();
+        let t = if ex.view.playing.get() { t - t % 100_000 } else { t };
         ringside_core::Instant::ZERO + std::time::Duration::from_micros(t)
     });
     let rows = Memo::new(move |_| {
-        let full = ex.full.get()?;
+        let full = ex.run.full.get()?;
         let now = cursor.get();
         let only = only_anomalies.get();
         let mut rows = Vec::new();
@@ -113,9 +113,9 @@ pub fn HistoryPane() -> impl IntoView {
         Some(rows)
     });
     let summary = move || {
-        let full = ex.full.get()?;
+        let full = ex.run.full.get()?;
         let count = |k: AnomalyKind| full.report.check.counts.get(&k).copied().unwrap_or(0);
-        let now = ex.now();
+        let now = ex.run.now();
         let so_far = |k: AnomalyKind| {
             full.report.check.anomalies.iter().filter(|a| a.kind == k && a.time <= now).count()
         };
@@ -141,7 +141,7 @@ pub fn HistoryPane() -> impl IntoView {
                 </label>
                 <span id="anomaly-summary" class="meta">{summary}</span>
             </div>
-            <Show when=move || ex.full.get().is_some() fallback=|| view! { <p class="hint">"Checking the run…"</p> }>
+            <Show when=move || ex.run.full.get().is_some() fallback=|| view! { <p class="hint">"Checking the run…"</p> }>
                 <div class="history-scroll">
                     <table class="ops">
                         <thead><tr><th>"invoked"</th><th>"client"</th><th>"operation"</th><th>"result"</th><th></th></tr></thead>
@@ -157,7 +157,7 @@ pub fn HistoryPane() -> impl IntoView {
                                             class=move || {
                                                 let mut c = String::from("op");
                                                 if anomalous { c.push_str(" anomaly"); }
-                                                if ex.selection.get() == Selection::Op(invoke) { c.push_str(" selected"); }
+                                                if ex.view.selection.get() == Selection::Op(invoke) { c.push_str(" selected"); }
                                                 c
                                             }
                                             on:click=move |_| ex.select_op(invoke)

@@ -3,6 +3,7 @@
 //! anomalies over time.
 
 use crate::panels::human_bytes;
+use crate::run::LaneState;
 use crate::state::use_explorer;
 use leptos::prelude::*;
 use ringside_core::Instant;
@@ -89,8 +90,8 @@ fn chart(lane: &Lane, seconds: u64) -> impl IntoView + use<> {
 #[component]
 pub fn Lanes() -> impl IntoView {
     let ex = use_explorer();
-    let chosen = Memo::new(move |_| ex.lanes());
-    let seconds = move || ex.end.get().as_micros().div_ceil(1_000_000);
+    let chosen = Memo::new(move |_| ex.run.lane_strategies());
+    let seconds = move || ex.run.end.get().as_micros().div_ceil(1_000_000);
     let toggle = move |s: JoinStrategy, on: bool| {
         let mut lanes = chosen.get_untracked();
         lanes.retain(|x| *x != s);
@@ -106,14 +107,16 @@ pub fn Lanes() -> impl IntoView {
         <section id="lanes" class="panel lanes">
             <div class="panel-head">
                 <h2>"Join strategies side by side"</h2>
-                <span class="meta" id="compare-time" data-ms=move || ex.comparison.get().map(|(_, ms)| format!("{ms:.0}"))>
-                    {move || if ex.comparing.get() {
-                        "computing…".to_string()
-                    } else {
-                        ex.comparison.get().map(|(c, ms)| {
-                            let n = c.lanes.len();
-                            format!("{n} lane{} of {} s computed in {:.2} s", if n == 1 { "" } else { "s" }, seconds(), ms / 1000.0)
-                        }).unwrap_or_default()
+                <span class="meta" id="compare-time" data-ms=move || ex.run.lanes.with(|l| match l {
+                    LaneState::Ready { took_ms, .. } => Some(format!("{took_ms:.0}")),
+                    LaneState::Computing => None,
+                })>
+                    {move || match ex.run.lanes.get() {
+                        LaneState::Computing => "computing…".to_string(),
+                        LaneState::Ready { comparison, took_ms } => {
+                            let n = comparison.lanes.len();
+                            format!("{n} lane{} of {} s computed in {:.2} s", if n == 1 { "" } else { "s" }, seconds(), took_ms / 1000.0)
+                        }
                     }}
                 </span>
             </div>
@@ -145,18 +148,18 @@ pub fn Lanes() -> impl IntoView {
                 </thead>
                 <tbody>
                     <For
-                        each=move || ex.comparison.get().map(|(c, _)| c.lanes.clone()).unwrap_or_default()
+                        each=move || ex.run.lanes.with(|l| l.comparison().map(|c| c.lanes.clone()).unwrap_or_default())
                         key=|l| (l.strategy, l.trace_hash.clone())
                         children=move |lane| {
                             let s = lane.strategy;
                             let lane2 = lane.clone();
-                            let counters = Memo::new(move |_| at_cursor(&lane2, ex.now()));
+                            let counters = Memo::new(move |_| at_cursor(&lane2, ex.run.now()));
                             let total = seconds();
                             let cursor_x = move || {
-                                let end = ex.end.get().as_micros().max(1) as f64;
-                                ex.now().as_micros() as f64 / end * CHART_W
+                                let end = ex.run.end.get().as_micros().max(1) as f64;
+                                ex.run.now().as_micros() as f64 / end * CHART_W
                             };
-                            let animated = move || ex.strategy() == Some(s);
+                            let animated = move || ex.run.strategy() == Some(s);
                             view! {
                                 <tr class=move || if animated() { "lane animated" } else { "lane" } data-strategy=s.name()>
                                     <td class="lane-name">
@@ -178,8 +181,7 @@ pub fn Lanes() -> impl IntoView {
                                                 let Some(el) = e.current_target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
                                                 let r = el.get_bounding_client_rect();
                                                 let f = ((f64::from(e.client_x()) - r.left()) / r.width()).clamp(0.0, 1.0);
-                                                ex.playing.set(false);
-                                                ex.seek(Instant::ZERO + Duration::from_secs_f64(f * ex.end.get_untracked().as_micros() as f64 / 1e6));
+                                                ex.jump(Instant::ZERO + Duration::from_secs_f64(f * ex.run.end.get_untracked().as_micros() as f64 / 1e6));
                                             }>
                                             <rect class="chart-bg" width=CHART_W height=CHART_H></rect>
                                             {chart(&lane, total)}

@@ -10,6 +10,7 @@ mod history;
 mod lanes;
 mod panels;
 mod ring;
+mod run;
 mod state;
 mod timeline;
 mod url;

@@ -3,13 +3,15 @@
 //! (client requests, partitions, adding a node).
 
 use crate::ring::node_color;
-use crate::state::{Selection, use_explorer};
+use crate::run::FullRun;
+use crate::state::{Notice, Selection, use_explorer};
 use leptos::prelude::*;
-use ringside_core::explore::{Action, explain_message, explain_node};
+use ringside_core::explore::{Action, NodeView, OpMessages, explain_message, explain_node};
 use ringside_core::history::{OpFunction, OpType};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::sim::Fate;
 use ringside_core::{ConsistencyLevel, NodeId};
+use std::sync::Arc;
 
 pub use ringside_core::compare::human_bytes;
 
@@ -23,9 +25,9 @@ pub fn secs(micros: u64) -> String {
 pub fn NodeTable() -> impl IntoView {
     let ex = use_explorer();
     let rows = Memo::new(move |_| {
-        ex.snapshot.with(|s| s.as_ref().map(|s| s.nodes.clone()).unwrap_or_default())
+        ex.run.snapshot.with(|s| s.as_ref().map(|s| s.nodes.clone()).unwrap_or_default())
     });
-    let names = move || ex.names();
+    let names = move || ex.run.names();
     view! {
         <table id="nodes" class="nodes">
             <thead>
@@ -78,7 +80,7 @@ pub fn NodeTable() -> impl IntoView {
                         let ghost = move || node.with(|n| n.as_ref().map_or(0, |n| n.ghost_keys));
                         view! {
                             <tr
-                                class=move || if ex.selection.get() == Selection::Node(id) { "selected" } else { "" }
+                                class=move || if ex.view.selection.get() == Selection::Node(id) { "selected" } else { "" }
                                 data-name=field(|n| n.name.clone())
                                 on:click=move |_| ex.select(Selection::Node(id))
                             >
@@ -105,7 +107,8 @@ pub fn NodeTable() -> impl IntoView {
 #[component]
 pub fn Inspector() -> impl IntoView {
     let ex = use_explorer();
-    let body = move || match ex.selection.get() {
+    let names = Signal::derive(move || ex.run.names());
+    let body = move || match ex.view.selection.get() {
         Selection::None => view! {
             <p class="hint">
                 "Click a node, a message or an operation in the history to see what it is. "
@@ -113,10 +116,18 @@ pub fn Inspector() -> impl IntoView {
             </p>
         }
         .into_any(),
-        Selection::Node(id) => view! { <NodeDetails id=id/> }.into_any(),
+        Selection::Node(id) => {
+            let node = Signal::derive(move || {
+                ex.run
+                    .snapshot
+                    .with(|s| s.as_ref().and_then(|s| s.nodes.get(id.0 as usize).cloned()))
+            });
+            view! { <NodeDetails node names on_act=Callback::new(move |a| ex.intervene(a))/> }
+                .into_any()
+        }
         Selection::Message(id) => match ex.selected_message(id) {
             Some(m) => {
-                let names = ex.names();
+                let names = names.get();
                 let text = explain_message(&m, &names);
                 let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
                 let (outcome, fate) = match &m.fate {
@@ -144,35 +155,44 @@ pub fn Inspector() -> impl IntoView {
             None => view! { <p class="hint">"That message is not in flight at this time."</p> }
                 .into_any(),
         },
-        Selection::Op(index) => view! { <OpDetails index=index/> }.into_any(),
+        Selection::Op(index) => view! {
+            <OpDetails index full=ex.run.full highlight=ex.view.highlight names/>
+        }
+        .into_any(),
     };
     view! {
         <section id="inspector" class="panel inspector">
             <h2>"Explain this"</h2>
             {body}
-            {move || ex.notice.get().map(|(ok, text)| view! {
-                <p id="notice" class=if ok { "notice ok" } else { "notice refused" }>{text}</p>
+            {move || ex.view.notice.get().map(|notice| {
+                let (class, text) = match notice {
+                    Notice::Done(text) => ("notice ok", text),
+                    Notice::Refused(text) => ("notice refused", text),
+                };
+                view! { <p id="notice" class=class>{text}</p> }
             })}
         </section>
     }
 }
 
+/// A node explained, with the buttons that act on it (`on_act` applies the action).
 #[component]
-fn NodeDetails(id: NodeId) -> impl IntoView {
-    let ex = use_explorer();
-    let node = Memo::new(move |_| {
-        ex.snapshot.with(|s| s.as_ref().and_then(|s| s.nodes.get(id.0 as usize).cloned()))
-    });
+fn NodeDetails(
+    #[prop(into)] node: Signal<Option<NodeView>>,
+    #[prop(into)] names: Signal<Vec<String>>,
+    on_act: Callback<Action>,
+) -> impl IntoView {
+    let node = Memo::new(move |_| node.get());
     let act = move |make: fn(String) -> Action| {
         move |_| {
             if let Some(n) = node.get_untracked() {
-                ex.intervene(make(n.name));
+                on_act.run(make(n.name));
             }
         }
     };
     move || {
         node.get().map(|n| {
-            let names = ex.names();
+            let names = names.get();
             let up = n.up;
             let joining_stuck = n.lifecycle.contains("interrupted") || n.lifecycle.contains("failed");
             view! {
@@ -196,14 +216,20 @@ fn NodeDetails(id: NodeId) -> impl IntoView {
     }
 }
 
+/// Client operation `index` (its invoke in `full`'s history) explained: its outcome, what the
+/// checker found, and the replicas asked and answering (`highlight`).
 #[component]
-fn OpDetails(index: usize) -> impl IntoView {
-    let ex = use_explorer();
+fn OpDetails(
+    index: usize,
+    #[prop(into)] full: Signal<Option<Arc<FullRun>>>,
+    #[prop(into)] highlight: Signal<Option<Arc<OpMessages>>>,
+    #[prop(into)] names: Signal<Vec<String>>,
+) -> impl IntoView {
     move || {
-        let full = ex.full.get()?;
+        let full = full.get()?;
         let invoke = full.history.get(index)?.clone();
         let done = full.pairing.completion_of(index).map(|c| full.history[c].clone());
-        let names = ex.names();
+        let names = names.get();
         let name = |n: NodeId| names.get(n.0 as usize).cloned().unwrap_or_default();
         let anomalies: Vec<String> = done
             .as_ref()
@@ -217,8 +243,7 @@ fn OpDetails(index: usize) -> impl IntoView {
                     .collect()
             })
             .unwrap_or_default();
-        let highlight = ex.highlight.get();
-        let replicas = highlight.map(|h| {
+        let replicas = highlight.get().map(|h| {
             let list = |set: &std::collections::BTreeSet<NodeId>| {
                 set.iter().map(|n| name(*n)).collect::<Vec<_>>().join(", ")
             };
@@ -272,7 +297,7 @@ const LEVELS: &[ConsistencyLevel] = &[
 #[component]
 pub fn Actions() -> impl IntoView {
     let ex = use_explorer();
-    let names = Memo::new(move |_| ex.names());
+    let names = Memo::new(move |_| ex.run.names());
     let (coordinator, set_coordinator) = signal(String::new());
     let (op, set_op) = signal("write".to_string());
     let (key, set_key) = signal("k1".to_string());
@@ -299,14 +324,14 @@ pub fn Actions() -> impl IntoView {
         let cl: ConsistencyLevel = match cl.get_untracked().parse() {
             Ok(cl) => cl,
             Err(e) => {
-                ex.notice.set(Some((false, format!("{e}"))));
+                ex.refuse(e.to_string());
                 return;
             }
         };
         let node = coordinator_now();
         let key = key.get_untracked();
         if key.is_empty() {
-            ex.notice.set(Some((false, "a key cannot be empty".into())));
+            ex.refuse("a key cannot be empty".into());
             return;
         }
         let action = if op.get_untracked() == "read" {
@@ -318,7 +343,7 @@ pub fn Actions() -> impl IntoView {
     };
     // The strategy picked for the new node; the run's own until the user picks another.
     let (picked, set_picked) = signal(None::<JoinStrategy>);
-    let strategy_now = move || picked.get().or_else(|| ex.strategy());
+    let strategy_now = move || picked.get().or_else(|| ex.run.strategy());
     view! {
         <section id="actions" class="panel actions-panel">
             <h2>"Act on the cluster"</h2>
@@ -361,7 +386,7 @@ pub fn Actions() -> impl IntoView {
                 <button id="partition" on:click=move |_| {
                     let chosen = side.get_untracked();
                     if chosen.is_empty() {
-                        ex.notice.set(Some((false, "tick the nodes to cut off from the others first".into())));
+                        ex.refuse("tick the nodes to cut off from the others first".into());
                     } else {
                         ex.intervene(Action::Partition(vec![chosen]));
                     }
@@ -379,7 +404,7 @@ pub fn Actions() -> impl IntoView {
                 </select>
                 <button id="add-go" on:click=move |_| {
                     let name = next_name();
-                    if let Some(s) = strategy_now() && Some(s) != ex.strategy() {
+                    if let Some(s) = strategy_now() && Some(s) != ex.run.strategy() {
                         // The strategy is cluster-wide: replay the run under it up to now.
                         ex.set_strategy(s);
                     }

@@ -8,10 +8,13 @@ use crate::geometry::{
 use crate::state::{Selection, use_explorer};
 use leptos::prelude::*;
 use ringside_core::NodeId;
-use ringside_core::explore::{DropCause, MessageView, fraction, range_view};
+use ringside_core::explore::{
+    ArcView, DropCause, MessageView, NodeView, OpMessages, fraction, range_view,
+};
 use ringside_core::message::MessageKind;
 use ringside_core::topology::WriteRole;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use wasm_bindgen::JsCast;
 
 /// Node colours (owners of vnodes), by node id.
@@ -68,8 +71,19 @@ struct Drawn {
 #[component]
 pub fn RingView() -> impl IntoView {
     let ex = use_explorer();
-    let snap = ex.snapshot;
-    let count = Memo::new(move |_| snap.with(|s| s.as_ref().map_or(0, |s| s.nodes.len())));
+    let snap = ex.run.snapshot;
+    let nodes =
+        Memo::new(move |_| snap.with(|s| s.as_ref().map(|s| s.nodes.clone()).unwrap_or_default()));
+    let count = Memo::new(move |_| nodes.with(Vec::len));
+    let names = Memo::new(move |_| nodes.with(|n| n.iter().map(|n| n.name.clone()).collect()));
+    let cut =
+        Memo::new(move |_| snap.with(|s| s.as_ref().map(|s| s.cut.clone()).unwrap_or_default()));
+    let selected_message = Memo::new(move |_| match ex.view.selection.get() {
+        Selection::Message(id) => {
+            snap.with(|s| s.as_ref().and_then(|s| s.messages.iter().find(|m| m.id == id).cloned()))
+        }
+        _ => None,
+    });
     let positions = Memo::new(move |_| {
         let n = count.get();
         (0..n).map(|i| node_position(i, n)).collect::<Vec<Point>>()
@@ -81,9 +95,9 @@ pub fn RingView() -> impl IntoView {
     });
     // Messages drawn this frame, by id: position and classes.
     let drawn = Memo::new(move |_| {
-        let hidden = ex.hidden.get();
-        let highlight = ex.highlight.get();
-        let selected = ex.selection.get();
+        let hidden = ex.view.hidden.get();
+        let highlight = ex.view.highlight.get();
+        let selected = ex.view.selection.get();
         let pos = positions.get();
         snap.with(|s| {
             let mut out: BTreeMap<u64, Drawn> = BTreeMap::new();
@@ -129,7 +143,7 @@ pub fn RingView() -> impl IntoView {
         };
         let r = geometry::radius_at(p);
         let on_ring = (RING_INNER - 8.0..=PENDING_OUTER + 8.0).contains(&r);
-        ex.hover_token.set(on_ring.then(|| geometry::token_at(geometry::fraction_at(p))));
+        ex.view.hover_token.set(on_ring.then(|| geometry::token_at(geometry::fraction_at(p))));
     };
 
     view! {
@@ -139,7 +153,7 @@ pub fn RingView() -> impl IntoView {
             role="img"
             aria-label="The token ring: vnodes coloured by owner, nodes around it, messages between them"
             on:mousemove=on_move
-            on:mouseleave=move |_| ex.hover_token.set(None)
+            on:mouseleave=move |_| ex.view.hover_token.set(None)
         >
             <circle class="ring-guide" cx=CENTER cy=CENTER r=(RING_INNER + RING_OUTER) / 2.0></circle>
             <g class="arcs">
@@ -181,15 +195,24 @@ pub fn RingView() -> impl IntoView {
                     }
                 />
             </g>
-            <Streaming/>
-            <Partition positions=positions/>
-            <Walk/>
-            <SelectedPath/>
+            <Streaming nodes/>
+            <Partition cut positions/>
+            <Walk token=ex.view.hover_token arcs names/>
+            <SelectedPath message=selected_message count/>
             <g class="nodes">
                 <For
                     each=move || (0..count.get()).map(|i| NodeId(i as u32))
                     key=|id| id.0
-                    children=move |id| view! { <NodeBadge id=id positions=positions/> }
+                    children=move |id| view! {
+                        <NodeBadge
+                            id
+                            node=Signal::derive(move || nodes.with(|n| n.get(id.0 as usize).cloned()))
+                            position=Signal::derive(move || positions.with(|p| p.get(id.0 as usize).copied()))
+                            selected=Signal::derive(move || ex.view.selection.get() == Selection::Node(id))
+                            highlight=ex.view.highlight
+                            on_select=Callback::new(move |()| ex.select(Selection::Node(id)))
+                        />
+                    }
                 />
             </g>
             <g class="messages">
@@ -212,7 +235,7 @@ pub fn RingView() -> impl IntoView {
                                 cy=move || format!("{:.1}", y())
                                 on:click=move |e| {
                                     e.stop_propagation();
-                                    ex.playing.set(false);
+                                    ex.view.playing.set(false);
                                     ex.select(Selection::Message(id));
                                 }
                             ></circle>
@@ -221,7 +244,7 @@ pub fn RingView() -> impl IntoView {
                 />
             </g>
             <text class="clock" x=CENTER y=CENTER - 6.0 text-anchor="middle">
-                {move || format!("{:.3} s", ex.now().as_micros() as f64 / 1e6)}
+                {move || format!("{:.3} s", ex.run.now().as_micros() as f64 / 1e6)}
             </text>
             <text class="clock-sub" x=CENTER y=CENTER + 16.0 text-anchor="middle">
                 {move || snap.with(|s| s.as_ref().map(|s| format!("RF {} · {} in flight", s.rf, s.messages.len())).unwrap_or_default())}
@@ -230,16 +253,19 @@ pub fn RingView() -> impl IntoView {
     }
 }
 
-/// One node around the ring.
+/// Node `id` around the ring, at `position`; in `highlight`, it shows whether it was asked by
+/// the selected operation and answered in time.
 #[component]
-fn NodeBadge(id: NodeId, positions: Memo<Vec<Point>>) -> impl IntoView {
-    let ex = use_explorer();
-    let node = Memo::new(move |_| {
-        ex.snapshot.with(|s| s.as_ref().and_then(|s| s.nodes.get(id.0 as usize).cloned()))
-    });
-    let pos = move || {
-        positions.with(|p| p.get(id.0 as usize).copied()).unwrap_or(Point { x: 0.0, y: 0.0 })
-    };
+fn NodeBadge(
+    id: NodeId,
+    #[prop(into)] node: Signal<Option<NodeView>>,
+    #[prop(into)] position: Signal<Option<Point>>,
+    #[prop(into)] selected: Signal<bool>,
+    #[prop(into)] highlight: Signal<Option<Arc<OpMessages>>>,
+    on_select: Callback<()>,
+) -> impl IntoView {
+    let node = Memo::new(move |_| node.get());
+    let pos = move || position.get().unwrap_or(Point { x: 0.0, y: 0.0 });
     let class = move || {
         let mut c = String::from("node");
         if let Some(n) = node.get() {
@@ -248,10 +274,10 @@ fn NodeBadge(id: NodeId, positions: Memo<Vec<Point>>) -> impl IntoView {
                 c.push_str(" down");
             }
         }
-        if ex.selection.get() == Selection::Node(id) {
+        if selected.get() {
             c.push_str(" selected");
         }
-        if let Some(h) = ex.highlight.get() {
+        if let Some(h) = highlight.get() {
             if h.answered.contains(&id) {
                 c.push_str(" answered");
             } else if h.asked.contains(&id) {
@@ -270,7 +296,7 @@ fn NodeBadge(id: NodeId, positions: Memo<Vec<Point>>) -> impl IntoView {
             transform=move || format!("translate({:.1} {:.1})", pos().x, pos().y)
             on:click=move |e| {
                 e.stop_propagation();
-                ex.select(Selection::Node(id));
+                on_select.run(());
             }
         >
             <title>{move || format!("{} — {} (click for details and actions)", name(), status())}</title>
@@ -303,22 +329,22 @@ fn arc_around(f: f64) -> String {
     format!("M0 {:.2}A{r} {r} 0 {large} 1 {:.2} {:.2}", -r, r * a.cos(), r * a.sin())
 }
 
-/// The replica walk of the token under the pointer.
+/// The replica walk over `arcs` from `token` (the one under the pointer).
 #[component]
-fn Walk() -> impl IntoView {
-    let ex = use_explorer();
+fn Walk(
+    #[prop(into)] token: Signal<Option<u64>>,
+    #[prop(into)] arcs: Signal<Vec<ArcView>>,
+    #[prop(into)] names: Signal<Vec<String>>,
+) -> impl IntoView {
     let walk = Memo::new(move |_| {
-        let token = ex.hover_token.get()?;
-        ex.snapshot.with(|s| {
-            let s = s.as_ref()?;
-            Some((token, replica_walk(&s.arcs, token), s.arcs.clone()))
-        })
+        let token = token.get()?;
+        arcs.with(|arcs| Some((token, replica_walk(arcs, token), arcs.clone())))
     });
     move || {
         walk.get().map(|(token, steps, arcs)| {
             let f = fraction(token);
             let (inner, outer) = (polar(f, RING_INNER - 14.0), polar(f, PENDING_OUTER + 6.0));
-            let names = ex.names();
+            let names = names.get();
             let replicas: Vec<String> = steps
                 .iter()
                 .filter(|s| s.replica.is_some())
@@ -352,19 +378,16 @@ fn Walk() -> impl IntoView {
     }
 }
 
-/// The path of the selected message, with a mark where it will be dropped.
+/// The path of the selected `message` between the `count` nodes, with a mark where it will be
+/// dropped.
 #[component]
-fn SelectedPath() -> impl IntoView {
-    let ex = use_explorer();
-    let selected = Memo::new(move |_| match ex.selection.get() {
-        Selection::Message(id) => ex
-            .snapshot
-            .with(|s| s.as_ref().and_then(|s| s.messages.iter().find(|m| m.id == id).cloned())),
-        _ => None,
-    });
+fn SelectedPath(
+    #[prop(into)] message: Signal<Option<MessageView>>,
+    #[prop(into)] count: Signal<usize>,
+) -> impl IntoView {
     move || {
-        selected.get().map(|m: MessageView| {
-            let n = ex.snapshot.with(|s| s.as_ref().map_or(0, |s| s.nodes.len()));
+        message.get().map(|m: MessageView| {
+            let n = count.get();
             let (a, b) = (node_position(m.from.0 as usize, n), node_position(m.to.0 as usize, n));
             let cross = m.dropped.map(|cause| {
                 let p = message_point(a, b, 0.85);
@@ -390,29 +413,24 @@ fn SelectedPath() -> impl IntoView {
     }
 }
 
-/// The range each moving node is streaming now, just outside the pending band.
+/// The range each moving node among `nodes` is streaming now, just outside the pending band.
 #[component]
-fn Streaming() -> impl IntoView {
-    let ex = use_explorer();
+fn Streaming(#[prop(into)] nodes: Signal<Vec<NodeView>>) -> impl IntoView {
     let ranges = Memo::new(move |_| {
-        ex.snapshot.with(|s| {
-            s.as_ref()
-                .map(|s| {
-                    s.nodes
-                        .iter()
-                        .filter_map(|n| {
-                            let m = n.movement.as_ref()?;
-                            let (range, peer) = m.current?;
-                            let (start, width) = range_view(range);
-                            Some((n.id, peer, start, width))
-                        })
-                        .collect::<Vec<_>>()
+        nodes.with(|nodes| {
+            nodes
+                .iter()
+                .filter_map(|n| {
+                    let m = n.movement.as_ref()?;
+                    let (range, peer) = m.current?;
+                    let (start, width) = range_view(range);
+                    Some((n.id, peer, start, width))
                 })
-                .unwrap_or_default()
+                .collect::<Vec<_>>()
         })
     });
     move || {
-        let names = ex.names();
+        let names: Vec<String> = nodes.with(|n| n.iter().map(|n| n.name.clone()).collect());
         ranges
             .get()
             .into_iter()
@@ -429,13 +447,12 @@ fn Streaming() -> impl IntoView {
     }
 }
 
-/// Dashed lines between the nodes a partition separates.
+/// Dashed lines between the pairs of nodes a partition separates (`cut`).
 #[component]
-fn Partition(positions: Memo<Vec<Point>>) -> impl IntoView {
-    let ex = use_explorer();
-    let cut = Memo::new(move |_| {
-        ex.snapshot.with(|s| s.as_ref().map(|s| s.cut.clone()).unwrap_or_default())
-    });
+fn Partition(
+    #[prop(into)] cut: Signal<Vec<(NodeId, NodeId)>>,
+    #[prop(into)] positions: Signal<Vec<Point>>,
+) -> impl IntoView {
     move || {
         let pos = positions.get();
         cut.get()

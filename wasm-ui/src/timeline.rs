@@ -10,10 +10,10 @@ use std::time::Duration;
 #[component]
 pub fn Timeline() -> impl IntoView {
     let ex = use_explorer();
-    let end_ms = move || ex.end.get().as_millis();
-    let now_ms = move || ex.now().as_millis();
+    let end_ms = move || ex.run.end.get().as_millis();
+    let now_ms = move || ex.run.now().as_millis();
     let percent = move |at: Instant| {
-        let end = ex.end.get().as_micros().max(1) as f64;
+        let end = ex.run.end.get().as_micros().max(1) as f64;
         at.as_micros() as f64 / end * 100.0
     };
     view! {
@@ -26,7 +26,7 @@ pub fn Timeline() -> impl IntoView {
                     title="Play / pause (Space)"
                     on:click=move |_| ex.toggle_play()
                 >
-                    {move || if ex.playing.get() { "⏸ Pause" } else { "▶ Play" }}
+                    {move || if ex.view.playing.get() { "⏸ Pause" } else { "▶ Play" }}
                 </button>
                 <button id="step" title="Step to the next thing that happens (→)" on:click=move |_| ex.step()>"Step →"</button>
                 <label>
@@ -36,22 +36,22 @@ pub fn Timeline() -> impl IntoView {
                         title="Simulated time per second (+ / −)"
                         on:change=move |e| {
                             if let Ok(v) = event_target_value(&e).parse() {
-                                ex.speed.set(v);
+                                ex.view.speed.set(v);
                             }
                         }
-                        prop:value=move || ex.speed.get().to_string()
+                        prop:value=move || ex.view.speed.get().to_string()
                     >
                         {SPEEDS.iter().map(|s| view! { <option value=s.to_string()>{format!("{s}×")}</option> }).collect_view()}
                     </select>
                 </label>
                 <output id="clock">
-                    {move || format!("{:.3} s / {:.0} s", ex.now().as_micros() as f64 / 1e6, end_ms() as f64 / 1000.0)}
+                    {move || format!("{:.3} s / {:.0} s", ex.run.now().as_micros() as f64 / 1e6, end_ms() as f64 / 1000.0)}
                 </output>
             </div>
             <div class="scrub">
                 <div class="markers" aria-hidden="true">
                     <For
-                        each=move || ex.markers.get().into_iter().enumerate()
+                        each=move || ex.run.markers.get().into_iter().enumerate()
                         key=|(i, m)| (*i, m.at, m.class)
                         children=move |(_, m)| {
                             let at = m.at;
@@ -60,10 +60,7 @@ pub fn Timeline() -> impl IntoView {
                                     class=format!("marker {}", m.class)
                                     style=move || format!("left:{:.3}%", percent(at))
                                     title=format!("{:.3} s: {}", at.as_micros() as f64 / 1e6, m.label)
-                                    on:click=move |_| {
-                                        ex.playing.set(false);
-                                        ex.seek(at);
-                                    }
+                                    on:click=move |_| ex.jump(at)
                                 ></span>
                             }
                         }
@@ -79,8 +76,7 @@ pub fn Timeline() -> impl IntoView {
                     prop:value=move || now_ms().to_string()
                     on:input=move |e| {
                         if let Ok(ms) = event_target_value(&e).parse::<u64>() {
-                            ex.playing.set(false);
-                            ex.seek(Instant::ZERO + Duration::from_millis(ms));
+                            ex.jump(Instant::ZERO + Duration::from_millis(ms));
                         }
                     }
                 />

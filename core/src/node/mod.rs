@@ -1,5 +1,6 @@
 //! The `Node` facade: one replica and coordinator of the cluster, as a sans-IO state machine.
 
+mod barrier;
 mod client;
 mod fencing;
 mod join;
@@ -8,7 +9,8 @@ mod lifecycle;
 mod repair;
 mod transfer;
 
-pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, RangeLocks, TopologyCache};
+pub use barrier::RangeLocks;
+pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, TopologyCache};
 
 use crate::alloc::Allocation;
 use crate::coordinator::{ReadOp, WriteOp};
@@ -488,7 +490,7 @@ pub struct Node<S: Storage> {
     topology_cache: TopologyCache,
     lifecycle: Lifecycle,
     gossiper: Gossiper,
-    barrier: Option<lifecycle::Barrier>,
+    barrier: Option<barrier::Barrier>,
     /// The members this node's movement changes (see `Barrier::involved`).
     movement_involved: BTreeSet<NodeId>,
     catching_up: bool,
@@ -532,7 +534,7 @@ pub struct Node<S: Storage> {
     minted: BTreeMap<(NodeId, u64), (Version, std::sync::Arc<Siblings>)>,
     /// Barriers applied but not acknowledged yet: the requests in flight when each arrived must
     /// finish first (Scylla's barrier_and_drain).
-    pending_barrier_acks: Vec<lifecycle::PendingBarrierAck>,
+    pending_barrier_acks: Vec<barrier::PendingBarrierAck>,
     /// Range locks this node granted: the mover and the epoch of its movement (it acknowledged
     /// that movement's first barrier and refuses overlapping ones until it ends).
     lock_granted: BTreeMap<NodeId, u64>,

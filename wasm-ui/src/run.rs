@@ -5,6 +5,7 @@
 
 use crate::url::{RunSpec, Source};
 use leptos::prelude::*;
+use ringside_core::Instant;
 use ringside_core::checker::AnomalyKind;
 use ringside_core::compare::{Comparison, compare_with};
 use ringside_core::explore::{Action, Intervention, OpMessages, Player, Snapshot, op_messages};
@@ -14,7 +15,6 @@ use ringside_core::presets::{PRESETS, default_lanes, preset};
 use ringside_core::scenario::{
     Event, Prepared, RunOptions, ScenarioReport, TimelineEvent, parse, prepare,
 };
-use ringside_core::Instant;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

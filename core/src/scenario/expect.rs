@@ -2,7 +2,7 @@
 //! run, the [`Count`] syntax they share, and the checks that compare them with what happened.
 
 use super::playback::Applied;
-use super::report::{OpOutcome, ScenarioReport, ownership_text, status_code};
+use super::report::{OpOutcome, ScenarioReport, node_status, ownership};
 use crate::checker::AnomalyKind;
 use crate::sim::Simulation;
 use serde::{Deserialize, Serialize};
@@ -170,6 +170,38 @@ pub struct ExpectationResult {
     /// Whether it held.
     pub passed: bool,
 }
+/// A node's status, its ownership and a count are compared the same way wherever an expectation
+/// names them (at an `inspect` event or at the end of the run).
+impl ExpectationResult {
+    fn status(what: String, want: &str, actual: String) -> ExpectationResult {
+        let passed = actual.eq_ignore_ascii_case(want.trim());
+        ExpectationResult { what, expected: want.to_string(), actual, passed }
+    }
+
+    /// `actual` is the node's share of the ring (0 to 1), or what is shown without one: `?` for
+    /// a joining node, `absent`. A percentage matches within half a point.
+    fn ownership(what: String, want: &str, actual: Result<f64, String>) -> ExpectationResult {
+        let text = match &actual {
+            Ok(share) => format!("{:.1}%", share * 100.0),
+            Err(text) => text.clone(),
+        };
+        let passed = match (want.trim().trim_end_matches('%').parse::<f64>(), actual) {
+            (Ok(w), Ok(share)) => (w - share * 100.0).abs() <= 0.5,
+            _ => want.trim() == text,
+        };
+        ExpectationResult { what, expected: want.to_string(), actual: text, passed }
+    }
+
+    /// A count against `c`; a comparison that cannot be read says why in `expected`.
+    fn count(what: String, c: &Count, actual: u64) -> ExpectationResult {
+        let (expected, passed) = match c.matches(actual) {
+            Ok(passed) => (c.describe(), passed),
+            Err(why) => (why, false),
+        };
+        ExpectationResult { what, expected, actual: actual.to_string(), passed }
+    }
+}
+
 /// How `ringside status` can print a node, as an expectation may name it.
 pub(super) fn valid_status(s: &str) -> bool {
     let s = s.trim().to_ascii_uppercase();
@@ -200,38 +232,23 @@ pub(super) fn check_cluster(
     let mut out = Vec::new();
     let id = |name: &str| sim.node_id(name).ok();
     for (name, want) in x.status.iter().flatten() {
-        let actual = id(name).map_or("absent".to_string(), |n| status_code(sim, n));
-        out.push(ExpectationResult {
-            what: format!("{label}: status of {name}"),
-            passed: actual.eq_ignore_ascii_case(want.trim()),
-            expected: want.clone(),
-            actual,
-        });
+        let actual = id(name).map_or("absent".to_string(), |n| node_status(sim, n).code());
+        out.push(ExpectationResult::status(format!("{label}: status of {name}"), want, actual));
     }
     for (name, want) in x.ownership.iter().flatten() {
-        let actual = id(name).map_or("absent".to_string(), |n| ownership_text(sim, n));
-        let passed = match (
-            want.trim().trim_end_matches('%').parse::<f64>(),
-            actual.trim_end_matches('%').parse::<f64>(),
-        ) {
-            (Ok(w), Ok(a)) => (w - a).abs() <= 0.5,
-            _ => want.trim() == actual,
+        let actual = match id(name) {
+            Some(n) => ownership(sim, n).ok_or_else(|| "?".to_string()),
+            None => Err("absent".to_string()),
         };
-        out.push(ExpectationResult {
-            what: format!("{label}: ownership of {name}"),
-            expected: want.clone(),
+        out.push(ExpectationResult::ownership(
+            format!("{label}: ownership of {name}"),
+            want,
             actual,
-            passed,
-        });
+        ));
     }
     if let Some(c) = &x.ghost_keys {
         let actual: u64 = sim.ghost_keys().values().sum();
-        out.push(ExpectationResult {
-            what: format!("{label}: ghost keys"),
-            passed: c.matches(actual).unwrap_or(false),
-            expected: c.describe(),
-            actual: actual.to_string(),
-        });
+        out.push(ExpectationResult::count(format!("{label}: ghost keys"), c, actual));
     }
     if let Some(want) = &x.error_contains {
         let actual = applied.error.as_ref().map_or_else(|| "no error".into(), |e| e.to_string());
@@ -287,13 +304,7 @@ pub(super) fn check_run(x: &RunExpect, r: &ScenarioReport) -> Vec<ExpectationRes
     let mut expectations = Vec::new();
     let mut count = |what: &str, c: &Option<Count>, actual: u64| {
         if let Some(c) = c {
-            let passed = c.matches(actual).unwrap_or(false);
-            expectations.push(ExpectationResult {
-                what: what.to_string(),
-                expected: c.matches(actual).map(|_| c.describe()).unwrap_or_else(|e| e),
-                actual: actual.to_string(),
-                passed,
-            });
+            expectations.push(ExpectationResult::count(what.to_string(), c, actual));
         }
     };
     count("stale reads", &x.stale_reads, r.check.count(AnomalyKind::StaleRead) as u64);
@@ -313,21 +324,13 @@ pub(super) fn check_run(x: &RunExpect, r: &ScenarioReport) -> Vec<ExpectationRes
             count(&format!("hints stored on {name}"), &Some(c.clone()), actual);
         }
     }
-    if let Some(own) = &x.ownership {
-        for (name, want) in own {
-            let actual = r.ownership.get(name).copied();
-            let actual_text = actual.map_or("?".to_string(), |f| format!("{:.1}%", f * 100.0));
-            let passed = match (want.trim().trim_end_matches('%').parse::<f64>(), actual) {
-                (Ok(w), Some(a)) => (w - a * 100.0).abs() <= 0.5,
-                _ => want.trim() == actual_text,
-            };
-            expectations.push(ExpectationResult {
-                what: format!("ownership of {name}"),
-                expected: want.clone(),
-                actual: actual_text,
-                passed,
-            });
-        }
+    for (name, want) in x.ownership.iter().flatten() {
+        let actual = r.ownership.get(name).copied().ok_or_else(|| "?".to_string());
+        expectations.push(ExpectationResult::ownership(
+            format!("ownership of {name}"),
+            want,
+            actual,
+        ));
     }
     if let Some(c) = x.converged {
         let actual = r.divergent_keys.is_empty();
@@ -349,12 +352,7 @@ pub(super) fn check_run(x: &RunExpect, r: &ScenarioReport) -> Vec<ExpectationRes
 
     for (name, want) in x.status.iter().flatten() {
         let actual = r.status.get(name).cloned().unwrap_or_else(|| "absent".into());
-        expectations.push(ExpectationResult {
-            what: format!("status of {name}"),
-            passed: actual.eq_ignore_ascii_case(want.trim()),
-            expected: want.clone(),
-            actual,
-        });
+        expectations.push(ExpectationResult::status(format!("status of {name}"), want, actual));
     }
     if let Some(want) = &x.failure_contains {
         expectations.push(ExpectationResult {

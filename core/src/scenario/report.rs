@@ -115,13 +115,16 @@ pub fn node_status(sim: &Simulation, id: NodeId) -> NodeStatus {
     NodeStatus::of(sim.is_up(id), sim.cluster_view().member(id))
 }
 
-/// Effective ownership as `status` prints it: a percentage, or `?` for a joining node.
-pub fn ownership_text(sim: &Simulation, id: NodeId) -> String {
+/// Effective ownership as `status` shows it: the node's share of the ring (0 to 1), `None` for
+/// a joining node (printed `?`).
+pub fn ownership(sim: &Simulation, id: NodeId) -> Option<f64> {
     let share = sim.topology().ring().effective_ownership().get(&id).copied().unwrap_or(0.0);
-    match node_status(sim, id).owns(share) {
-        Some(share) => format!("{:.1}%", share * 100.0),
-        None => "?".into(),
-    }
+    node_status(sim, id).owns(share)
+}
+
+/// [`ownership`] as `status` prints it: a percentage, or `?` for a joining node.
+pub fn ownership_text(sim: &Simulation, id: NodeId) -> String {
+    ownership(sim, id).map_or_else(|| "?".into(), |share| format!("{:.1}%", share * 100.0))
 }
 
 /// The names of `ids`, as reports show nodes.

@@ -100,9 +100,15 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
 }
+/// What [`validate`] parsed on the way: the timeline and the tokens `cluster.tokens` gives.
+struct Validated {
+    timeline: Vec<TimelineEvent>,
+    tokens: BTreeMap<String, Vec<Token>>,
+}
+
 /// Checks everything in a scenario that the types alone do not, so that nothing in the file is
 /// silently ignored and nothing runs that could not work; errors point into `text`.
-fn validate(scenario: &Scenario, sp: &Spans) -> Result<Vec<TimelineEvent>, ScenarioError> {
+fn validate(scenario: &Scenario, sp: &Spans) -> Result<Validated, ScenarioError> {
     let names: Vec<String> = scenario.cluster.nodes.iter().map(|s| s.get_ref().clone()).collect();
     let at_span = |s: &Spanned<String>, message: String| sp.error(Some(s.span()), message);
     if names.is_empty() {
@@ -163,6 +169,7 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<Vec<TimelineEvent>, Scena
             }
         }
     }
+    let mut tokens = BTreeMap::new();
     for (name, specs) in &scenario.cluster.tokens {
         let path = [K("cluster"), K("tokens"), K(name)];
         if specs.is_empty() {
@@ -171,11 +178,13 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<Vec<TimelineEvent>, Scena
                 format!("cluster.tokens gives node {name:?} no tokens: list at least one, or leave the node out to allocate its tokens"),
             ));
         }
+        let mut resolved = Vec::with_capacity(specs.len());
         for (j, t) in specs.iter().enumerate() {
-            t.resolve().map_err(|m| {
+            resolved.push(t.resolve().map_err(|m| {
                 sp.error(sp.value(&[path[0], path[1], path[2], I(j)]), m.to_string())
-            })?;
+            })?);
         }
+        tokens.insert(name.clone(), resolved);
     }
 
     // Nodes added by the timeline are valid names for every event (a too-early reference fails
@@ -483,7 +492,7 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<Vec<TimelineEvent>, Scena
             ),
         ));
     }
-    Ok(timeline)
+    Ok(Validated { timeline, tokens })
 }
 
 /// Turns one timeline entry, already known to hold exactly one action, into its [`Event`],
@@ -684,7 +693,7 @@ pub struct Prepared {
 
 /// Validates a parsed scenario (`text` is its source, for line numbers).
 pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError> {
-    let events = validate(&scenario, &Spans::new(text))?;
+    let Validated { timeline: events, tokens } = validate(&scenario, &Spans::new(text))?;
     let names: Vec<String> = scenario.cluster.nodes.iter().map(|s| s.get_ref().clone()).collect();
     let ids: Vec<NodeId> = (0..names.len() as u32).map(NodeId).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed_0f7a_110c);
@@ -701,11 +710,10 @@ pub fn prepare(scenario: Scenario, text: &str) -> Result<Prepared, ScenarioError
     } else {
         let mut assignments = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            match scenario.cluster.tokens.get(name) {
-                Some(specs) => {
-                    for s in specs {
-                        let t = s.resolve().map_err(|e| ScenarioError::Semantic(e.to_string()))?;
-                        assignments.push((t, NodeId(i as u32)));
+            match tokens.get(name) {
+                Some(given) => {
+                    for t in given {
+                        assignments.push((*t, NodeId(i as u32)));
                     }
                 }
                 None => {

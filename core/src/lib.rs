@@ -12,6 +12,7 @@ pub mod checker;
 pub mod compare;
 pub mod consistency;
 pub mod coordinator;
+pub mod course;
 pub mod detector;
 pub mod explore;
 pub mod gossip;

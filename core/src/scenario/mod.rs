@@ -56,7 +56,10 @@ pub use playback::{
     run, run_with,
 };
 pub use prepare::{Prepared, prepare};
-pub use report::{OpCounts, OpOutcome, ScenarioReport, node_status, ownership_text, status_code};
+pub use report::{
+    Moment, MomentNode, OpCounts, OpOutcome, ScenarioReport, node_status, ownership,
+    ownership_text, status_code,
+};
 pub use spec::{
     AddNodeSpec, ClusterSpec, EventSpec, NodeOverrides, OpSpec, PauseSpec, ResumeSpec, Scenario,
     ScenarioError, TokenError, TokenSpec, parse,

@@ -5,7 +5,7 @@
 use super::event::{ClientOp, Event, Target, TimelineEvent};
 use super::expect::{ExpectationResult, check_cluster};
 use super::prepare::Prepared;
-use super::report::{ScenarioReport, report};
+use super::report::{Moment, ScenarioReport, report};
 use crate::gossip::Status;
 use crate::history::OpFunction;
 use crate::id::NodeId;
@@ -226,6 +226,8 @@ pub struct Playback {
     next: usize,
     scripted: Vec<(usize, Option<u64>)>,
     moments: Vec<ExpectationResult>,
+    /// The cluster after each labelled event that is not a client operation.
+    observed: Vec<Moment>,
     last_read: BTreeMap<String, CausalContext>,
     applied: Vec<AppliedEvent>,
 }
@@ -244,6 +246,7 @@ impl Playback {
             next: 0,
             scripted: Vec::new(),
             moments: Vec::new(),
+            observed: Vec::new(),
             last_read: BTreeMap::new(),
             applied: Vec::new(),
         }
@@ -332,6 +335,12 @@ impl Playback {
         }
         let e = &self.events[i];
         let applied = apply_event(&mut self.sim, e, &self.last_read);
+        if e.event.client_op().is_none()
+            && let Some(label) = &e.label
+        {
+            let error = applied.error.as_ref().map(ToString::to_string);
+            self.observed.push(Moment::of(&self.sim, label, error));
+        }
         if e.event.client_op().is_some() {
             self.scripted.push((i, applied.invoke));
         } else if let Some(x) = &e.expect_cluster {
@@ -356,6 +365,7 @@ impl Playback {
         self.advance_to(end.max(self.sim.now()));
         finish(&mut self.sim, &p.scenario.final_phase);
         let mut report = report(p, options, &self.sim, &self.events, &self.scripted);
+        report.moments = self.observed;
         if !self.moments.is_empty() {
             let passed = self.moments.iter().all(|m| m.passed);
             self.moments.append(&mut report.expectations);

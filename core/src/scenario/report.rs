@@ -33,6 +33,9 @@ pub struct OpOutcome {
     pub values: Vec<String>,
     /// The error's own words, if any.
     pub detail: Option<String>,
+    /// A read (otherwise a write or a delete).
+    #[serde(default)]
+    pub read: bool,
 }
 
 /// Counts of operations.
@@ -103,6 +106,69 @@ pub struct ScenarioReport {
     pub trace_events: u64,
     /// The command that replays this run.
     pub replay: String,
+    /// The cluster as it was right after each labelled event other than a client operation
+    /// (an `inspect` event, a crash, a join…), in the order they were applied.
+    #[serde(default)]
+    pub moments: Vec<Moment>,
+}
+
+/// The cluster right after a labelled event: what `status` showed of each node, and what it held.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Moment {
+    /// The event's label.
+    pub label: String,
+    /// When it was applied.
+    pub at: Instant,
+    /// Why the event was refused, if it was (an operator command).
+    pub error: Option<String>,
+    /// Each node, in id order.
+    pub nodes: Vec<MomentNode>,
+}
+
+/// One node at a [`Moment`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MomentNode {
+    /// Its name.
+    pub name: String,
+    /// Its status code (UN, UJ, DN, LEFT, OUT…).
+    pub status: String,
+    /// Its effective ownership (0 to 1); `None` while it joins.
+    pub ownership: Option<f64>,
+    /// Keys it holds.
+    pub keys: u64,
+    /// Keys it holds but no longer replicates (ghost data).
+    pub ghost_keys: u64,
+    /// Hints it holds for other nodes.
+    pub hints: u64,
+}
+
+impl Moment {
+    /// The cluster of `sim` now, after the event labelled `label`.
+    pub fn of(sim: &Simulation, label: &str, error: Option<String>) -> Moment {
+        let ghosts = sim.ghost_keys();
+        let nodes = (0..sim.names().len() as u32)
+            .map(NodeId)
+            .map(|id| {
+                let storage = sim.storage(id);
+                MomentNode {
+                    name: sim.name(id).to_string(),
+                    status: status_code(sim, id),
+                    ownership: ownership(sim, id),
+                    keys: storage.map_or(0, crate::storage::Storage::key_count),
+                    ghost_keys: ghosts.get(&id).copied().unwrap_or(0),
+                    hints: storage
+                        .and_then(|st| crate::storage::Storage::hints(st).ok())
+                        .map_or(0, |h| h.len() as u64),
+                }
+            })
+            .collect();
+        Moment { label: label.to_string(), at: sim.now(), error, nodes }
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&MomentNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
 }
 /// The status column of `ringside status` for a node of a simulation: `U`/`D` (up or down)
 /// then `N`/`J`/`L` (normal, joining, leaving), or `LEFT`.
@@ -201,7 +267,7 @@ pub(super) fn report(
     let mut expectations = Vec::new();
     for (i, invoke) in scripted {
         let e = &events[*i];
-        let (_, op) = e.event.client_op().expect("only client operations are scripted");
+        let (f, op) = e.event.client_op().expect("only client operations are scripted");
         let label = e.label.clone().unwrap_or_else(|| e.event.to_string());
         let mut outcome = OpOutcome {
             label: label.clone(),
@@ -211,6 +277,7 @@ pub(super) fn report(
             hinted: vec![],
             values: vec![],
             detail: None,
+            read: f == OpFunction::Read,
         };
         match invoke.and_then(|i| sim.completion(i)) {
             None if invoke.is_none() => {
@@ -276,6 +343,7 @@ pub(super) fn report(
         trace_hash: format!("{:016x}", sim.trace().hash()),
         trace_events: sim.trace().len(),
         replay: format!("ringside sim run {file} --seed {seed}"),
+        moments: Vec::new(),
     };
     let run_checks = check_run(&s.expect, &report);
     report.expectations.extend(run_checks);

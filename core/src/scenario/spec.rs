@@ -73,6 +73,15 @@ pub struct Scenario {
     /// Expectations on the whole run.
     #[serde(default)]
     pub expect: RunExpect,
+    /// Set when the file is a course exercise (see [`crate::course`]).
+    #[serde(default)]
+    pub exercise: Option<crate::course::ExerciseSpec>,
+    /// An exercise's parameters (see [`crate::course`]).
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<crate::course::ParamValue>>,
+    /// An exercise's questions (see [`crate::course`]).
+    #[serde(default)]
+    pub questions: Vec<crate::course::QuestionSpec>,
 }
 
 fn default_seed() -> u64 {

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod course;
 pub mod loadgen;
 pub mod sim;
 
@@ -40,6 +41,9 @@ enum Command {
     /// Run scenarios in the deterministic simulator.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Course exercises: predict what the cluster does, then see what the engine did.
+    #[command(subcommand)]
+    Course(course::CourseCommand),
     /// Load generator: Ringside's or etcd's KV API at a fixed concurrency or rate.
     Bench(Box<crate::cli::loadgen::BenchArgs>),
 }
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(cmd) => sim::run(cmd),
+        Command::Course(cmd) => course::run(cmd),
         Command::Node(args) => {
             let print = args.print_config;
             match args.settings() {

@@ -24,9 +24,7 @@ macro_rules! exercises {
 }
 
 /// Every shipped exercise, in course order.
-pub const CATALOG: &[Entry] = exercises![
-    "01-ring" / "fourth-node-ownership",
-];
+pub const CATALOG: &[Entry] = exercises!["01-ring" / "fourth-node-ownership",];
 
 /// The shipped exercise `id`.
 pub fn by_id(id: &str) -> Option<&'static Entry> {

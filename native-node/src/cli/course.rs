@@ -176,7 +176,13 @@ fn ring_text(p: &ringside_core::scenario::Prepared) -> String {
         let line: Vec<String> = tokens
             .iter()
             .zip(owners)
-            .map(|(t, o)| format!("{} @{:.1}%", p.names[o.0 as usize], ringside_core::explore::fraction(*t) * 100.0))
+            .map(|(t, o)| {
+                format!(
+                    "{} @{:.1}%",
+                    p.names[o.0 as usize],
+                    ringside_core::explore::fraction(*t) * 100.0
+                )
+            })
             .collect();
         let _ = writeln!(out, "  {}", line.join(" → "));
     } else {

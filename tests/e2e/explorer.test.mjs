@@ -5,7 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { fixture, launchBrowser, openExplorer, screenshotPath, waitForText, WAIT_MS } from './support.mjs';
+import {
+  fixture,
+  launchBrowser,
+  screenshotPath,
+  until,
+  waitForText,
+  withExplorer as withExplorerIn,
+  WAIT_MS,
+} from './support.mjs';
 
 const TIMEOUT = { timeout: 60_000 };
 
@@ -32,32 +40,9 @@ after(async () => {
   await browser?.close();
 });
 
-// Opens the explorer, runs `body` with the page, then takes the test's screenshot and checks that
-// the page logged no error. The screenshot is also taken when the test fails, to see why.
-async function withExplorer(query, shot, body) {
-  const opened = await openExplorer(browser, query);
-  try {
-    await body(opened.page);
-    assert.deepEqual(opened.problems, [], 'no uncaught exception or console error');
-  } finally {
-    const file = await screenshotPath(`explorer-${shot}.png`);
-    await opened.page.screenshot({ path: file, fullPage: true }).catch(() => {});
-    console.log(`screenshot: ${file}`);
-    await opened.close();
-  }
-}
-
-// Polls `read()` until `ok(value)` holds and returns the value; fails with the last value.
-async function until(what, read, ok, timeout = WAIT_MS) {
-  const deadline = Date.now() + timeout;
-  let value;
-  for (;;) {
-    value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.fail(`${what}: still ${JSON.stringify(value)} after ${timeout} ms`);
+// Opens the explorer in this file's browser (see support.mjs).
+function withExplorer(query, shot, body) {
+  return withExplorerIn(browser, query, shot, body);
 }
 
 // Waits until the checked full run (history, anomaly summary) and the lanes are computed.

@@ -111,15 +111,44 @@ export async function waitForText(page, selector, expected, timeout = WAIT_MS) {
   assert.fail(`${selector} shows ${JSON.stringify(text)}, expected ${expected} (after ${timeout} ms)`);
 }
 
-// Where a screenshot called `name` goes; the directory is created. Not committed (target/).
 // A scenario file from `tests/fixtures/`, shared with the runner's and the CLI's tests.
 export function fixture(name) {
   return readFile(path.join(PROJECT_ROOT, 'tests', 'fixtures', name), 'utf8');
 }
 
+// Where a screenshot called `name` goes; the directory is created. Not committed (target/).
 export async function screenshotPath(name) {
   const dir =
     process.env.RINGSIDE_E2E_SCREENSHOTS || path.join(PROJECT_ROOT, 'target', 'e2e-screenshots');
   await mkdir(dir, { recursive: true });
   return path.join(dir, name);
+}
+
+// Opens the explorer, runs `body` with the page, then takes the test's screenshot
+// (`explorer-<shot>.png`) and checks that the page logged no error. The screenshot is also taken
+// when the test fails, to see why.
+export async function withExplorer(browser, query, shot, body) {
+  const opened = await openExplorer(browser, query);
+  try {
+    await body(opened.page);
+    assert.deepEqual(opened.problems, [], 'no uncaught exception or console error');
+  } finally {
+    const file = await screenshotPath(`explorer-${shot}.png`);
+    await opened.page.screenshot({ path: file, fullPage: true }).catch(() => {});
+    console.log(`screenshot: ${file}`);
+    await opened.close();
+  }
+}
+
+// Polls `read()` until `ok(value)` holds and returns the value; fails with the last value.
+export async function until(what, read, ok, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let value;
+  for (;;) {
+    value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.fail(`${what}: still ${JSON.stringify(value)} after ${timeout} ms`);
 }

@@ -1,6 +1,7 @@
 //! The page: header controls, the ring with the panels beside it, the timeline, the history and
 //! the strategy lanes; keyboard shortcuts and the animation loop.
 
+use crate::course::{CourseMenu, ExercisePanel};
 use crate::gallery::{Dialog, Gallery, ScenarioInfo};
 use crate::history::HistoryPane;
 use crate::lanes::Lanes;
@@ -48,6 +49,7 @@ pub fn App() -> impl IntoView {
                     <Legend hidden=ex.view.hidden/>
                 </div>
                 <div class="side">
+                    <ExercisePanel/>
                     <NodeTable/>
                     <Inspector/>
                     <Actions/>
@@ -64,6 +66,7 @@ pub fn App() -> impl IntoView {
             <DeterminismProbe/>
         </main>
         <Gallery/>
+        <CourseMenu/>
         <Help open=ex.view.help/>
     }
 }
@@ -81,6 +84,7 @@ fn Header() -> impl IntoView {
         <header class="top">
             <h1>"Ringside"<span>" explorer"</span></h1>
             <button id="open-gallery" class="primary" on:click=move |_| ex.view.gallery.set(true)>"Scenarios…"</button>
+            <button id="open-course-menu" title="Exercises: predict, run, compare (c)" on:click=move |_| ex.view.course.set(true)>"Course…"</button>
             <span id="scenario-title" class="title">{move || ex.run.scenario.with(|s| s.as_ref().map(|s| s.title.clone()))}</span>
             <label>
                 "Seed "
@@ -154,7 +158,7 @@ fn Help(open: RwSignal<bool>) -> impl IntoView {
                         <dt>"History"</dt>
                         <dd>"Every client operation, with the checker's stale reads, lost writes and errors flagged. Click one to jump to it: its messages and the replicas that answered light up."</dd>
                         <dt>"Keyboard"</dt>
-                        <dd><kbd>"Space"</kbd>" play/pause · "<kbd>"→"</kbd>" or "<kbd>"."</kbd>" step · "<kbd>"←"</kbd>" back 100 ms · "<kbd>"+"</kbd>"/"<kbd>"−"</kbd>" speed · "<kbd>"Home"</kbd>" start · "<kbd>"g"</kbd>" scenarios · "<kbd>"?"</kbd>" this help · "<kbd>"Esc"</kbd>" close / deselect"</dd>
+                        <dd><kbd>"Space"</kbd>" play/pause · "<kbd>"→"</kbd>" or "<kbd>"."</kbd>" step · "<kbd>"←"</kbd>" back 100 ms · "<kbd>"+"</kbd>"/"<kbd>"−"</kbd>" speed · "<kbd>"Home"</kbd>" start · "<kbd>"g"</kbd>" scenarios · "<kbd>"c"</kbd>" course · "<kbd>"?"</kbd>" this help · "<kbd>"Esc"</kbd>" close / deselect"</dd>
                     </dl>
         </Dialog>
     }
@@ -209,10 +213,12 @@ fn keyboard_shortcuts() {
             "-" | "_" => speed_step(false),
             "Home" => ex.seek(Instant::ZERO),
             "g" => ex.view.gallery.set(true),
+            "c" => ex.view.course.set(true),
             "?" => ex.view.help.update(|h| *h = !*h),
             "Escape" => {
                 ex.view.help.set(false);
                 ex.view.gallery.set(false);
+                ex.view.course.set(false);
                 ex.select(Selection::None);
             }
             _ => return,

@@ -4,6 +4,7 @@
 //! with `cargo xtask explore`.
 
 mod app;
+mod course;
 mod gallery;
 mod geometry;
 mod history;

@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use ringside_core::Instant;
 use ringside_core::checker::AnomalyKind;
 use ringside_core::compare::{Comparison, compare_with};
+use ringside_core::course::{CATALOG, Exercise, Instance, by_id};
 use ringside_core::explore::{Action, Intervention, OpMessages, Player, Snapshot, op_messages};
 use ringside_core::history::{Op, Pairing};
 use ringside_core::membership::JoinStrategy;
@@ -81,6 +82,15 @@ impl LaneState {
     }
 }
 
+/// The course exercise a run plays, when it plays one.
+#[derive(Debug)]
+pub struct ExerciseRun {
+    /// The exercise (all its variants).
+    pub exercise: Exercise,
+    /// The variant played.
+    pub instance: Instance,
+}
+
 /// A moment on the timeline worth a marker.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Marker {
@@ -117,6 +127,8 @@ pub struct Run {
     pub lanes: RwSignal<LaneState>,
     /// Timeline markers: scenario events, interventions, anomalies.
     pub markers: RwSignal<Vec<Marker>>,
+    /// The exercise played, if the run is one.
+    pub exercise: RwSignal<Option<Arc<ExerciseRun>>>,
 }
 
 /// Parses and validates a scenario's text, with the line of the problem when there is one.
@@ -132,7 +144,19 @@ fn scenario_text(source: &Source) -> Result<String, String> {
             format!("there is no preset {id:?}; the presets are {}", ids.join(", "))
         }),
         Source::Custom(text) => Ok(text.clone()),
+        Source::Exercise { id, variant } => Ok(exercise_run(id, *variant)?.instance.text),
     }
+}
+
+/// Variant `variant` of the shipped exercise `id`.
+pub fn exercise_run(id: &str, variant: u64) -> Result<ExerciseRun, String> {
+    let entry = by_id(id).ok_or_else(|| {
+        let ids: Vec<&str> = CATALOG.iter().map(|e| e.id).collect();
+        format!("there is no exercise {id:?}; the exercises are {}", ids.join(", "))
+    })?;
+    let exercise = Exercise::parse(entry.id, entry.text).map_err(|e| e.to_string())?;
+    let instance = exercise.instance(variant).map_err(|e| e.to_string())?;
+    Ok(ExerciseRun { exercise, instance })
 }
 
 /// `performance.now()` in milliseconds.
@@ -157,18 +181,29 @@ impl Run {
             full: RwSignal::new(None),
             lanes: RwSignal::new(LaneState::Computing),
             markers: RwSignal::new(Vec::new()),
+            exercise: RwSignal::new(None),
         }
     }
 
     /// Loads a run: parses its scenario, replays its interventions, seeks to its cursor and
     /// publishes the frame. On failure nothing changes.
     pub fn load(&self, spec: RunSpec) -> Result<(), String> {
-        let text = scenario_text(&spec.source)?;
+        let exercise = match &spec.source {
+            Source::Exercise { id, variant } => Some(Arc::new(exercise_run(id, *variant)?)),
+            _ => None,
+        };
+        let text = match &exercise {
+            Some(e) => e.instance.text.clone(),
+            None => scenario_text(&spec.source)?,
+        };
         let p = prepare_text(&text)?;
         let scenario = ScenarioText {
             title: match &spec.source {
                 Source::Preset(id) => preset(id).map_or(id.clone(), |p| p.title.to_string()),
                 Source::Custom(_) => p.scenario.name.clone(),
+                Source::Exercise { .. } => {
+                    exercise.as_ref().map_or(String::new(), |e| e.instance.exercise.title.clone())
+                }
             },
             description: p.scenario.description.trim().to_string(),
             text,
@@ -184,6 +219,7 @@ impl Run {
         self.end.set(player.end());
         self.player.set_value(Some(player));
         self.scenario.set(Some(scenario));
+        self.exercise.set(exercise);
         self.spec.set(RunSpec { message: None, ..spec });
         self.publish();
         self.recompute();
@@ -288,7 +324,7 @@ impl Run {
         }
         let id = match &spec.source {
             Source::Preset(id) => Some(id.as_str()),
-            Source::Custom(_) => None,
+            Source::Custom(_) | Source::Exercise { .. } => None,
         };
         self.with_player(|p| default_lanes(id, p.prepared())).unwrap_or_default()
     }

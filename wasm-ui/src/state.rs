@@ -64,6 +64,8 @@ pub struct ViewState {
     pub help: RwSignal<bool>,
     /// The preset gallery is open.
     pub gallery: RwSignal<bool>,
+    /// The course menu is open.
+    pub course: RwSignal<bool>,
     /// A scenario or link that could not be loaded.
     pub error: RwSignal<Option<String>>,
     /// The outcome of the last action.
@@ -81,6 +83,7 @@ impl ViewState {
             hover_token: RwSignal::new(None),
             help: RwSignal::new(false),
             gallery: RwSignal::new(false),
+            course: RwSignal::new(false),
             error: RwSignal::new(None),
             notice: RwSignal::new(None),
         }
@@ -135,7 +138,12 @@ impl Explorer {
         // The link's message, if it is in flight at the link's time; from here on the selection
         // is the state and `sync_url` writes it back.
         let selection = spec.message.map_or(Selection::None, Selection::Message);
+        let cursor_given = spec.at.is_some();
         self.run.load(spec)?;
+        // An exercise opens just before its first question's moment.
+        if !cursor_given && let Some(e) = self.run.exercise.get_untracked() {
+            self.run.seek(crate::course::opening_moment(&e));
+        }
         self.view.error.set(None);
         self.view.notice.set(None);
         self.view.highlight.set(None);
@@ -146,6 +154,7 @@ impl Explorer {
                 self.remember_selected_message(s);
             }
         });
+        self.sync_url();
         Ok(())
     }
 

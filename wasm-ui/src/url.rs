@@ -15,6 +15,13 @@ pub enum Source {
     Preset(String),
     /// A scenario file's text.
     Custom(String),
+    /// A course exercise, by id, and which variant of it.
+    Exercise {
+        /// The exercise's id.
+        id: String,
+        /// The variant.
+        variant: u64,
+    },
 }
 
 /// Everything that determines what the explorer shows.
@@ -58,6 +65,10 @@ impl RunSpec {
             Source::Custom(text) => {
                 parts.push(format!("scenario={}", URL_SAFE_NO_PAD.encode(text.as_bytes())))
             }
+            Source::Exercise { id, variant } => {
+                parts.push(format!("exercise={id}"));
+                parts.push(format!("variant={variant}"));
+            }
         }
         if let Some(seed) = self.seed {
             parts.push(format!("seed={seed}"));
@@ -84,10 +95,17 @@ impl RunSpec {
     /// Reads a query string (`?` optional). With no scenario named, `default_preset` is used.
     pub fn from_query(query: &str, default_preset: &str) -> Result<RunSpec, String> {
         let mut spec = RunSpec::preset(default_preset);
+        let mut variant = 0;
         for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             match name {
                 "preset" => spec.source = Source::Preset(value.to_string()),
+                "exercise" => spec.source = Source::Exercise { id: value.to_string(), variant: 0 },
+                "variant" => {
+                    variant = value.parse().map_err(|_| {
+                        format!("variant={value:?} in the link is not a whole number")
+                    })?
+                }
                 "scenario" => {
                     let bytes = URL_SAFE_NO_PAD
                         .decode(value.trim_end_matches('='))
@@ -128,6 +146,9 @@ impl RunSpec {
                 _ => {}
             }
         }
+        if let Source::Exercise { variant: v, .. } = &mut spec.source {
+            *v = variant;
+        }
         Ok(spec)
     }
 }
@@ -164,6 +185,15 @@ mod tests {
         assert!(!query[1..].contains(['?', '#', ' ']), "{query}");
         assert_eq!(query[1..].matches('&').count(), 6, "{query}");
         assert_eq!(RunSpec::from_query(&query, "steady-quorum").unwrap(), spec);
+    }
+
+    #[test]
+    fn an_exercise_link_names_the_exercise_and_its_variant() {
+        let spec = RunSpec::from_query("?variant=3&exercise=fourth-node-ownership", "x").unwrap();
+        let exercise = Source::Exercise { id: "fourth-node-ownership".into(), variant: 3 };
+        assert_eq!(spec.source, exercise);
+        assert_eq!(spec.to_query(), "?exercise=fourth-node-ownership&variant=3");
+        assert!(RunSpec::from_query("?exercise=a&variant=x", "x").unwrap_err().contains("variant"));
     }
 
     #[test]

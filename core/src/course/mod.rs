@@ -263,6 +263,13 @@ pub struct Solved {
 }
 
 impl Instance {
+    /// When question `q`'s moment comes: the time of the operation or event it names (`None`
+    /// for a figure of the whole run).
+    pub fn moment_of(&self, q: &QuestionSpec) -> Option<std::time::Duration> {
+        let label = q.answer.op.as_ref().or(q.answer.at.as_ref())?;
+        self.prepared.events.iter().find(|e| e.label.as_ref() == Some(label)).map(|e| e.at)
+    }
+
     /// Runs the engine (at the scenario's seed, or `seed`) and reads every question's answer.
     pub fn solve(&self, seed: Option<u64>) -> Solved {
         let options = RunOptions { seed, ..RunOptions::default() };

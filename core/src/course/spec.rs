@@ -48,6 +48,33 @@ pub struct AnswerRef {
     pub node: Option<String>,
 }
 
+impl AnswerRef {
+    /// What kind of answer the question takes, known before the run: what a learner types.
+    pub fn form(&self) -> &'static str {
+        let field = self.field.as_deref().unwrap_or_default();
+        let kind = match (&self.op, &self.at, self.run.as_deref()) {
+            (Some(_), _, _) => field,
+            (_, Some(_), _) => field,
+            (_, _, Some(run)) => run,
+            _ => "",
+        };
+        match kind {
+            "ok" | "converged" => "yes or no",
+            "error" => "none, unavailable or timeout",
+            "acks" | "replied" | "hinted" => "nodes, e.g. B, C (or none)",
+            "values" => "values, e.g. v1, v2 (or none)",
+            "status" => "a status such as UN, UJ, DN",
+            "ownership" => "a percentage such as 75%, or ?",
+            _ => "a whole number",
+        }
+    }
+
+    /// Whether the answer is a set of nodes (the explorer lets the learner click them).
+    pub fn expects_nodes(&self) -> bool {
+        self.op.is_some() && matches!(self.field.as_deref(), Some("acks" | "replied" | "hinted"))
+    }
+}
+
 impl fmt::Display for AnswerRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let field = self.field.as_deref().unwrap_or("?");

@@ -130,9 +130,9 @@ fn show(ex: &Exercise, inst: &Instance) -> String {
     if ex.variants() > 1 {
         let _ = writeln!(
             out,
-            "variant {} of {} ({})",
+            "variant {} (of 0–{}): {}",
             inst.variant,
-            ex.variants(),
+            ex.variants() - 1,
             describe_choice(&inst.choice)
         );
     }

@@ -772,12 +772,51 @@ impl Snapshot {
 /// The traffic of one client operation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpMessages {
+    /// How the coordinator planned it (`None` when it could not: no topology yet).
+    pub plan: Option<crate::node::Plan>,
     /// Ids of the messages it caused: requests to replicas and their answers.
     pub messages: BTreeSet<u64>,
     /// Replicas sent a request.
     pub asked: BTreeSet<NodeId>,
     /// Replicas that answered before the client was answered.
     pub answered: BTreeSet<NodeId>,
+}
+
+/// The consistency arithmetic of an operation, in words: what its level needs of how many
+/// replicas, whom the coordinator asked, who answered in time, and whether that met the level.
+/// For example "RF 3 → QUORUM needs 2 acks of B, C, D · asked B, C, D · acknowledged in time: B,
+/// D ✓".
+pub fn explain_arithmetic(
+    m: &OpMessages,
+    cl: crate::consistency::ConsistencyLevel,
+    write: bool,
+    names: &[String],
+) -> Option<String> {
+    let plan = m.plan.as_ref()?;
+    let name = |n: &NodeId| names.get(n.0 as usize).cloned().unwrap_or_else(|| n.to_string());
+    let list = |set: &mut dyn Iterator<Item = &NodeId>| {
+        let v: Vec<String> = set.map(name).collect();
+        if v.is_empty() { "nobody".to_string() } else { v.join(", ") }
+    };
+    let what = if write { "acks" } else { "replies" };
+    let pending = if plan.pending.is_empty() {
+        String::new()
+    } else if write {
+        format!(" (+{} for pending {})", plan.pending.len(), list(&mut plan.pending.iter()))
+    } else {
+        format!(" (also asks {}, not counted)", list(&mut plan.pending.iter()))
+    };
+    let got = m.answered.len();
+    let verdict = if got >= plan.required { "✓" } else { "✗" };
+    let answered = if write { "acknowledged in time" } else { "answered in time" };
+    Some(format!(
+        "RF {} → {cl} needs {} {what} of {}{pending} · asked {} · {answered}: {} {verdict}",
+        plan.rf,
+        plan.required,
+        list(&mut plan.natural.iter()),
+        list(&mut m.asked.iter()),
+        list(&mut m.answered.iter()),
+    ))
 }
 
 /// Finds the messages of the operation invoked by `invoke` (an invoke op of `sim`'s history,
@@ -789,6 +828,8 @@ pub fn op_messages(sim: &Simulation, invoke: &Op, completed: Instant) -> OpMessa
     let mut sim = sim.clone();
     let coordinator = invoke.node;
     let mut out = OpMessages::default();
+    let write = invoke.f != crate::history::OpFunction::Read;
+    out.plan = sim.node(coordinator).and_then(|n| n.plan(invoke.key.as_bytes(), invoke.cl, write));
     // A coordinator that is itself a replica answers locally, without a message.
     let local =
         sim.topology().ring().replicas_for_key(invoke.key.as_bytes()).contains(&coordinator)
@@ -1561,5 +1602,13 @@ add_node = { name = "D" }
         assert!(found.answered.len() >= 2, "QUORUM needs two answers: {found:?}");
         assert!(found.answered.is_subset(&found.asked));
         assert!(found.messages.len() >= 3, "two reads and at least one reply: {found:?}");
+        // The arithmetic on screen, from the coordinator's own plan.
+        let names: Vec<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
+        let text = explain_arithmetic(&found, ConsistencyLevel::Quorum, false, &names).unwrap();
+        assert!(
+            text.starts_with("RF 3 → QUORUM needs 2 replies of A, B, C · asked A, B, C"),
+            "{text}"
+        );
+        assert!(text.ends_with('✓'), "{text}");
     }
 }

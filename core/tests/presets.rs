@@ -177,13 +177,13 @@ fn immediate_join_reads_stale_where_staged_does_not() {
     let immediate_preset = prepared_text_without_differences(p);
     assert_eq!(
         staged_preset, immediate_preset,
-        "join-staged and join-immediate should differ only in name, description, strategy and \
-         expectations"
+        "join-staged and join-immediate should differ only in name, description, strategy, \
+         labels, lesson notes and expectations"
     );
 }
 
 /// The parts of a scenario that make the run: everything but its name, description, join
-/// strategy, expectations and inspections.
+/// strategy, expectations, inspections, labels and lesson notes.
 fn prepared_text_without_differences(p: &Preset) -> serde_json::Value {
     let mut v = serde_json::to_value(prepared(p).scenario).expect("a scenario serializes");
     let o = v.as_object_mut().expect("an object");
@@ -195,7 +195,7 @@ fn prepared_text_without_differences(p: &Preset) -> serde_json::Value {
     events.retain(|e| e["inspect"].is_null());
     for e in events {
         let e = e.as_object_mut().expect("event");
-        for field in ["label", "expect", "expect_cluster"] {
+        for field in ["label", "note", "expect", "expect_cluster"] {
             e.remove(field);
         }
     }

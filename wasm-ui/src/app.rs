@@ -45,6 +45,7 @@ pub fn App() -> impl IntoView {
         <main class="explorer">
             <div class="stage">
                 <div class="ring-box">
+                    <LessonCaption/>
                     <RingView/>
                     <Legend hidden=ex.view.hidden/>
                 </div>
@@ -112,8 +113,28 @@ fn Header() -> impl IntoView {
                     let _ = window().navigator().clipboard().write_text(&href);
                     ex.view.notice.set(Some(Notice::Done("Link copied: it replays this exact run (seed, scenario, strategies, interventions, time).".into())));
                 }>"Copy link"</button>
+            <label class="check" title="Pause at each labelled event of the scenario and explain it">
+                <input id="lesson" type="checkbox" prop:checked=move || ex.run.spec.with(|s| s.lesson)
+                    on:change=move |e| ex.set_lesson(event_target_checked(&e))/>
+                "Lesson"
+            </label>
             <button id="help" title="Legend and keyboard shortcuts (?)" on:click=move |_| ex.view.help.update(|h| *h = !*h)>"?"</button>
         </header>
+    }
+}
+
+/// Lesson mode's caption: what the labelled event the run paused at shows, and Continue.
+#[component]
+fn LessonCaption() -> impl IntoView {
+    let ex = use_explorer();
+    move || {
+        ex.view.caption.get().map(|c| view! {
+            <div id="caption" class="caption" role="status">
+                <strong>{format!("{:.1} s · {}", c.at.as_micros() as f64 / 1e6, c.label)}</strong>
+                <p>{c.text.split_whitespace().collect::<Vec<_>>().join(" ")}</p>
+                <button id="lesson-continue" class="primary" on:click=move |_| ex.continue_lesson()>"Continue ▶"</button>
+            </div>
+        })
     }
 }
 
@@ -157,6 +178,14 @@ fn Help(open: RwSignal<bool>) -> impl IntoView {
                         <dd>"Dots fly from sender to receiver over their real send and delivery times. Red ones will be dropped (loss, partition, or the receiver is down). Click one to have it explained; the legend's boxes filter kinds."</dd>
                         <dt>"History"</dt>
                         <dd>"Every client operation, with the checker's stale reads, lost writes and errors flagged. Click one to jump to it: its messages and the replicas that answered light up."</dd>
+                        <dt>"Glossary"</dt>
+                        <dd>
+                            <dl id="glossary" class="glossary">
+                                {crate::glossary::GLOSSARY.iter().map(|t| view! {
+                                    <dt>{t.term}</dt><dd>{t.definition}</dd>
+                                }).collect_view()}
+                            </dl>
+                        </dd>
                         <dt>"Keyboard"</dt>
                         <dd><kbd>"Space"</kbd>" play/pause · "<kbd>"→"</kbd>" or "<kbd>"."</kbd>" step · "<kbd>"←"</kbd>" back 100 ms · "<kbd>"+"</kbd>"/"<kbd>"−"</kbd>" speed · "<kbd>"Home"</kbd>" start · "<kbd>"g"</kbd>" scenarios · "<kbd>"c"</kbd>" course · "<kbd>"?"</kbd>" this help · "<kbd>"Esc"</kbd>" close / deselect"</dd>
                     </dl>

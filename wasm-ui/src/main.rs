@@ -7,6 +7,7 @@ mod app;
 mod course;
 mod gallery;
 mod geometry;
+mod glossary;
 mod history;
 mod lanes;
 mod panels;

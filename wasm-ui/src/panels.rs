@@ -2,11 +2,14 @@
 //! this" text and the actions on the selected node, and the forms that act on the cluster
 //! (client requests, partitions, adding a node).
 
+use crate::glossary::define;
 use crate::ring::node_color;
 use crate::run::FullRun;
 use crate::state::{Notice, Selection, use_explorer};
 use leptos::prelude::*;
-use ringside_core::explore::{Action, NodeView, OpMessages, explain_message, explain_node};
+use ringside_core::explore::{
+    Action, NodeView, OpMessages, explain_arithmetic, explain_message, explain_node,
+};
 use ringside_core::history::{OpFunction, OpType};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::sim::Fate;
@@ -32,12 +35,12 @@ pub fn NodeTable() -> impl IntoView {
         <table id="nodes" class="nodes">
             <thead>
                 <tr>
-                    <th title="U/D: up or down; N/J/L: normal, joining, leaving">"Status"</th>
+                    <th title=define("UN, UJ, UL, DN")>"Status"</th>
                     <th>"Node"</th>
                     <th title="keys held (ghost keys: held but no longer replicated)">"Load"</th>
-                    <th title="vnodes in the ring">"Tokens"</th>
-                    <th title="effective ownership; ? while joining">"Owns"</th>
-                    <th title="hints held for other nodes">"Hints"</th>
+                    <th title=define("Vnodes")>"Tokens"</th>
+                    <th title=define("Effective ownership")>"Owns"</th>
+                    <th title=define("Hint")>"Hints"</th>
                     <th>"Streaming"</th>
                 </tr>
             </thead>
@@ -243,11 +246,14 @@ fn OpDetails(
                     .collect()
             })
             .unwrap_or_default();
+        let write = invoke.f != OpFunction::Read;
         let replicas = highlight.get().map(|h| {
-            let list = |set: &std::collections::BTreeSet<NodeId>| {
-                set.iter().map(|n| name(*n)).collect::<Vec<_>>().join(", ")
-            };
-            format!("asked {} · answered in time: {}", list(&h.asked), list(&h.answered))
+            explain_arithmetic(&h, invoke.cl, write, &names).unwrap_or_else(|| {
+                let list = |set: &std::collections::BTreeSet<NodeId>| {
+                    set.iter().map(|n| name(*n)).collect::<Vec<_>>().join(", ")
+                };
+                format!("asked {} · answered in time: {}", list(&h.asked), list(&h.answered))
+            })
         });
         let f = match invoke.f {
             OpFunction::Read => "read",

@@ -128,6 +128,18 @@ pub fn RingView() -> impl IntoView {
         })
     });
     let ids = Memo::new(move |_| drawn.with(|d| d.keys().copied().collect::<Vec<u64>>()));
+    // The selected operation's arithmetic, short: "QUORUM needs 2 · 2 acked ✓".
+    let arithmetic = Memo::new(move |_| {
+        let Selection::Op(invoke) = ex.view.selection.get() else { return None };
+        let h = ex.view.highlight.get()?;
+        let plan = h.plan.as_ref()?;
+        let op = ex.run.full.with(|f| f.as_ref().and_then(|f| f.history.get(invoke).cloned()))?;
+        let got = h.answered.len();
+        let what =
+            if op.f == ringside_core::history::OpFunction::Read { "replied" } else { "acked" };
+        let mark = if got >= plan.required { "✓" } else { "✗" };
+        Some(format!("{} needs {} · {got} {what} {mark}", op.cl, plan.required))
+    });
 
     let on_move = move |ev: leptos::ev::MouseEvent| {
         let Some(target) = ev.current_target() else { return };
@@ -248,6 +260,9 @@ pub fn RingView() -> impl IntoView {
             </text>
             <text class="clock-sub" x=CENTER y=CENTER + 16.0 text-anchor="middle">
                 {move || snap.with(|s| s.as_ref().map(|s| format!("RF {} · {} in flight", s.rf, s.messages.len())).unwrap_or_default())}
+            </text>
+            <text id="ring-arithmetic" class="clock-sub arithmetic" x=CENTER y=CENTER + 34.0 text-anchor="middle">
+                {move || arithmetic.get()}
             </text>
         </svg>
     }

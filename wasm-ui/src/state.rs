@@ -45,6 +45,21 @@ pub enum Notice {
     Refused(String),
 }
 
+/// A lesson's pause at a labelled event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Caption {
+    /// When the event happens.
+    pub at: Instant,
+    /// Its label.
+    pub label: String,
+    /// Its note, or what it does when it has none.
+    pub text: String,
+    /// The node it concerns, highlighted.
+    pub node: Option<String>,
+    /// A client operation's key (the operation is selected, its messages lit).
+    pub op_key: Option<String>,
+}
+
 /// How the run is being looked at (cheap to copy: every field is a handle).
 #[derive(Clone, Copy)]
 pub struct ViewState {
@@ -70,6 +85,8 @@ pub struct ViewState {
     pub error: RwSignal<Option<String>>,
     /// The outcome of the last action.
     pub notice: RwSignal<Option<Notice>>,
+    /// Lesson mode's caption, while paused at a labelled event.
+    pub caption: RwSignal<Option<Caption>>,
 }
 
 impl ViewState {
@@ -86,6 +103,7 @@ impl ViewState {
             course: RwSignal::new(false),
             error: RwSignal::new(None),
             notice: RwSignal::new(None),
+            caption: RwSignal::new(None),
         }
     }
 }
@@ -193,9 +211,77 @@ impl Explorer {
         }
         let speed = self.view.speed.get_untracked();
         let dt = Duration::from_secs_f64((dt_ms.min(100.0) / 1000.0) * speed);
+        if self.run.spec.with_untracked(|s| s.lesson)
+            && let Some(caption) = self.next_caption(self.run.now() + dt)
+        {
+            self.run.seek(caption.at);
+            self.pause();
+            self.highlight_caption(&caption);
+            self.view.caption.set(Some(caption));
+            return;
+        }
         if self.run.advance(dt) {
             self.pause();
         }
+    }
+
+    /// The first labelled event after the cursor and not after `until`, as lesson mode
+    /// captions it.
+    fn next_caption(&self, until: Instant) -> Option<Caption> {
+        let now = self.run.now();
+        self.run
+            .with_player(|p| {
+                p.prepared()
+                    .events
+                    .iter()
+                    .filter(|e| e.label.is_some() || e.note.is_some())
+                    .map(|e| (Instant::ZERO + e.at, e))
+                    .filter(|(at, _)| *at > now && *at <= until)
+                    .min_by_key(|(at, _)| *at)
+                    .map(|(at, e)| Caption {
+                        at,
+                        label: e.label.clone().unwrap_or_else(|| e.event.to_string()),
+                        text: e.note.clone().unwrap_or_else(|| e.event.to_string()),
+                        node: e.event.node().map(str::to_string),
+                        op_key: e.event.client_op().map(|(_, op)| op.key.clone()),
+                    })
+            })
+            .flatten()
+    }
+
+    /// Lights what a caption is about: its client operation (messages and replicas), or its node.
+    fn highlight_caption(&self, c: &Caption) {
+        let invoke = c.op_key.as_ref().and_then(|key| {
+            self.run.full.with_untracked(|f| {
+                f.as_ref()?.history.iter().position(|o| {
+                    o.op_type == ringside_core::history::OpType::Invoke
+                        && o.time == c.at
+                        && &o.key == key
+                })
+            })
+        });
+        if let Some(i) = invoke {
+            self.select_op(i);
+        } else if let Some(i) =
+            c.node.as_ref().and_then(|n| self.run.names().iter().position(|x| x == n))
+        {
+            self.select(Selection::Node(ringside_core::NodeId(i as u32)));
+        }
+    }
+
+    /// Leaves a lesson's caption and plays on.
+    pub fn continue_lesson(&self) {
+        self.view.caption.set(None);
+        self.view.playing.set(true);
+    }
+
+    /// Turns lesson mode on or off (it is part of the link).
+    pub fn set_lesson(&self, on: bool) {
+        self.run.spec.update(|s| s.lesson = on);
+        if !on {
+            self.view.caption.set(None);
+        }
+        self.sync_url();
     }
 
     /// Starts or stops playing (from the start again once at the end).
@@ -206,6 +292,7 @@ impl Explorer {
             if self.run.now() >= self.run.end.get_untracked() {
                 self.seek(Instant::ZERO);
             }
+            self.view.caption.set(None);
             self.view.playing.set(true);
         }
     }
@@ -218,6 +305,9 @@ impl Explorer {
 
     /// Moves the cursor (the URL follows while paused).
     pub fn seek(&self, t: Instant) {
+        if self.view.caption.with_untracked(|c| c.as_ref().is_some_and(|c| c.at != t)) {
+            self.view.caption.set(None);
+        }
         self.run.seek(t);
         if !self.view.playing.get_untracked() {
             self.sync_url();

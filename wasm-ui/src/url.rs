@@ -41,6 +41,8 @@ pub struct RunSpec {
     pub at: Option<Duration>,
     /// The selected message, by id (selected on load when it is in flight at `at`).
     pub message: Option<u64>,
+    /// Lesson mode: playing pauses at each labelled event and shows its caption.
+    pub lesson: bool,
 }
 
 impl RunSpec {
@@ -54,6 +56,7 @@ impl RunSpec {
             interventions: Vec::new(),
             at: None,
             message: None,
+            lesson: false,
         }
     }
 
@@ -88,6 +91,9 @@ impl RunSpec {
         }
         if let Some(id) = self.message {
             parts.push(format!("msg={id}"));
+        }
+        if self.lesson {
+            parts.push("lesson=1".into());
         }
         format!("?{}", parts.join("&"))
     }
@@ -142,6 +148,7 @@ impl RunSpec {
                         format!("msg={value:?} in the link is not a message number")
                     })?)
                 }
+                "lesson" => spec.lesson = value != "0",
                 // Unknown parameters (e.g. from a newer version) are ignored.
                 _ => {}
             }
@@ -180,10 +187,11 @@ mod tests {
             ],
             at: Some(Duration::from_micros(12_345_678)),
             message: Some(8708),
+            lesson: true,
         };
         let query = spec.to_query();
         assert!(!query[1..].contains(['?', '#', ' ']), "{query}");
-        assert_eq!(query[1..].matches('&').count(), 6, "{query}");
+        assert_eq!(query[1..].matches('&').count(), 7, "{query}");
         assert_eq!(RunSpec::from_query(&query, "steady-quorum").unwrap(), spec);
     }
 

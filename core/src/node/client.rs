@@ -36,7 +36,36 @@ pub(super) struct WritePlan {
     pub(super) epoch: u64,
 }
 
+/// How a coordinator plans a request: whom it asks and how many answers it waits for. The
+/// explorer shows it as an operation's consistency arithmetic ([`Node::plan`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The natural replicas of the key (for a read, only those this node believes alive).
+    pub natural: Vec<NodeId>,
+    /// Pending replicas a write also goes to (joining or gaining nodes), or a read's joiner.
+    pub pending: Vec<NodeId>,
+    /// Acknowledgements (writes) or replies (reads) the coordinator waits for.
+    pub required: usize,
+    /// The replication factor.
+    pub rf: usize,
+}
+
 impl<S: Storage> Node<S> {
+    /// How this node would plan a read or write of `key` at `cl` now (`None` before it has a
+    /// topology): the same planning `put` and `get` use.
+    pub fn plan(&self, key: &[u8], cl: ConsistencyLevel, write: bool) -> Option<Plan> {
+        let rf = self.topology.as_ref()?.rf();
+        let token = token_for(key);
+        Some(if write {
+            let p = self.plan_write(token, cl);
+            Plan { natural: p.natural, pending: p.pending, required: p.required, rf }
+        } else {
+            let p = self.plan_read(token, cl);
+            let pending = p.targets.iter().filter(|t| !p.counted.contains(t)).copied().collect();
+            Plan { natural: p.counted, pending, required: p.required, rf }
+        })
+    }
+
     /// Writes `value` under `key` at `cl`, superseding what `context` covers.
     pub fn put(
         &mut self,

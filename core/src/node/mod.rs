@@ -10,6 +10,7 @@ mod repair;
 mod transfer;
 
 pub use barrier::RangeLocks;
+pub use client::Plan;
 pub use lifecycle::{AdminError, JoinPhase, JoinRequest, Lifecycle, TopologyCache};
 
 use crate::alloc::Allocation;

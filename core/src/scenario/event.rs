@@ -148,6 +148,28 @@ impl Event {
         }
     }
 
+    /// The one node the event concerns (the node crashed, added, decommissioned…, a client
+    /// operation's coordinator), for highlighting it; `None` for cluster-wide events.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Event::Crash(n) | Event::Restart(n) | Event::Decommission(n) | Event::Abort(n) => {
+                Some(n)
+            }
+            Event::Pause { node, .. }
+            | Event::SlowGossip { node, .. }
+            | Event::ResumeJoin { node, .. } => Some(node),
+            Event::AddNode { name, .. } => Some(name),
+            Event::Cleanup(Target::Node(n)) | Event::Repair(Target::Node(n)) => Some(n),
+            Event::Write { op, .. } | Event::Delete { op, .. } | Event::Read(op) => Some(&op.node),
+            Event::Partition(_)
+            | Event::Heal
+            | Event::Loss(_)
+            | Event::Cleanup(Target::AllNormal)
+            | Event::Repair(Target::AllNormal)
+            | Event::Inspect => None,
+        }
+    }
+
     /// The client operation of a write, delete or read, with the function the history records
     /// it as; `None` for every other event.
     pub fn client_op(&self) -> Option<(OpFunction, &ClientOp)> {
@@ -191,6 +213,8 @@ pub struct TimelineEvent {
     pub at: Duration,
     /// The name reports use for it instead of its description.
     pub label: Option<String>,
+    /// What it shows, for the explorer's lesson mode.
+    pub note: Option<String>,
     /// What happens.
     pub event: Event,
     /// Expectations about a write, delete or read (validation refuses them elsewhere).
@@ -203,7 +227,7 @@ pub struct TimelineEvent {
 impl TimelineEvent {
     /// `event` at `at`, without a label or expectations, as the explorer inserts the user's.
     pub fn new(at: Duration, event: Event) -> TimelineEvent {
-        TimelineEvent { at, label: None, event, expect: None, expect_cluster: None }
+        TimelineEvent { at, label: None, note: None, event, expect: None, expect_cluster: None }
     }
 }
 

@@ -382,6 +382,7 @@ fn validate(scenario: &Scenario, sp: &Spans) -> Result<Validated, ScenarioError>
         timeline.push(TimelineEvent {
             at: e.at,
             label: e.label.clone(),
+            note: e.note.clone(),
             event,
             expect: e.expect.clone(),
             expect_cluster: e.expect_cluster.clone(),

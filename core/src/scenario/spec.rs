@@ -250,6 +250,10 @@ pub struct EventSpec {
     /// A name to refer to this operation in reports.
     #[serde(default)]
     pub label: Option<String>,
+    /// What the event shows, in a sentence or two: the explorer's lesson mode pauses here and
+    /// shows it as a caption.
+    #[serde(default)]
+    pub note: Option<String>,
     /// Kill a node (storage kept).
     #[serde(default)]
     pub crash: Option<Spanned<String>>,

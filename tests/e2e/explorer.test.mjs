@@ -615,7 +615,8 @@ test('clicking an operation in the history jumps to it, lights its messages and 
     const replicas = await waitForText(
       page,
       '#op-replicas',
-      /^asked [A-E](, [A-E])* · answered in time: [A-E](, [A-E])*$/,
+      // The consistency arithmetic: the level's needs, whom the coordinator asked, who acked.
+      /^RF 3 → QUORUM needs \d acks of [A-E](, [A-E])*( \(\+\d for pending [A-E](, [A-E])*\))? · asked [A-E](, [A-E])* · acknowledged in time: [A-E](, [A-E])* [✓✗]$/,
     );
     const answered = await page
       .locator('svg#ring g.node.answered')
@@ -624,7 +625,7 @@ test('clicking an operation in the history jumps to it, lights its messages and 
     assert.ok(answered.length + lit > 0, `lit messages (${lit}) or answered replicas (${answered})`);
     assert.equal(
       answered.join(', '),
-      /answered in time: (.*)$/.exec(replicas)[1],
+      /acknowledged in time: (.*) [✓✗]$/.exec(replicas)[1],
       'the badges of the replicas that answered are marked',
     );
     assert.ok(lit > 0, 'its messages in flight are lit');
@@ -727,7 +728,7 @@ test('the history row clicked stays listed and marked as selected', TIMEOUT, asy
     await row.waitFor();
     const operation = await row.locator('td.op-text').textContent();
     await row.click();
-    await waitForText(page, '#op-replicas', /^asked /);
+    await waitForText(page, '#op-replicas', /^RF 3 → /);
     // The clicked row stays in the pane, marked as selected.
     await until(
       'a selected row in the history',

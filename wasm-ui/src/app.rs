@@ -53,12 +53,12 @@ pub fn App() -> impl IntoView {
                     <ExercisePanel/>
                     <NodeTable/>
                     <Inspector/>
-                    <Actions/>
+                    <HistoryPane/>
                 </div>
             </div>
             <Timeline/>
             <div class="lower">
-                <HistoryPane/>
+                <Actions/>
                 <div class="lower-right">
                     <Lanes/>
                     <ScenarioInfo scenario=ex.run.scenario/>

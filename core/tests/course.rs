@@ -12,7 +12,7 @@ fn exercise(text: &str) -> Exercise {
 fn quorum_exercise(cl: &str, down: &str, question: &str) -> String {
     format!(
         r#"name = "t"
-duration = "40s"
+duration = "90s"
 [exercise]
 module = "00 Test"
 title = "t"
@@ -28,11 +28,11 @@ clients = 0
 at = "1s"
 crash = "{down}"
 [[events]]
-at = "30s"
+at = "70s"
 label = "w"
 write = {{ node = "A", key = "k", value = "v", cl = "{cl}" }}
 [[events]]
-at = "35s"
+at = "75s"
 label = "end"
 inspect = true
 {question}

@@ -58,9 +58,12 @@ pub struct Verdict {
     pub unreadable: Option<String>,
 }
 
-fn words(text: &str) -> BTreeSet<String> {
+/// The items of a typed list. Node names never hold spaces, so `B C` and `B, C` are both read;
+/// values may (`Alice (old)`), so they are separated by commas only.
+fn words(text: &str, nodes: bool) -> BTreeSet<String> {
     let set: BTreeSet<String> = text
-        .split(|c: char| c == ',' || c.is_whitespace() || c == '[' || c == ']' || c == '"')
+        .split(|c: char| c == ',' || (nodes && c.is_whitespace()))
+        .map(|w| w.trim().trim_matches(|c| c == '[' || c == ']' || c == '"').trim())
         .filter(|w| !w.is_empty())
         .map(str::to_string)
         .collect();
@@ -113,12 +116,9 @@ impl Answer {
                 let lower = |s: &BTreeSet<String>| -> BTreeSet<String> {
                     s.iter().map(|w| w.to_lowercase()).collect()
                 };
-                let given = words(text);
-                let right = if matches!(self, Answer::Nodes(_)) {
-                    lower(&given) == lower(set)
-                } else {
-                    given == *set
-                };
+                let is_nodes = matches!(self, Answer::Nodes(_));
+                let given = words(text, is_nodes);
+                let right = if is_nodes { lower(&given) == lower(set) } else { given == *set };
                 verdict(right, None)
             }
             Answer::Share(share) => {
@@ -297,6 +297,9 @@ mod tests {
         assert!(Answer::Nodes(set(&["B", "D"])).grade("d, b").right);
         assert!(!Answer::Nodes(set(&["B", "D"])).grade("B").right);
         assert!(Answer::Nodes(set(&[])).grade("none").right);
+        assert!(Answer::Nodes(set(&["B", "D"])).grade("B D").right);
+        assert!(Answer::Values(set(&["Alice (old)", "v2"])).grade("v2, Alice (old)").right);
+        assert!(!Answer::Values(set(&["Alice (old)"])).grade("Alice").right);
         assert!(Answer::Share(Some(0.75)).grade("75%").right);
         assert!(Answer::Share(Some(0.75)).grade("75.4").right);
         assert!(!Answer::Share(Some(0.75)).grade("66.7%").right);

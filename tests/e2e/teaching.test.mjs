@@ -61,3 +61,50 @@ test('the glossary defines RF, the levels, the status codes and the anomalies', 
     assert.match(status, /nodetool/, 'the Status column carries its definition');
   });
 });
+
+// Moves the cursor with the scrubber, as a drag does.
+async function seek(page, ms) {
+  await page.locator('#scrubber').evaluate((el, value) => {
+    el.value = String(value);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, ms);
+  await waitForText(page, '#clock', new RegExp(`^${(ms / 1000).toFixed(3).replace('.', '\\.')} s /`));
+}
+
+test('forking the past names the interventions it dropped, and Undo brings them back', TIMEOUT, async () => {
+  await withExplorer(browser, '?preset=join-staged', 'fork-undo', async (page) => {
+    await page.locator('#ring g.node[data-name="B"]').waitFor();
+    await seek(page, 5_000);
+    await page.locator('table#nodes tr[data-name="B"]').click();
+    await page.click('#act-crash');
+    await waitForText(page, '#notice', /crash B: done/);
+    // Back in time, another intervention forks the run: B's crash is dropped, and says so.
+    await seek(page, 2_000);
+    await page.locator('table#nodes tr[data-name="C"]').click();
+    await page.click('#act-crash');
+    const notice = await waitForText(page, '#notice', /forked here and dropped crash B at 5\.000 s/);
+    assert.match(notice, /^crash C: done/, notice);
+    assert.doesNotMatch(await page.evaluate(() => location.search), /crash:B/);
+    await page.click('#undo-fork');
+    await waitForText(page, '#notice', /undone/);
+    const query = decodeURIComponent(await page.evaluate(() => location.search));
+    assert.match(query, /5000000:crash:B/, query);
+    assert.doesNotMatch(query, /crash:C/, query);
+    assert.equal(await page.locator('#undo-fork').count(), 0);
+  });
+});
+
+test('keyboard shortcuts keep working after the scrubber or a drop-down had focus', TIMEOUT, async () => {
+  await withExplorer(browser, '?preset=join-staged', 'shortcuts-focus', async (page) => {
+    await page.locator('#ring g.node[data-name="A"]').waitFor();
+    await page.locator('#scrubber').click({ position: { x: 5, y: 5 } });
+    const before = await page.locator('#clock').textContent();
+    await page.keyboard.press('.');
+    await page.keyboard.press('.');
+    const after = await page.locator('#clock').textContent();
+    assert.notEqual(after, before, 'Step (.) works with the scrubber focused');
+    await page.selectOption('#speed', '1');
+    await page.keyboard.press('?');
+    await page.locator('#help-dialog').waitFor();
+  });
+});

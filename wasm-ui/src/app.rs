@@ -214,13 +214,21 @@ fn animation_loop(mut f: impl FnMut(f64) + 'static) {
 fn keyboard_shortcuts() {
     let ex = use_explorer();
     let handle = window_event_listener(leptos::ev::keydown, move |e| {
-        let typing = e
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        // Keys typed into a text field are the field's. A slider, a checkbox or a drop-down
+        // keeps focus after a click; the shortcuts still work there (the control loses focus).
+        let target = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok());
+        let typing = target.as_ref().is_some_and(|el| match el.tag_name().as_str() {
+            "TEXTAREA" => true,
+            "INPUT" => !matches!(
+                el.get_attribute("type").as_deref(),
+                Some("range" | "checkbox" | "radio" | "button")
+            ),
+            _ => false,
+        });
         if typing || e.ctrl_key() || e.meta_key() || e.alt_key() {
             return;
         }
+        let focused_control = target.filter(|el| el.tag_name() != "BODY");
         let speed_step = |up: bool| {
             let now = ex.view.speed.get_untracked();
             let i = SPEEDS.iter().position(|s| *s == now).unwrap_or(2);
@@ -251,6 +259,9 @@ fn keyboard_shortcuts() {
                 ex.select(Selection::None);
             }
             _ => return,
+        }
+        if let Some(el) = focused_control {
+            let _ = el.blur();
         }
         e.prevent_default();
     });

@@ -174,6 +174,10 @@ pub fn Inspector() -> impl IntoView {
                 };
                 view! { <p id="notice" class=class>{text}</p> }
             })}
+            {move || ex.view.undo.get().map(|_| view! {
+                <button id="undo-fork" title="Go back to the run before this intervention, with the ones it dropped"
+                    on:click=move |_| ex.undo_fork()>"Undo"</button>
+            })}
         </section>
     }
 }

@@ -18,9 +18,11 @@ use std::sync::Arc;
 use wasm_bindgen::JsCast;
 
 /// Node colours (owners of vnodes), by node id.
+/// Twelve hues far apart (blue, orange, green, red, purple, brown, pink, grey, olive, cyan, navy,
+/// gold), so that 12 nodes stay told apart, and none close to the red of dropped messages.
 const PALETTE: &[&str] = &[
-    "#2563eb", "#16a34a", "#d97706", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#ea580c",
-    "#4f46e5", "#0d9488", "#b45309", "#be123c",
+    "#2563eb", "#ea8c00", "#16a34a", "#b91c1c", "#7c3aed", "#8b5a2b", "#db2777", "#6b7280",
+    "#84a000", "#06b6d4", "#1e3a8a", "#d4a017",
 ];
 
 /// The colour of a node.

@@ -19,8 +19,9 @@ pub const DEFAULT_PRESET: &str = "join-staged";
 
 /// Speeds offered, as simulated seconds per wall-clock second.
 pub const SPEEDS: &[f64] = &[0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
-/// The speed a run starts at: slow enough to follow messages 20–60 ms in flight.
-pub const DEFAULT_SPEED: f64 = 0.1;
+/// The speed a run starts at: messages 20–60 ms in flight stay visible for a few frames, and a
+/// minute of simulated time plays in four.
+pub const DEFAULT_SPEED: f64 = 0.25;
 
 /// What the user clicked.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,6 +88,9 @@ pub struct ViewState {
     pub notice: RwSignal<Option<Notice>>,
     /// Lesson mode's caption, while paused at a labelled event.
     pub caption: RwSignal<Option<Caption>>,
+    /// The run as it was before an intervention forked the past (its later interventions
+    /// dropped), to undo that.
+    pub undo: RwSignal<Option<RunSpec>>,
 }
 
 impl ViewState {
@@ -104,6 +108,7 @@ impl ViewState {
             error: RwSignal::new(None),
             notice: RwSignal::new(None),
             caption: RwSignal::new(None),
+            undo: RwSignal::new(None),
         }
     }
 }
@@ -164,6 +169,7 @@ impl Explorer {
         }
         self.view.error.set(None);
         self.view.notice.set(None);
+        self.view.undo.set(None);
         self.view.highlight.set(None);
         self.last_message.set_value(None);
         self.view.selection.set(selection);
@@ -330,6 +336,8 @@ impl Explorer {
     /// Applies an action now; a refused action leaves a notice and changes nothing.
     pub fn intervene(&self, action: Action) {
         let text = describe_action(&action);
+        let before = self.run.spec.get_untracked();
+        let before_at = self.run.now();
         match self.run.intervene(action) {
             Ok(done) => {
                 // A message remembered from the future the intervention forked away is gone.
@@ -343,17 +351,39 @@ impl Explorer {
                     self.view.selection.set(Selection::None);
                 }
                 let fork = if done.dropped > 0 {
-                    format!(
-                        " — the run forked here: {} later intervention(s) were dropped",
-                        done.dropped
-                    )
+                    // The interventions after this moment that the fork dropped, by name.
+                    let kept = self.run.spec.with_untracked(|s| s.interventions.clone());
+                    let dropped: Vec<String> = before
+                        .interventions
+                        .iter()
+                        .filter(|i| !kept.contains(i))
+                        .map(|i| {
+                            format!("{} at {:.3} s", describe_action(&i.action), i.at.as_secs_f64())
+                        })
+                        .collect();
+                    let mut undo = before.clone();
+                    undo.at = Some(before_at.saturating_duration_since(Instant::ZERO));
+                    self.view.undo.set(Some(undo));
+                    format!(" — the run forked here and dropped {}", dropped.join(", "))
                 } else {
+                    self.view.undo.set(None);
                     String::new()
                 };
                 self.view.notice.set(Some(Notice::Done(format!("{text}: done{fork}"))));
                 self.sync_url();
             }
             Err(e) => self.refuse(format!("{text}: refused — {e}")),
+        }
+    }
+
+    /// Undoes the last fork: the run as it was, its dropped interventions back.
+    pub fn undo_fork(&self) {
+        if let Some(spec) = self.view.undo.get_untracked() {
+            self.view.undo.set(None);
+            self.load(spec);
+            self.view
+                .notice
+                .set(Some(Notice::Done("undone: the dropped interventions are back".into())));
         }
     }
 

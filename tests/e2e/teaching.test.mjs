@@ -108,3 +108,32 @@ test('keyboard shortcuts keep working after the scrubber or a drop-down had focu
     await page.locator('#help-dialog').waitFor();
   });
 });
+
+test('the scenario builder sets up a situation, writes its file and puts it in the link', TIMEOUT, async () => {
+  await withExplorer(browser, '', 'builder', async (page) => {
+    await page.locator('#ring g.node[data-name="A"]').waitFor();
+    await page.keyboard.press('g');
+    await page.locator('#builder').waitFor();
+    await page.selectOption('#b-nodes', '5');
+    await page.selectOption('#b-rf', '3');
+    await page.locator('input.b-down[data-node="B"]').check();
+    await page.selectOption('#b-cl', 'ALL');
+    const toml = await page.locator('#builder-toml').textContent();
+    assert.match(toml, /nodes = \["A", "B", "C", "D", "E"\]/, toml);
+    assert.match(toml, /crash = "B"/, toml);
+    assert.match(toml, /write = \{ node = "A", key = "k1", value = "v1", cl = "ALL" \}/, toml);
+    await page.click('#builder-run');
+    await page.locator('#gallery').waitFor({ state: 'detached' });
+    assert.equal(await page.locator('table#nodes tbody tr').count(), 5);
+    assert.match(await page.evaluate(() => location.search), /scenario=/);
+    // B is one of k1's three replicas or not: either way the run shows the request's outcome.
+    await page.locator('#to-start').click();
+    await page.locator('#scrubber').evaluate((el) => {
+      el.value = '71000';
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    const row = page.locator('#history tr.op', { hasText: 'k1' }).first();
+    await row.waitFor();
+    assert.match(await row.textContent(), /write k1=v1 @ALL/);
+  });
+});

@@ -86,6 +86,8 @@ pub fn Gallery() -> impl IntoView {
                             }
                         }).collect_view()}
                     </div>
+                    <h3>"Build a situation"</h3>
+                    <crate::builder::ScenarioBuilder/>
                     <h3>"Your own scenario"</h3>
                     <p class="hint small">
                         "A scenario file is TOML: a cluster, a workload, a timeline of events and expectations "

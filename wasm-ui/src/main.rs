@@ -4,6 +4,7 @@
 //! with `cargo xtask explore`.
 
 mod app;
+mod builder;
 mod course;
 mod gallery;
 mod geometry;

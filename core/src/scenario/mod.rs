@@ -47,6 +47,7 @@ mod expect;
 mod playback;
 mod prepare;
 mod report;
+mod sketch;
 mod spec;
 
 pub use event::{ClientOp, Event, Target, TimelineEvent};
@@ -60,6 +61,7 @@ pub use report::{
     Moment, MomentNode, OpCounts, OpOutcome, ScenarioReport, node_status, ownership,
     ownership_text, status_code,
 };
+pub use sketch::{OP_AT_SECS, Sketch, SketchOp, node_name};
 pub use spec::{
     AddNodeSpec, ClusterSpec, EventSpec, NodeOverrides, OpSpec, PauseSpec, ResumeSpec, Scenario,
     ScenarioError, TokenError, TokenSpec, parse,

@@ -5,6 +5,7 @@
 //! [`op_messages`], the messages of one client operation and the replicas that answered it.
 
 use crate::consistency::ConsistencyLevel;
+use crate::gossip::Status;
 use crate::history::Op;
 use crate::id::NodeId;
 use crate::message::{Message, MessageKind, RejectReason, Rejectable};
@@ -461,8 +462,11 @@ pub struct NodeView {
     pub ghost_keys: u64,
     /// Hints held, per target (running nodes only).
     pub hints: Vec<(NodeId, usize)>,
-    /// Tokens in the read ring.
+    /// Tokens the node announced (a joining node's too, before they are in the read ring).
     pub tokens: usize,
+    /// Where a joining node's announced tokens sit (fractions of the ring), before they are
+    /// part of the ring: the explorer marks them. Empty for other nodes.
+    pub joining_tokens: Vec<f64>,
     /// Effective ownership (0..=RF as a fraction of the ring; `None` while joining, as `status`
     /// prints `?`).
     pub ownership: Option<f64>,
@@ -638,6 +642,7 @@ impl Snapshot {
                 let node = sim.node(id);
                 let storage = sim.storage(id);
                 let status = status_code(sim, id);
+                let member = sim.cluster_view().member(id);
                 // A joiner that withdrew has no movement left to show until it joins again.
                 let withdrawn = scenario::node_status(sim, id).withdrawn;
                 let movement = node.filter(|_| !withdrawn).and_then(|n| match n.lifecycle() {
@@ -670,7 +675,11 @@ impl Snapshot {
                     hints: node
                         .map(|n| n.hints_by_target().into_iter().collect())
                         .unwrap_or_default(),
-                    tokens: ring.tokens_of(id).len(),
+                    tokens: member.map_or_else(|| ring.tokens_of(id).len(), |m| m.tokens.len()),
+                    joining_tokens: member
+                        .filter(|m| matches!(m.status, Status::Boot | Status::MidJoin))
+                        .map(|m| m.tokens.iter().map(|t| fraction(*t)).collect())
+                        .unwrap_or_default(),
                     ownership: scenario::node_status(sim, id)
                         .owns(own.get(&id).copied().unwrap_or(0.0)),
                     lifecycle: node

@@ -160,6 +160,7 @@ pub fn RingView() -> impl IntoView {
         ex.view.hover_token.set(on_ring.then(|| geometry::token_at(geometry::fraction_at(p))));
     };
 
+    // The badges come after the message dots, so that names stay readable under traffic.
     view! {
         <svg
             id="ring"
@@ -210,25 +211,10 @@ pub fn RingView() -> impl IntoView {
                 />
             </g>
             <Streaming nodes/>
+            <JoiningTokens nodes/>
             <Partition cut positions/>
             <Walk token=ex.view.hover_token arcs names/>
             <SelectedPath message=selected_message count/>
-            <g class="nodes">
-                <For
-                    each=move || (0..count.get()).map(|i| NodeId(i as u32))
-                    key=|id| id.0
-                    children=move |id| view! {
-                        <NodeBadge
-                            id
-                            node=Signal::derive(move || nodes.with(|n| n.get(id.0 as usize).cloned()))
-                            position=Signal::derive(move || positions.with(|p| p.get(id.0 as usize).copied()))
-                            selected=Signal::derive(move || ex.view.selection.get() == Selection::Node(id))
-                            highlight=ex.view.highlight
-                            on_select=Callback::new(move |()| ex.select(Selection::Node(id)))
-                        />
-                    }
-                />
-            </g>
             <g class="messages">
                 <For
                     each=move || ids.get()
@@ -254,6 +240,22 @@ pub fn RingView() -> impl IntoView {
                                 }
                             ></circle>
                         }
+                    }
+                />
+            </g>
+            <g class="nodes">
+                <For
+                    each=move || (0..count.get()).map(|i| NodeId(i as u32))
+                    key=|id| id.0
+                    children=move |id| view! {
+                        <NodeBadge
+                            id
+                            node=Signal::derive(move || nodes.with(|n| n.get(id.0 as usize).cloned()))
+                            position=Signal::derive(move || positions.with(|p| p.get(id.0 as usize).copied()))
+                            selected=Signal::derive(move || ex.view.selection.get() == Selection::Node(id))
+                            highlight=ex.view.highlight
+                            on_select=Callback::new(move |()| ex.select(Selection::Node(id)))
+                        />
                     }
                 />
             </g>
@@ -461,6 +463,37 @@ fn Streaming(#[prop(into)] nodes: Signal<Vec<NodeView>>) -> impl IntoView {
                 }
             })
             .collect_view()
+    }
+}
+
+/// Marks at a joining node's announced tokens, outside the ring: where its ranges will start.
+#[component]
+fn JoiningTokens(#[prop(into)] nodes: Signal<Vec<NodeView>>) -> impl IntoView {
+    move || {
+        nodes.with(|nodes| {
+            nodes
+                .iter()
+                .flat_map(|n| {
+                    let (id, name) = (n.id, n.name.clone());
+                    n.joining_tokens.iter().map(move |f| {
+                        let (tip, left, right) = (
+                            polar(*f, PENDING_OUTER + 2.0),
+                            polar(*f - 0.006, PENDING_OUTER + 14.0),
+                            polar(*f + 0.006, PENDING_OUTER + 14.0),
+                        );
+                        let d = format!(
+                            "M{:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}Z",
+                            tip.x, tip.y, left.x, left.y, right.x, right.y
+                        );
+                        view! {
+                            <path class="joining-token" d=d fill=node_color(id) data-node=name.clone()>
+                                <title>{format!("a token {name} announced: its range will end here once it has joined")}</title>
+                            </path>
+                        }
+                    })
+                })
+                .collect_view()
+        })
     }
 }
 

@@ -1,14 +1,18 @@
 //! The history pane: client operations Jepsen-style (invoke → completion, per client), newest
 //! invoked first, with the checker's stale reads, lost writes, unavailable requests and timeouts
 //! flagged once the operation they concern has completed. Clicking one seeks the cluster to it and
-//! highlights its messages and the replicas that answered.
+//! highlights its messages and the replicas that answered; for a stale read or a lost write, the
+//! key's timeline below shows why ([`keyline`]).
 //!
 //! Its counts are `AnomalyLog::at`, the rule the strategy lanes and the timeline markers count
 //! with too: at the cursor, an anomaly counts once the operation it concerns has completed, and
 //! those of the final phase are apart, "after the run".
 
+mod keyline;
+
 use crate::panels::secs;
 use crate::state::{Selection, use_explorer};
+use keyline::KeyTimeline;
 use leptos::prelude::*;
 use ringside_core::checker::AnomalyKind;
 use ringside_core::compare::{AnomalyCounts, AnomalyLog};
@@ -250,6 +254,7 @@ pub fn HistoryPane() -> impl IntoView {
                         </tbody>
                     </table>
                 </div>
+                <KeyTimeline/>
             </Show>
         </section>
     }

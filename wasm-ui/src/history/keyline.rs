@@ -449,3 +449,114 @@ fn key_timeline(s: Story) -> impl IntoView {
         </div>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_core::{ConsistencyLevel, NodeId};
+
+    /// A history entry of client `process` at `ms` milliseconds.
+    fn op(process: u32, op_type: OpType, f: OpFunction, value: Option<&str>, ms: u64) -> Op {
+        Op {
+            index: 0,
+            process,
+            op_type,
+            f,
+            key: "k".into(),
+            value: value.map(String::from),
+            values: Vec::new(),
+            cl: ConsistencyLevel::Quorum,
+            time: Instant::from_millis(ms),
+            node: NodeId(0),
+            version: None,
+            context: None,
+            write_context: None,
+            error: None,
+            final_read: false,
+        }
+    }
+
+    /// c1 writes a (acked at 10 ms); c2 reads from 50 ms and returns b, written by c3 at the same
+    /// time; the checker says the read missed a.
+    fn stale_story() -> (Vec<Op>, Story) {
+        use OpFunction::{Read, Write};
+        use OpType::{Invoke, Ok};
+        let mut history = vec![
+            op(1, Invoke, Write, Some("a"), 0),
+            op(1, Ok, Write, Some("a"), 10),
+            op(2, Invoke, Read, None, 50),
+            op(3, Invoke, Write, Some("b"), 55),
+            op(3, Ok, Write, Some("b"), 58),
+            op(2, Ok, Read, None, 60),
+            op(4, Invoke, Read, None, 30_000),
+            op(4, Ok, Read, None, 30_010),
+        ];
+        history[5].values = vec!["b".into()];
+        for (i, o) in history.iter_mut().enumerate() {
+            o.index = i as u64;
+        }
+        let anomaly = Anomaly {
+            kind: AnomalyKind::StaleRead,
+            key: "k".into(),
+            op_index: 5,
+            time: Instant::from_millis(60),
+            related: vec![1],
+            explanation: "read of k missed write a".into(),
+        };
+        let pairing = Pairing::of(&history);
+        let story = Story::of(&history, &pairing, &[anomaly], 2).expect("a flagged read");
+        (history, story)
+    }
+
+    fn role_of(story: &Story, invoke: usize) -> Option<Role> {
+        story.rows.iter().flat_map(|(_, ops)| ops).find(|o| o.invoke == invoke).map(|o| o.role)
+    }
+
+    #[test]
+    fn a_stale_read_is_drawn_with_the_write_it_missed_and_the_one_it_returned() {
+        let (_, story) = stale_story();
+        let clients: Vec<&str> = story.rows.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(
+            clients,
+            ["c1", "c2", "c3"],
+            "one row per client; c4's read is out of the window"
+        );
+        assert_eq!(role_of(&story, 2), Some(Role::Flagged));
+        assert_eq!(role_of(&story, 0), Some(Role::Related));
+        assert_eq!(role_of(&story, 3), Some(Role::Returned));
+        // The missed write's acknowledgement is left of the read's invoke, and the guides say so.
+        let scale = &story.scale;
+        assert!(scale.x(Instant::from_millis(10)) < scale.x(Instant::from_millis(50)));
+        let guides: Vec<(u64, &str)> =
+            story.guides.iter().map(|(t, g)| (t.as_millis(), g.as_str())).collect();
+        assert_eq!(guides, [(50, "read invoked"), (10, "a acked")]);
+        assert_eq!(story.explanation, "read of k missed write a");
+    }
+
+    #[test]
+    fn an_unflagged_operation_has_no_story() {
+        let (history, _) = stale_story();
+        let pairing = Pairing::of(&history);
+        assert_eq!(Story::of(&history, &pairing, &[], 2), None);
+        assert_eq!(Story::of(&history, &pairing, &[], 0), None);
+    }
+
+    #[test]
+    fn the_scale_keeps_the_order_and_squeezes_long_pauses() {
+        let ms = Instant::from_millis;
+        let scale = Scale::new(vec![ms(60), ms(0), ms(10), ms(50), ms(10), ms(30_000)]);
+        assert_eq!(scale.times.len(), 5, "one slot per instant");
+        let xs: Vec<f64> =
+            [0, 5, 10, 50, 55, 60, 20_000, 30_000].into_iter().map(|t| scale.x(ms(t))).collect();
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "in order: {xs:?}");
+        assert!(xs.iter().all(|x| (X0..=X1).contains(x)), "{xs:?}");
+        // Slots are evenly spread, whatever the time between them.
+        let step = scale.step();
+        assert!((scale.x(ms(10)) - scale.x(ms(0)) - step).abs() < 1e-9);
+        assert!((scale.x(ms(30_000)) - scale.x(ms(60)) - step).abs() < 1e-9);
+        let gaps = scale.gaps();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].1, Duration::from_millis(29_940));
+        assert_eq!((scale.x(ms(99_999)), Scale::new(Vec::new()).x(ms(5))), (X1, X1));
+    }
+}

@@ -383,6 +383,7 @@ impl Run {
     }
 
     fn markers_of(&self, full: &FullRun) -> Vec<Marker> {
+        use ringside_core::compare::{CountedAt, counted_at};
         let mut out = Vec::new();
         self.with_player(|p| {
             for e in &p.prepared().events {
@@ -402,13 +403,14 @@ impl Run {
                 });
             }
         });
+        // An anomaly's marker sits where the lanes and the history count it; the final phase's
+        // are past the end of the timeline and get none (the history pane lists them apart).
+        let end = self.end.get_untracked();
         for a in &full.report.check.anomalies {
-            let class = match a.kind {
-                AnomalyKind::StaleRead => "stale",
-                AnomalyKind::LostWrite | AnomalyKind::LostUpdate => "lost",
-                _ => "error",
-            };
-            out.push(Marker { at: a.time, label: a.explanation.clone(), class });
+            if let CountedAt::During(at) = counted_at(a, end) {
+                let (class, _) = crate::history::flag(a.kind);
+                out.push(Marker { at, label: a.explanation.clone(), class });
+            }
         }
         out
     }

@@ -1,10 +1,22 @@
 //! Time: play/pause, step, speed, and a timeline to scrub with markers for the scenario's events,
-//! the user's interventions and the anomalies the checker found.
+//! the user's interventions and the anomalies the checker found. An anomaly's marker sits where
+//! the lanes and the history count it (at the completion it concerns); the final phase's anomalies
+//! are past the end and have none.
 
 use crate::state::{SPEEDS, use_explorer};
 use leptos::prelude::*;
 use ringside_core::Instant;
 use std::time::Duration;
+
+/// What the markers' colours mean (their classes are [`crate::run::Marker::class`]).
+const MARKER_KINDS: [(&str, &str); 6] = [
+    ("event", "scenario event"),
+    ("user", "your action"),
+    ("stale", "stale read"),
+    ("lost", "lost write"),
+    ("unavailable", "unavailable"),
+    ("timeout", "timeout"),
+];
 
 /// Transport controls and the scrubber.
 #[component]
@@ -58,6 +70,7 @@ pub fn Timeline() -> impl IntoView {
                             view! {
                                 <span
                                     class=format!("marker {}", m.class)
+                                    data-at=at.as_micros()
                                     style=move || format!("left:{:.3}%", percent(at))
                                     title=format!("{:.3} s: {}", at.as_micros() as f64 / 1e6, m.label)
                                     on:click=move |_| ex.jump(at)
@@ -80,6 +93,11 @@ pub fn Timeline() -> impl IntoView {
                         }
                     }
                 />
+            </div>
+            <div id="marker-legend" class="marker-legend">
+                {MARKER_KINDS.iter().map(|(class, label)| view! {
+                    <span class="legend-item"><span class=format!("marker-swatch {class}")></span>{*label}</span>
+                }).collect_view()}
             </div>
         </section>
     }

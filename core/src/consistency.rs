@@ -54,6 +54,16 @@ impl std::fmt::Display for ConsistencyLevel {
 }
 
 impl ConsistencyLevel {
+    /// Every level, in the order forms offer them (ANY last: it is for writes only).
+    pub const ALL: [ConsistencyLevel; 6] = [
+        ConsistencyLevel::One,
+        ConsistencyLevel::Two,
+        ConsistencyLevel::Three,
+        ConsistencyLevel::Quorum,
+        ConsistencyLevel::All,
+        ConsistencyLevel::Any,
+    ];
+
     /// Replies required from natural replicas for replication factor `rf` (Cassandra's
     /// `blockFor` before pending replicas are added). `ANY` needs one ack or stored hint.
     pub fn block_for(self, rf: usize) -> usize {

@@ -9,6 +9,8 @@ import {
   fixture,
   launchBrowser,
   screenshotPath,
+  nextFrame,
+  seek,
   until,
   waitForText,
   withExplorer as withExplorerIn,
@@ -74,21 +76,6 @@ async function clockMs(page) {
 async function urlMicros(page) {
   const href = await page.evaluate(() => location.href);
   return Number(new URL(href).searchParams.get('t') ?? 0);
-}
-
-// Seeks with the scrubber the way dragging it does (value in ms, then an `input` event) and waits
-// until the clock shows the time.
-async function seek(page, ms) {
-  await page.locator('#scrubber').evaluate((el, value) => {
-    el.value = String(value);
-    el.dispatchEvent(new Event('input', { bubbles: true }));
-  }, ms);
-  await waitForText(page, '#clock', new RegExp(`^${(ms / 1000).toFixed(3).replace('.', '\\.')} s /`));
-  await nextFrame(page);
-}
-
-async function nextFrame(page) {
-  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve())));
 }
 
 // The node table as text, one line per row, cells separated by " | ".

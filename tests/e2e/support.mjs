@@ -152,3 +152,18 @@ export async function until(what, read, ok, timeout = WAIT_MS) {
   }
   assert.fail(`${what}: still ${JSON.stringify(value)} after ${timeout} ms`);
 }
+
+// Moves the cursor with the scrubber, as a drag does, and waits for the frame.
+export async function seek(page, ms) {
+  await page.locator('#scrubber').evaluate((el, value) => {
+    el.value = String(value);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, ms);
+  await waitForText(page, '#clock', new RegExp(`^${(ms / 1000).toFixed(3).replace('.', '\\.')} s /`));
+  await nextFrame(page);
+}
+
+// Waits for the next animation frame.
+export async function nextFrame(page) {
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve())));
+}

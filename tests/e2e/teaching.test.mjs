@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshotPath, waitForText, withExplorer } from './support.mjs';
+import { launchBrowser, screenshotPath, seek, waitForText, withExplorer } from './support.mjs';
 
 const TIMEOUT = { timeout: 90_000 };
 
@@ -62,14 +62,6 @@ test('the glossary defines RF, the levels, the status codes and the anomalies', 
   });
 });
 
-// Moves the cursor with the scrubber, as a drag does.
-async function seek(page, ms) {
-  await page.locator('#scrubber').evaluate((el, value) => {
-    el.value = String(value);
-    el.dispatchEvent(new Event('input', { bubbles: true }));
-  }, ms);
-  await waitForText(page, '#clock', new RegExp(`^${(ms / 1000).toFixed(3).replace('.', '\\.')} s /`));
-}
 
 test('forking the past names the interventions it dropped, and Undo brings them back', TIMEOUT, async () => {
   await withExplorer(browser, '?preset=join-staged', 'fork-undo', async (page) => {

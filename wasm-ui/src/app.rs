@@ -177,7 +177,7 @@ fn Help(open: RwSignal<bool>) -> impl IntoView {
                         <dt>"Messages"</dt>
                         <dd>"Dots fly from sender to receiver over their real send and delivery times. Red ones will be dropped (loss, partition, or the receiver is down). Click one to have it explained; the legend's boxes filter kinds."</dd>
                         <dt>"History"</dt>
-                        <dd>"Every client operation, with the checker's stale reads, lost writes and errors flagged. Click one to jump to it: its messages and the replicas that answered light up."</dd>
+                        <dd>"Every client operation, with the checker's stale reads and lost writes flagged, and the requests refused as unavailable or timed out. Click one to jump to it: its messages and the replicas that answered light up."</dd>
                         <dt>"Glossary"</dt>
                         <dd>
                             <dl id="glossary" class="glossary">

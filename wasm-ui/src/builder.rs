@@ -9,15 +9,6 @@ use ringside_core::membership::JoinStrategy;
 use ringside_core::scenario::{Sketch, SketchOp, node_name};
 use ringside_core::version::ConflictMode;
 
-const LEVELS: &[ConsistencyLevel] = &[
-    ConsistencyLevel::One,
-    ConsistencyLevel::Two,
-    ConsistencyLevel::Three,
-    ConsistencyLevel::Quorum,
-    ConsistencyLevel::All,
-    ConsistencyLevel::Any,
-];
-
 /// The builder's form, with the scenario file it writes.
 #[component]
 pub fn ScenarioBuilder() -> impl IntoView {
@@ -133,7 +124,7 @@ pub fn ScenarioBuilder() -> impl IntoView {
                     <select id="b-cl" aria-label="consistency level"
                         prop:value=move || sketch.with(|s| s.op.as_ref().map(|o| o.cl.to_string()).unwrap_or_default())
                         on:change=move |e| { if let Ok(cl) = event_target_value(&e).parse() { sketch.update(|s| if let Some(o) = &mut s.op { o.cl = cl }) } }>
-                        {LEVELS.iter().map(|l| view! { <option value=l.to_string()>{l.to_string()}</option> }).collect_view()}
+                        {ConsistencyLevel::ALL.iter().map(|l| view! { <option value=l.to_string()>{l.to_string()}</option> }).collect_view()}
                     </select>
                     "via"
                     <select id="b-coord" aria-label="coordinator"

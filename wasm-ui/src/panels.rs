@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use ringside_core::explore::{
     Action, NodeView, OpMessages, explain_arithmetic, explain_message, explain_node,
 };
-use ringside_core::history::{OpFunction, OpType};
+use ringside_core::history::{OpError, OpFunction, OpType};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::sim::Fate;
 use ringside_core::{ConsistencyLevel, NodeId};
@@ -267,11 +267,17 @@ fn OpDetails(
         let outcome = done.as_ref().map_or("never completed".to_string(), |d| match d.op_type {
             OpType::Ok if invoke.f == OpFunction::Read => format!("ok → {:?}", d.values),
             OpType::Ok => "ok".into(),
-            _ => format!(
-                "{:?} ({})",
-                d.op_type,
-                d.error.map(|e| format!("{e:?}")).unwrap_or_default()
-            ),
+            // Jepsen's fail (nothing written) and info (maybe written), in the page's words.
+            _ => match d.error {
+                Some(OpError::Unavailable) => {
+                    "unavailable: refused up front, nothing written".into()
+                }
+                Some(OpError::Timeout) => {
+                    "timeout: too few replies in time, some replicas may hold it".into()
+                }
+                Some(OpError::NodeDown) => "failed: the coordinator was not running".into(),
+                None => format!("{:?}", d.op_type).to_lowercase(),
+            },
         });
         Some(view! {
             <h3>{format!("client {} {f} {} at {} via {}", invoke.process, invoke.key, invoke.cl, name(invoke.node))}</h3>
@@ -293,15 +299,6 @@ fn OpDetails(
         })
     }
 }
-
-const LEVELS: &[ConsistencyLevel] = &[
-    ConsistencyLevel::One,
-    ConsistencyLevel::Two,
-    ConsistencyLevel::Three,
-    ConsistencyLevel::Quorum,
-    ConsistencyLevel::All,
-    ConsistencyLevel::Any,
-];
 
 /// Forms that act on the cluster now: a client request, a partition, a new node.
 #[component]
@@ -367,7 +364,7 @@ pub fn Actions() -> impl IntoView {
                     <input id="req-value" size="7" prop:value=value on:input=move |e| set_value.set(event_target_value(&e)) aria-label="value"/>
                 </Show>
                 <select id="req-cl" prop:value=cl on:change=move |e| set_cl.set(event_target_value(&e)) aria-label="consistency level">
-                    {LEVELS.iter().map(|l| view! { <option value=l.to_string()>{l.to_string()}</option> }).collect_view()}
+                    {ConsistencyLevel::ALL.iter().map(|l| view! { <option value=l.to_string()>{l.to_string()}</option> }).collect_view()}
                 </select>
                 "via"
                 <select id="req-node" on:change=move |e| set_coordinator.set(event_target_value(&e)) aria-label="coordinator">

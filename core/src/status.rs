@@ -9,7 +9,7 @@ use crate::membership::Member;
 /// status the member announced (`None`: not announced yet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
-    /// Up in the observer's opinion (for the simulator: its process runs).
+    /// Up in the observer's opinion (for the simulator: the cluster's, see `Simulation::seen_up`).
     pub up: bool,
     /// The status the member announced.
     pub status: Option<Status>,

@@ -176,9 +176,10 @@ pub fn status_code(sim: &Simulation, id: NodeId) -> String {
     node_status(sim, id).code()
 }
 
-/// A simulated node as `status` shows it.
+/// A simulated node as `status` shows it: up or down as the other nodes' failure detectors see
+/// it ([`Simulation::seen_up`]), not as its process is.
 pub fn node_status(sim: &Simulation, id: NodeId) -> NodeStatus {
-    NodeStatus::of(sim.is_up(id), sim.cluster_view().member(id))
+    NodeStatus::of(sim.seen_up(id), sim.cluster_view().member(id))
 }
 
 /// Effective ownership as `status` shows it: the node's share of the ring (0 to 1), `None` for

@@ -451,6 +451,25 @@ impl Simulation {
         self.node(id).is_some()
     }
 
+    /// Whether the cluster sees `id` up, as `status` reports it: up until a majority of the other
+    /// running nodes that know it have convicted it in their failure detectors (half of them
+    /// believing it alive keeps it up, as in a partition). A crash shows only once they convict
+    /// it, and a restart once they hear from it again. With no such observer, whether its process
+    /// runs.
+    pub fn seen_up(&self, id: NodeId) -> bool {
+        let mut alive = 0;
+        let mut observers = 0;
+        for (i, n) in self.nodes.iter().enumerate() {
+            let Some(node) = n.node.as_ref() else { continue };
+            if i == id.0 as usize || node.view().member(id).is_none() {
+                continue;
+            }
+            observers += 1;
+            alive += usize::from(node.is_alive(id));
+        }
+        if observers == 0 { self.is_up(id) } else { alive * 2 >= observers }
+    }
+
     /// A node's storage, whether it is running or crashed.
     pub fn storage(&self, id: NodeId) -> Option<&MemStorage> {
         let n = self.nodes.get(id.0 as usize)?;

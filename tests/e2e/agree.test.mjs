@@ -6,22 +6,13 @@
 // RINGSIDE_E2E_SCREENSHOTS (see support.mjs).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, until, waitForText, withExplorer as withExplorerIn } from './support.mjs';
+import { test } from 'node:test';
+import { explorerSession, until, waitForText } from './support.mjs';
 
 const TIMEOUT = { timeout: 90_000 };
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const withExplorer = explorerSession();
 
-function withExplorer(query, shot, body) {
-  return withExplorerIn(browser, query, shot, body);
-}
 
 // Waits until the checked full run (history counts, markers) and the lanes are computed.
 async function settled(page) {

@@ -3,8 +3,8 @@
 // and the course menu keeping progress. Screenshots go to RINGSIDE_E2E_SCREENSHOTS.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, until, waitForText, withExplorer } from './support.mjs';
+import { test } from 'node:test';
+import { explorerSession, until, waitForText } from './support.mjs';
 
 const TIMEOUT = { timeout: 60_000 };
 
@@ -12,13 +12,7 @@ const TIMEOUT = { timeout: 60_000 };
 // D shows `?` while it joins and owns 75 % once NORMAL.
 const EXERCISE = '?exercise=fourth-node-ownership&variant=1';
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const withExplorer = explorerSession();
 
 async function answer(page, answers) {
   for (const [question, text] of Object.entries(answers)) {
@@ -28,7 +22,7 @@ async function answer(page, answers) {
 }
 
 test('an exercise link opens the exercise; right answers are marked right', TIMEOUT, async () => {
-  await withExplorer(browser, EXERCISE, 'course-right', async (page) => {
+  await withExplorer(EXERCISE, 'course-right', async (page) => {
     await waitForText(page, '#exercise h3', 'Effective ownership after a fourth node joins');
     const prompt = await page.locator('#exercise .prompt').textContent();
     assert.match(prompt, /replication factor is 3/, prompt);
@@ -41,7 +35,7 @@ test('an exercise link opens the exercise; right answers are marked right', TIME
 });
 
 test('a wrong prediction shows the cluster\'s answer, why, and the moment', TIMEOUT, async () => {
-  await withExplorer(browser, EXERCISE, 'course-wrong', async (page) => {
+  await withExplorer(EXERCISE, 'course-wrong', async (page) => {
     await page.locator('#exercise').waitFor();
     // The reference course's answer: 66.7 %.
     await answer(page, { before: '100%', joining: '?', after: '66.7%' });
@@ -59,7 +53,7 @@ test('a wrong prediction shows the cluster\'s answer, why, and the moment', TIME
 });
 
 test('another variant changes the parameters and the answers', TIMEOUT, async () => {
-  await withExplorer(browser, EXERCISE, 'course-variant', async (page) => {
+  await withExplorer(EXERCISE, 'course-variant', async (page) => {
     await page.locator('#exercise').waitFor();
     await page.click('#exercise-next');
     await until('the variant in the address bar', () => page.evaluate(() => location.search), (q) =>
@@ -77,7 +71,7 @@ test('another variant changes the parameters and the answers', TIMEOUT, async ()
 });
 
 test('the course menu lists the modules and keeps progress across pages', TIMEOUT, async () => {
-  await withExplorer(browser, EXERCISE, 'course-menu', async (page) => {
+  await withExplorer(EXERCISE, 'course-menu', async (page) => {
     await page.locator('#exercise').waitFor();
     await answer(page, { before: '100%', joining: '?', after: '75%' });
     await waitForText(page, '#exercise-score', '3 of 3 right');

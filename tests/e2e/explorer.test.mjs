@@ -4,16 +4,15 @@
 // RINGSIDE_E2E_SCREENSHOTS (see support.mjs).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
+  explorerSession,
   fixture,
-  launchBrowser,
-  screenshotPath,
   nextFrame,
+  screenshotPath,
   seek,
   until,
   waitForText,
-  withExplorer as withExplorerIn,
   WAIT_MS,
 } from './support.mjs';
 
@@ -34,18 +33,8 @@ const ALL_STRATEGIES = [
 ];
 const STATUSES = /^(UN|UJ|UL|DN|DJ|DL|LEFT|OUT|\?)$/;
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const withExplorer = explorerSession();
 
-// Opens the explorer in this file's browser (see support.mjs).
-function withExplorer(query, shot, body) {
-  return withExplorerIn(browser, query, shot, body);
-}
 
 // Waits until the checked full run (history, anomaly summary) and the lanes are computed.
 async function settled(page, lanes = null) {

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -166,4 +167,17 @@ export async function seek(page, ms) {
 // Waits for the next animation frame.
 export async function nextFrame(page) {
   await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve())));
+}
+
+// One browser for a test file, launched before its tests and closed after them; returns
+// `withExplorer` bound to it: `const withExplorer = explorerSession();`.
+export function explorerSession() {
+  let browser;
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return (query, shot, body) => withExplorer(browser, query, shot, body);
 }

@@ -3,22 +3,16 @@
 // page's words. Screenshots go to RINGSIDE_E2E_SCREENSHOTS.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, screenshotPath, seek, waitForText, withExplorer } from './support.mjs';
+import { test } from 'node:test';
+import { explorerSession, screenshotPath, seek, waitForText } from './support.mjs';
 
 const TIMEOUT = { timeout: 90_000 };
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const withExplorer = explorerSession();
 
 test('lesson mode pauses at each labelled event, explains it and lights it', TIMEOUT, async () => {
   // core/presets/join-staged.toml: C crashes at 3 s (labelled, with a note), is back at 20 s.
-  await withExplorer(browser, '?preset=join-staged&lesson=1', 'lesson', async (page) => {
+  await withExplorer('?preset=join-staged&lesson=1', 'lesson', async (page) => {
     assert.equal(await page.locator('#lesson').isChecked(), true, 'the link turns lesson mode on');
     await page.selectOption('#speed', '5');
     await page.click('#play');
@@ -39,7 +33,7 @@ test('lesson mode pauses at each labelled event, explains it and lights it', TIM
 });
 
 test('the selected operation shows its consistency arithmetic', TIMEOUT, async () => {
-  await withExplorer(browser, '?preset=join-staged&t=10000000', 'arithmetic', async (page) => {
+  await withExplorer('?preset=join-staged&t=10000000', 'arithmetic', async (page) => {
     await page.locator('#history tr.op').first().waitFor();
     await page.locator('#history tr.op').first().click();
     const text = await waitForText(page, '#op-replicas', /^RF 3 → QUORUM needs \d (acks|replies) of /);
@@ -50,7 +44,7 @@ test('the selected operation shows its consistency arithmetic', TIMEOUT, async (
 });
 
 test('the glossary defines RF, the levels, the status codes and the anomalies', TIMEOUT, async () => {
-  await withExplorer(browser, '', 'glossary', async (page) => {
+  await withExplorer('', 'glossary', async (page) => {
     await page.keyboard.press('?');
     const glossary = await page.locator('#glossary').textContent();
     for (const term of ['RF', 'QUORUM', 'ALL', 'UN, UJ, UL, DN', 'Stale read', 'Lost write', 'Hint']) {
@@ -64,7 +58,7 @@ test('the glossary defines RF, the levels, the status codes and the anomalies', 
 
 
 test('forking the past names the interventions it dropped, and Undo brings them back', TIMEOUT, async () => {
-  await withExplorer(browser, '?preset=join-staged', 'fork-undo', async (page) => {
+  await withExplorer('?preset=join-staged', 'fork-undo', async (page) => {
     await page.locator('#ring g.node[data-name="B"]').waitFor();
     await seek(page, 5_000);
     await page.locator('table#nodes tr[data-name="B"]').click();
@@ -87,7 +81,7 @@ test('forking the past names the interventions it dropped, and Undo brings them 
 });
 
 test('keyboard shortcuts keep working after the scrubber or a drop-down had focus', TIMEOUT, async () => {
-  await withExplorer(browser, '?preset=join-staged', 'shortcuts-focus', async (page) => {
+  await withExplorer('?preset=join-staged', 'shortcuts-focus', async (page) => {
     await page.locator('#ring g.node[data-name="A"]').waitFor();
     await page.locator('#scrubber').click({ position: { x: 5, y: 5 } });
     const before = await page.locator('#clock').textContent();
@@ -102,7 +96,7 @@ test('keyboard shortcuts keep working after the scrubber or a drop-down had focu
 });
 
 test('the scenario builder sets up a situation, writes its file and puts it in the link', TIMEOUT, async () => {
-  await withExplorer(browser, '', 'builder', async (page) => {
+  await withExplorer('', 'builder', async (page) => {
     await page.locator('#ring g.node[data-name="A"]').waitFor();
     await page.keyboard.press('g');
     await page.locator('#builder').waitFor();

@@ -170,6 +170,19 @@ impl OutStream {
     }
 }
 
+/// The size of the chunks a throttled stream sends: the configured size, but never more than
+/// one second of the throttle's rate. A chunk's slot is paid before it leaves, so a full-size chunk
+/// at a very slow rate (64 KiB at 1 KiB/s) would take longer than a receiver waits for progress
+/// and be asked for again, from the start, for ever; a second's worth always arrives in time.
+pub fn chunk_size(configured: usize, throughput: Option<u64>) -> usize {
+    match throughput {
+        Some(rate) if rate > 0 => {
+            configured.min(usize::try_from(rate).unwrap_or(usize::MAX)).max(1)
+        }
+        _ => configured,
+    }
+}
+
 /// Progress of a node's own join or decommission, for `status` views and progress bars.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MovementProgress {

@@ -876,3 +876,44 @@ fn a_repair_whose_peer_crashes_mid_stream_completes() {
 fn status_of(net: &mut Net, observer: NodeId, member: NodeId) -> Option<Status> {
     net.node(observer).view().status(member)
 }
+
+/// A join under a throttle so slow that one full-size chunk (64 KiB at 1 KiB/s) takes longer
+/// than the joiner waits for progress (STREAM_STALL, 30 s): the joiner asked again every 30 s,
+/// each request restarted the same chunk, and the join never finished, without any failure
+/// reported. A source sizes its chunks to its rate, so every chunk arrives well within the
+/// stall window.
+#[test]
+fn a_join_under_a_slow_throttle_finishes() {
+    use ringside_core::scenario::{RunOptions, apply_event, build_simulation, parse, prepare};
+    let text = r#"
+name = "slow-throttle-join"
+seed = 1
+duration = "400s"
+[cluster]
+nodes = ["A", "B", "C"]
+rf = 3
+num_tokens = 1
+tokens = { A = ["ring:1/4"], B = ["ring:2/4"], C = ["ring:3/4"] }
+[node]
+stream_mib_per_sec = 0.001
+[workload]
+clients = 0
+[[events]]
+at = "5s"
+add_node = { name = "D", tokens = [0] }
+"#;
+    let p = prepare(parse(text).unwrap(), text).unwrap();
+    let mut sim = build_simulation(&p, &RunOptions::default());
+    // About 110 KB in D's quarter of the ring: well over one 64 KiB chunk.
+    sim.preload(4_000, 64);
+    sim.run_until(Instant::from_secs(5));
+    apply_event(&mut sim, &p.events[0], &Default::default());
+    sim.run_until(Instant::from_secs(400));
+    let d = sim.node_id("D").unwrap();
+    let done = sim.stats().join_completed.get(&d).copied();
+    assert!(
+        done.is_some(),
+        "D never finished joining in 400 s at 1 KiB/s (failures: {:?})",
+        sim.stats().movement_failures
+    );
+}

@@ -105,8 +105,9 @@ impl<S: Storage> Node<S> {
                 continue;
             }
             if s.staged.is_none() {
-                let (chunk, throughput) =
-                    (self.config.stream_chunk_bytes, self.config.stream_throughput);
+                let throughput = self.config.stream_throughput;
+                let chunk =
+                    crate::streaming::chunk_size(self.config.stream_chunk_bytes, throughput);
                 let not_before = self.stream_throttle.max(now);
                 match s.next_chunk(&self.storage, chunk, throughput, not_before) {
                     Ok(c) => {

@@ -510,7 +510,9 @@ add_node = { name = "D" }
         // `join-immediate` cut at 32 s: E's join (22 s) outlasts the run, and the clients, which
         // stop at 55 s, go on reading stale in the final phase.
         let preset = crate::presets::preset("join-immediate").unwrap().text;
-        let cut = preset.find("[[events]]\nat = \"48s\"").unwrap();
+        // Everything from the inspection after the join on is dropped.
+        let label = preset.find("label = \"after the join\"").unwrap();
+        let cut = preset[..label].rfind("[[events]]").unwrap();
         let text = preset[..cut].replace(r#"duration = "60s""#, r#"duration = "32s""#);
         let p = prepare(parse(&text).unwrap(), &text).unwrap();
         let strategy = JoinStrategy::Immediate;

@@ -623,9 +623,10 @@ pub fn range_view(r: TokenRange) -> (f64, f64) {
     (fraction(r.start), r.width() as f64 / RING_SIZE as f64)
 }
 
-/// The status code of a node as `status` prints it, with `D` for a crashed node.
-pub fn status_code(sim: &Simulation, id: NodeId) -> String {
-    let code = scenario::status_code(sim, id);
+/// The status code as the explorer shows it: `status`'s, and `?` alone before a node announced
+/// anything (`U?`, `D?`).
+fn status_code(shown: crate::status::NodeStatus) -> String {
+    let code = shown.code();
     if code.ends_with('?') { "?".into() } else { code }
 }
 
@@ -641,10 +642,12 @@ impl Snapshot {
             .map(|id| {
                 let node = sim.node(id);
                 let storage = sim.storage(id);
-                let status = status_code(sim, id);
+                // What `status` shows of it, worked out once per node and frame.
+                let shown = scenario::node_status(sim, id);
+                let status = status_code(shown);
                 let member = sim.cluster_view().member(id);
                 // A joiner that withdrew has no movement left to show until it joins again.
-                let withdrawn = scenario::node_status(sim, id).withdrawn;
+                let withdrawn = shown.withdrawn;
                 let movement = node.filter(|_| !withdrawn).and_then(|n| match n.lifecycle() {
                     Lifecycle::Joining(j) => Some(MovementView {
                         joining: true,
@@ -680,8 +683,7 @@ impl Snapshot {
                         .filter(|m| matches!(m.status, Status::Boot | Status::MidJoin))
                         .map(|m| m.tokens.iter().map(|t| fraction(*t)).collect())
                         .unwrap_or_default(),
-                    ownership: scenario::node_status(sim, id)
-                        .owns(own.get(&id).copied().unwrap_or(0.0)),
+                    ownership: shown.owns(own.get(&id).copied().unwrap_or(0.0)),
                     lifecycle: node
                         .map_or_else(|| "down".to_string(), |n| n.lifecycle().describe()),
                     movement,

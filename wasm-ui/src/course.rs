@@ -8,7 +8,6 @@ use crate::url::{RunSpec, Source};
 use leptos::prelude::*;
 use ringside_core::Instant;
 use ringside_core::course::{CATALOG, Exercise, QuestionSpec, Verdict};
-use ringside_core::history::OpType;
 use ringside_core::scenario::ScenarioReport;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,15 +72,9 @@ fn ExerciseView(run: Arc<ExerciseRun>) -> impl IntoView {
                 .questions
                 .iter()
                 .zip(&solved.answers)
-                .map(|(q, a)| match (a, given.get(&q.id).filter(|g| !g.trim().is_empty())) {
-                    (Ok(a), Some(g)) => a.grade(g),
-                    (Ok(a), None) => Verdict {
-                        right: false,
-                        given: "(no answer)".into(),
-                        expected: a.to_string(),
-                        unreadable: None,
-                    },
-                    (Err(e), _) => Verdict {
+                .map(|(q, a)| match a {
+                    Ok(a) => a.verdict(given.get(&q.id).map(String::as_str)),
+                    Err(e) => Verdict {
                         right: false,
                         given: given.get(&q.id).cloned().unwrap_or_default(),
                         expected: format!("(no answer: {e})"),
@@ -259,11 +252,8 @@ fn show_moment(
             .iter()
             .find(|e| e.label.as_ref() == Some(label))
             .and_then(|e| e.event.client_op().map(|(_, op)| op.key.clone()));
-        let invoke = ex.run.full.with_untracked(|f| {
-            f.as_ref()?.history.iter().position(|o| {
-                o.op_type == OpType::Invoke && o.time == outcome.at && Some(&o.key) == key.as_ref()
-            })
-        });
+        let invoke =
+            ex.run.full.with_untracked(|f| f.as_ref()?.invoke_at(outcome.at, key.as_deref()?));
         if let Some(i) = invoke {
             ex.select_op(i);
         } else {

@@ -10,7 +10,7 @@ use ringside_core::checker::AnomalyKind;
 use ringside_core::compare::{Comparison, compare_with};
 use ringside_core::course::{CATALOG, Exercise, Instance, by_id};
 use ringside_core::explore::{Action, Intervention, OpMessages, Player, Snapshot, op_messages};
-use ringside_core::history::{Op, Pairing};
+use ringside_core::history::{Op, OpType, Pairing};
 use ringside_core::membership::JoinStrategy;
 use ringside_core::presets::{PRESETS, default_lanes, preset};
 use ringside_core::scenario::{
@@ -42,6 +42,14 @@ impl FullRun {
         }
         let pairing = Pairing::of(&history);
         FullRun { report, history, flags, pairing }
+    }
+
+    /// The history index of the operation on `key` invoked at `at` (a scripted operation or a
+    /// lesson's), if there is one.
+    pub fn invoke_at(&self, at: Instant, key: &str) -> Option<usize> {
+        self.history
+            .iter()
+            .position(|o| o.op_type == OpType::Invoke && o.time == at && o.key == key)
     }
 }
 

@@ -257,15 +257,10 @@ impl Explorer {
 
     /// Lights what a caption is about: its client operation (messages and replicas), or its node.
     fn highlight_caption(&self, c: &Caption) {
-        let invoke = c.op_key.as_ref().and_then(|key| {
-            self.run.full.with_untracked(|f| {
-                f.as_ref()?.history.iter().position(|o| {
-                    o.op_type == ringside_core::history::OpType::Invoke
-                        && o.time == c.at
-                        && &o.key == key
-                })
-            })
-        });
+        let invoke = c
+            .op_key
+            .as_ref()
+            .and_then(|key| self.run.full.with_untracked(|f| f.as_ref()?.invoke_at(c.at, key)));
         if let Some(i) = invoke {
             self.select_op(i);
         } else if let Some(i) =

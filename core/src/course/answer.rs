@@ -87,6 +87,20 @@ impl Answer {
         }
     }
 
+    /// Compares a learner's answer, if they gave one, with this one: a missing or blank answer
+    /// is wrong and shown as "(no answer)".
+    pub fn verdict(&self, given: Option<&str>) -> Verdict {
+        match given.filter(|g| !g.trim().is_empty()) {
+            Some(g) => self.grade(g),
+            None => Verdict {
+                right: false,
+                given: "(no answer)".into(),
+                expected: self.to_string(),
+                unreadable: None,
+            },
+        }
+    }
+
     /// Compares a learner's typed answer with this one.
     pub fn grade(&self, given: &str) -> Verdict {
         let text = given.trim();
@@ -103,10 +117,7 @@ impl Answer {
                 "no" | "n" | "false" | "fails" | "fail" | "error" => verdict(!*b, None),
                 _ => unreadable(),
             },
-            Answer::Word(w) if text.is_empty() => {
-                let _ = w;
-                unreadable()
-            }
+            Answer::Word(_) if text.is_empty() => unreadable(),
             Answer::Word(w) => {
                 let t = text.to_lowercase();
                 let given = if t == "ok" { "none".to_string() } else { t };
@@ -273,12 +284,10 @@ pub fn read(r: &AnswerRef, report: &ScenarioReport) -> Result<Answer, Unanswerab
         }
         "ownership" => {
             let n = node()?;
-            match report.status.get(&n) {
-                Some(_) => Answer::Share(report.ownership.get(&n).copied().filter(|_| {
-                    !matches!(report.status.get(&n).map(String::as_str), Some("UJ" | "DJ"))
-                })),
-                None => return no(format!("there is no node {n:?}")),
+            if !report.status.contains_key(&n) {
+                return no(format!("there is no node {n:?}"));
             }
+            Answer::Share(report.ownership.get(&n).copied())
         }
         other => {
             let names: Vec<&str> = RUN_FIELDS.iter().map(|(n, _)| *n).collect();

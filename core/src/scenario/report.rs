@@ -78,7 +78,7 @@ pub struct ScenarioReport {
     pub read_repairs: u64,
     /// Messages sent / delivered / dropped.
     pub messages: crate::sim::SimStats,
-    /// Effective ownership (0..=1) per node.
+    /// Effective ownership (0..=1) per node, as `status` shows it: a joining node has none.
     pub ownership: BTreeMap<String, f64>,
     /// Keys whose running replicas disagree at the end.
     pub divergent_keys: Vec<String>,
@@ -241,12 +241,9 @@ pub(super) fn report(
             }
         }
     }
-    let ownership: BTreeMap<String, f64> = sim
-        .topology()
-        .ring()
-        .effective_ownership()
-        .into_iter()
-        .map(|(n, f)| (sim.name(n).to_string(), f))
+    // As `status` shows it: joining nodes have none (`?`), nodes that left own 0.
+    let ownership: BTreeMap<String, f64> = (0..sim.names().len() as u32)
+        .filter_map(|i| ownership(sim, NodeId(i)).map(|f| (sim.name(NodeId(i)).to_string(), f)))
         .collect();
     let divergent_keys = sim.divergent_keys();
     let status: BTreeMap<String, String> = (0..sim.names().len() as u32)

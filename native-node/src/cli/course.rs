@@ -4,9 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
-use ringside_core::course::{
-    self, Answer, CATALOG, Exercise, Instance, Verdict, by_id, describe_choice,
-};
+use ringside_core::course::{self, Answer, CATALOG, Exercise, Instance, by_id, describe_choice};
 use ringside_core::id::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -252,15 +250,7 @@ fn answer(
     for (q, a) in inst.questions.iter().zip(&solved.answers) {
         let a =
             a.as_ref().map_err(|e| anyhow::anyhow!("question {:?} has no answer: {e}", q.id))?;
-        let v = match given.get(&q.id) {
-            Some(g) => a.grade(g),
-            None => Verdict {
-                right: false,
-                given: "(no answer)".into(),
-                expected: a.to_string(),
-                unreadable: None,
-            },
-        };
+        let v = a.verdict(given.get(&q.id).map(String::as_str));
         right += usize::from(v.right);
         let mark = if v.right { "RIGHT" } else { "WRONG" };
         let _ = writeln!(out, "\n{mark}  {}", q.ask.trim());
@@ -293,17 +283,12 @@ fn ask(ex: &Exercise, inst: &Instance) -> Result<BTreeMap<String, String>> {
         print!("{}", show(ex, inst));
         println!();
     }
-    let solved_forms: Vec<&'static str> = {
-        // The form of each answer (yes/no, nodes, …) helps the learner type it.
-        let solved = inst.solve(None);
-        solved.answers.iter().map(|a| a.as_ref().map_or("", Answer::form)).collect()
-    };
     let mut answers = BTreeMap::new();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
-    for (q, form) in inst.questions.iter().zip(solved_forms) {
+    for q in &inst.questions {
         if interactive {
-            print!("{} [{form}]\n> ", q.ask.trim());
+            print!("{} [{}]\n> ", q.ask.trim(), q.answer.form());
             std::io::stdout().flush()?;
         }
         let Some(line) = lines.next() else { break };
